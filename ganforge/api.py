@@ -1,0 +1,183 @@
+"""The Python API: `train(...)` a run, `load(run)` it back and `sample` from it."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganforge.config import RunConfig, apply_overrides, load_yaml
+from ganforge.errors import GanforgeError
+from ganforge.families import DataInfo, Family, create, get
+from ganforge.training import checkpoint as ckpt
+
+# settings that may change when a run is resumed; everything else must match the checkpoint
+RESUMABLE = {"train.steps", "train.sample_every", "train.checkpoint_every", "train.log_every", "train.device",
+             "train.keep_checkpoints", "train.max_rollbacks", "out", "name"}
+
+
+def resolve_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults, then the family's preset, then the YAML file, then explicit overrides (e.g. CLI flags)."""
+    layers = []
+    if config_file is not None:
+        layers.append((load_yaml(config_file), f"config file {config_file}"))
+    if overrides:
+        layers.append((overrides, "option"))
+    probe = RunConfig()
+    for tree, origin in layers:
+        probe = apply_overrides(probe, tree, origin)
+    family = get(probe.model.name)
+    config = apply_overrides(RunConfig(), family.preset, f"preset of {family.name}")
+    for tree, origin in layers:
+        config = apply_overrides(config, tree, origin)
+    return config
+
+
+def _run_name(config: RunConfig) -> str:
+    data = Path(config.data.source).stem or "data"
+    data = re.sub(r"[^A-Za-z0-9_.-]+", "-", data)
+    return f"{config.model.name}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run(config: RunConfig) -> Path:
+    """Create (or check) the run folder for a new run."""
+    run_dir = Path(config.out) / (config.name or _run_name(config))
+    if (run_dir / "checkpoints" / "last.safetensors").exists():
+        raise GanforgeError(f"run folder {run_dir} already holds a run: resume it with --resume {run_dir}, or pick another --name")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise GanforgeError(f"cannot write to the output folder {run_dir}: {error.strerror or error}") from None
+    return run_dir
+
+
+def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The saved config of `run_dir`, with only resumable settings overridden."""
+    path = run_dir / "checkpoints" / "last.safetensors"
+    if not path.exists():
+        raise GanforgeError(f"--resume {run_dir}: no checkpoint found (expected {path})")
+    saved = RunConfig()
+    saved = apply_overrides(saved, ckpt.read_meta(path)["config"], f"checkpoint {path}")
+    flat = {}
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict):
+            flat |= {f"{key}.{k}": v for k, v in value.items()}
+        else:
+            flat[key] = value
+    merged = apply_overrides(saved, flat, "option")
+    for key in flat:
+        section, _, name = key.partition(".")
+        before = getattr(getattr(saved, section), name) if name else getattr(saved, section)
+        after = getattr(getattr(merged, section), name) if name else getattr(merged, section)
+        if key not in RESUMABLE and before != after:
+            raise GanforgeError(f"--resume {run_dir}: the checkpoint was trained with {key}={before!r}, not {after!r}; "
+                                f"only {', '.join(sorted(k for k in RESUMABLE if '.' in k))} may change on resume")
+    return merged
+
+
+def train(config: RunConfig | None = None, *, config_file: str | Path | None = None, resume: str | Path | None = None,
+          quiet: bool = False, callbacks=None, **overrides: Any) -> Path:
+    """Train a GAN and return its run folder. Overrides use dotted keys: train(**{"train.steps": 100}) or
+    nested dicts: train(train={"steps": 100}, data={"source": "digits"})."""
+    from ganforge.training.trainer import Trainer
+
+    if resume is not None:
+        run_dir = Path(resume)
+        config = resume_config(run_dir, overrides)
+    else:
+        if config is None:
+            config = resolve_config(config_file, overrides)
+        elif overrides:
+            config = apply_overrides(config, overrides, "option")
+        run_dir = prepare_run(config)
+    trainer = Trainer(config, run_dir, resume=resume is not None, quiet=quiet, callbacks=callbacks)
+    return trainer.fit()
+
+
+def find_checkpoint(target: str | Path, which: str = "last") -> Path:
+    """A checkpoint file from a run folder (its `which` checkpoint) or a direct path."""
+    path = Path(target)
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise GanforgeError(f"{path}: no such run folder or checkpoint")
+    candidate = path / "checkpoints" / f"{which}.safetensors"
+    if not candidate.exists():
+        raise GanforgeError(f"{path}: not a ganforge run folder (no checkpoints/{which}.safetensors)")
+    return candidate
+
+
+class GAN:
+    """A trained model loaded for use: sampling, interpolation, and the data it was trained on."""
+
+    def __init__(self, family: Family, generator: torch.nn.Module, config: RunConfig, meta: dict[str, Any],
+                 path: Path, device: torch.device):
+        self.family, self.generator, self.config, self.meta, self.path, self.device = (
+            family, generator, config, meta, path, device)
+        self.generator.eval()
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["data"].get("classes") or [])
+
+    @property
+    def step(self) -> int:
+        return int(self.meta["step"])
+
+    @torch.no_grad()
+    def generate(self, inputs: dict[str, torch.Tensor], batch_size: int = 256) -> torch.Tensor:
+        """Images in [-1, 1] (on the CPU) for explicit generator inputs (e.g. from `sample_inputs`)."""
+        n = next(iter(inputs.values())).shape[0]
+        out = []
+        for start in range(0, n, batch_size):
+            chunk = {k: v[start:start + batch_size].to(self.device) for k, v in inputs.items()}
+            out.append(self.family.generate(self.generator, chunk).float().clamp(-1, 1).cpu())
+        return torch.cat(out)
+
+    def sample_inputs(self, n: int, seed: int = 0, labels: torch.Tensor | int | None = None) -> dict[str, torch.Tensor]:
+        rng = torch.Generator().manual_seed(seed)
+        if isinstance(labels, int):
+            labels = torch.full((n,), labels, dtype=torch.long)
+        if self.family.conditional:
+            if labels is None:
+                labels = torch.randint(0, max(1, len(self.classes)), (n,), generator=rng)
+            elif int(labels.max()) >= len(self.classes) or int(labels.min()) < 0:
+                raise GanforgeError(f"class {int(labels.max())} out of range: this model has {len(self.classes)} classes")
+        elif labels is not None:
+            raise GanforgeError(f"model {self.config.model.name} is unconditional: it takes no class labels")
+        return self.family.sample_inputs(n, rng, labels=labels)
+
+    def sample(self, n: int, seed: int = 0, labels: torch.Tensor | int | None = None,
+               batch_size: int = 256) -> torch.Tensor:
+        """`n` images in [-1, 1], shape (n, C, H, W), reproducible for a given seed."""
+        return self.generate(self.sample_inputs(n, seed, labels), batch_size)
+
+    def real_images(self) -> torch.Tensor:
+        """The training images (re-read from the run's data source) as float in [-1, 1]."""
+        from ganforge.data import load_images
+
+        d = self.config.data
+        return load_images(d.source, d.resolution, d.channels or self.meta["data"]["channels"], d.root, d.limit).as_float()
+
+
+def load(target: str | Path, which: str = "last", device: str = "cpu") -> GAN:
+    """Load a trained run (folder or checkpoint file) for sampling; the EMA generator when the run had one."""
+    path = find_checkpoint(target, which)
+    tensors, meta = ckpt.load(path, device)
+    config = apply_overrides(RunConfig(), meta["config"], f"checkpoint {path}")
+    info = DataInfo(**meta["info"])
+    family = create(config, info).to(device)
+    ckpt.load_module(family, ckpt.section(tensors, "family"), "model", path)
+    generator = family.generator
+    if meta.get("has_ema"):
+        import copy
+
+        generator = copy.deepcopy(family.generator)
+        ckpt.load_module(generator, ckpt.section(tensors, "ema"), "EMA generator", path)
+    return GAN(family, generator, config, meta, path, torch.device(device))

@@ -1,0 +1,53 @@
+"""Endless shuffled batches from an in-memory image tensor kept on the training device."""
+
+from __future__ import annotations
+
+import torch
+
+from ganforge.data.sources import ImageSet
+from ganforge.errors import GanforgeError
+
+
+class TensorBatches:
+    """Shuffled epochs over a uint8 image tensor resident on `device`; batches come out as float in [-1, 1].
+
+    Its position (shuffling RNG at the start of the epoch, offset in it) is part of a checkpoint, so a
+    resumed run sees exactly the batches an uninterrupted one would.
+    """
+
+    def __init__(self, data: ImageSet, batch_size: int, device: torch.device, seed: int, flip: bool = False):
+        if batch_size > len(data):
+            raise GanforgeError(f"train.batch_size {batch_size} is larger than the data set ({len(data)} images)")
+        self.images = data.images.to(device)
+        self.labels = None if data.labels is None else data.labels.to(device)
+        self.batch_size = batch_size
+        self.flip = flip
+        self.rng = torch.Generator().manual_seed(seed)
+        self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        self.epoch_start = self.rng.get_state()
+        self.order = torch.randperm(len(self.images), generator=self.rng).to(self.images.device)
+        self.offset = 0
+
+    def next(self) -> dict[str, torch.Tensor]:
+        if self.offset + self.batch_size > len(self.order):
+            self._new_epoch()
+        index = self.order[self.offset:self.offset + self.batch_size]
+        self.offset += self.batch_size
+        image = self.images[index].float().div_(127.5).sub_(1.0)
+        if self.flip:
+            flip = torch.rand(image.shape[0], 1, 1, 1, device=image.device) < 0.5
+            image = torch.where(flip, image.flip(-1), image)
+        batch = {"image": image}
+        if self.labels is not None:
+            batch["label"] = self.labels[index]
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"epoch_start": self.epoch_start.clone(), "offset": self.offset}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.set_state(state["epoch_start"])
+        self._new_epoch()
+        self.offset = int(state["offset"])

@@ -1,0 +1,51 @@
+"""Exponential moving average of the generator's weights (used for all sampling), and its norm statistics."""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+
+class EMA:
+    """A frozen copy of `module` whose parameters track an exponential moving average of the live ones."""
+
+    def __init__(self, module: nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, source: nn.Module, copy_only: bool = False) -> None:
+        """Blend in the live weights (or copy them while `copy_only`); buffers are copied."""
+        ours = [p for p in self.module.parameters()]
+        theirs = [p.detach() for p in source.parameters()]
+        if copy_only:
+            torch._foreach_copy_(ours, theirs)
+        else:
+            torch._foreach_lerp_(ours, theirs, 1.0 - self.decay)
+        for mine, live in zip(self.module.buffers(), source.buffers()):
+            mine.copy_(live)
+
+
+@torch.no_grad()
+def refresh_norm_stats(module: nn.Module, make_inputs: Callable[[int], None], batches: int = 8) -> None:
+    """Recompute batch-norm running statistics of `module` (e.g. the EMA generator) for its own weights.
+
+    The live generator's running statistics belong to its own weights, not the averaged ones; BigGAN calls the
+    fix "standing statistics". `make_inputs(i)` runs the i-th forward pass.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the passes
+    module.train()
+    for i in range(batches):
+        make_inputs(i)
+    module.eval()
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum

@@ -1,0 +1,370 @@
+"""The one training loop. It never names a family: phases, losses and generation come from the family."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ganforge import __version__
+from ganforge.config import RunConfig, save_yaml, validate
+from ganforge.data import ImageSet, TensorBatches, load_images
+from ganforge.errors import GanforgeError
+from ganforge.families import DataInfo, Family, create
+from ganforge.training import checkpoint as ckpt
+from ganforge.training.ema import EMA, refresh_norm_stats
+from ganforge.training.logger import RunLogger
+from ganforge.training.samples import save_grid
+
+GRID_SIZE = 64
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit device that is not there is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GanforgeError(f"train.device: unknown device '{name}' (expected auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GanforgeError(f"train.device is '{name}' but CUDA is not available on this machine")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise GanforgeError(f"train.device is '{name}' but MPS is not available on this machine")
+    return device
+
+
+def data_info(config: RunConfig, data: ImageSet) -> DataInfo:
+    return DataInfo(channels=data.channels, resolution=config.data.resolution,
+                    n_classes=len(data.classes) if data.labels is not None else 0)
+
+
+def make_optimizer(params, lr: float, betas: tuple[float, float], kind: str, device: torch.device):
+    params = list(params)
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    if kind != "adam":
+        raise GanforgeError(f"unknown optimizer '{kind}'")
+    fused = device.type in ("cuda", "cpu", "mps")
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused)
+
+
+class Trainer:
+    """Trains one family on one data set into a run folder, checkpointing so that any stop can be resumed."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, resume: bool = False, quiet: bool = False,
+                 data: ImageSet | None = None, callbacks: list[Callable[["Trainer"], None]] | None = None):
+        validate(config)
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.quiet = quiet
+        self.callbacks = callbacks or []
+        train = config.train
+        self.device = resolve_device(train.device)
+        torch.manual_seed(train.seed)
+        self.data = data if data is not None else load_images(
+            config.data.source, config.data.resolution, config.data.channels, config.data.root, config.data.limit)
+        self.family: Family = create(config, data_info(config, self.data)).to(self.device)
+        if self.family.conditional and self.data.labels is None:
+            raise GanforgeError(f"model {config.model.name} needs class labels, but --data {config.data.source} has none "
+                                "(use a folder with one sub-folder per class, or a labelled data set)")
+        self.ema = EMA(self.family.generator, train.ema) if train.ema > 0 else None
+        self.phases = self.family.phases()
+        self.optimizers = {
+            p.name: make_optimizer(getattr(self.family, p.module).parameters(), p.lr, p.betas, p.optimizer, self.device)
+            for p in self.phases
+        }
+        self.batches = TensorBatches(self.data, train.batch_size, self.device, train.seed, config.data.flip)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
+        grid_rng = torch.Generator().manual_seed(train.seed + 1)
+        grid_labels = torch.arange(GRID_SIZE) % max(1, len(self.data.classes)) if self.family.conditional else None
+        self.grid_inputs = {k: v.to(self.device) for k, v in
+                            self.family.sample_inputs(GRID_SIZE, grid_rng, labels=grid_labels).items()}
+        self.step = 0
+        self.lr_scale = 1.0
+        self.rollbacks = 0
+        self.best: dict[str, float] = {}
+        self.stop_reason: str | None = None
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+        self._finite = torch.ones((), dtype=torch.bool, device=self.device)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        if resume:
+            self.restore(self.checkpoint_dir / "last.safetensors")
+        self.logger = RunLogger(self.run_dir, resume_step=self.step if resume else None)
+
+    # --- precision -----------------------------------------------------------------------------------------
+    def _amp_dtype(self) -> torch.dtype | None:
+        if not self.config.train.amp:
+            return None
+        if self.device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None  # autocast only where the device supports it well (fp16 on CPU fails or crawls)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # --- the loop ------------------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        """Train until config.train.steps; returns the run folder. Ctrl-C or SIGTERM stop after a checkpoint."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(self.config, self.run_dir / "config.yaml")
+        if not (self.checkpoint_dir / "last.safetensors").exists():
+            self.save_checkpoint()
+        total = self.config.train.steps
+        images_per_step = self.config.train.batch_size * self.phases[0].repeat
+        with self._signals(), self._progress(total) as progress:
+            task = progress.add_task("train", total=total, completed=self.step, info="")
+            started, start_step = time.perf_counter(), self.step
+            while self.step < total and self.stop_reason is None:
+                self.train_step()
+                self.step += 1
+                progress.update(task, completed=self.step)
+                if self.step % self.config.train.log_every == 0 or self.step == total:
+                    rate = (self.step - start_step) * images_per_step / max(time.perf_counter() - started, 1e-9)
+                    values = self.flush_logs(rate)
+                    if values is None:
+                        continue  # rolled back to the last good checkpoint
+                    progress.update(task, info=_describe(values))
+                    if not self._interactive():
+                        progress.console.print(f"step {self.step}/{total} {_describe(values)}")
+                if self.step % self.config.train.sample_every == 0 or self.step == total:
+                    self.save_samples()
+                for callback in self.callbacks:
+                    callback(self)
+                if self.step % self.config.train.checkpoint_every == 0 or self.step == total:
+                    self.checkpoint_if_finite()
+            if self.stop_reason is not None:
+                self.checkpoint_if_finite()
+                progress.console.print(f"{self.stop_reason}: stopped at step {self.step} with a checkpoint; "
+                                       f"continue with: ganforge train --resume {self.run_dir}")
+        self.logger.close()
+        return self.run_dir
+
+    def train_step(self) -> None:
+        batch = None
+        for index, phase in enumerate(self.phases):
+            for module in {p.module for p in self.phases}:
+                getattr(self.family, module).requires_grad_(module == phase.module)
+            optimizer = self.optimizers[phase.name]
+            for _ in range(phase.repeat):
+                if index == 0 or batch is None:
+                    batch = self.batches.next()
+                with self.autocast():
+                    loss, logs = self.family.loss(phase.name, batch)
+                optimizer.zero_grad(set_to_none=True)
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.step(optimizer)
+                    self.scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
+                self.family.after_step(phase.name)
+                self._finite &= torch.isfinite(loss.detach())
+                for key, value in logs.items():
+                    self._sums[key] = self._sums.get(key, 0.0) + value.float()
+        self._count += 1
+        if self.ema is not None:
+            self.ema.update(self.family.generator, copy_only=self.step < self.config.train.ema_start)
+
+    def flush_logs(self, rate: float) -> dict[str, float] | None:
+        """Write the averaged losses; on a NaN/inf loss roll back instead and return None."""
+        if not bool(self._finite):
+            self.rollback()
+            return None
+        values = {k: float(v) / max(self._count, 1) for k, v in self._sums.items()}
+        values |= {"img_per_s": rate, "lr_scale": self.lr_scale}
+        self.logger.scalars(self.step, values)
+        self._sums, self._count = {}, 0
+        return values
+
+    def rollback(self) -> None:
+        """Return to the last good checkpoint with half the learning rate; give up after max_rollbacks."""
+        bad_step = self.step
+        self.rollbacks += 1
+        path = self.checkpoint_dir / "last.safetensors"
+        if self.rollbacks > self.config.train.max_rollbacks:
+            raise GanforgeError(
+                f"training diverged: a loss became NaN/inf {self.rollbacks} times (last near step {bad_step}) even "
+                f"after lowering the learning rate; the last good checkpoint is kept in {path}")
+        rollbacks = self.rollbacks
+        lr_scale = self.lr_scale * 0.5
+        self.restore(path)
+        self.rollbacks, self.lr_scale = rollbacks, lr_scale
+        self._apply_lr()
+        self._sums, self._count = {}, 0
+        self._finite = torch.ones((), dtype=torch.bool, device=self.device)
+        message = (f"non-finite loss before step {bad_step}: rolled back to step {self.step}, "
+                   f"learning rates x{self.lr_scale:g} (rollback {self.rollbacks}/{self.config.train.max_rollbacks})")
+        if not self.quiet:
+            print(message)
+
+    def _apply_lr(self) -> None:
+        for phase in self.phases:
+            for group in self.optimizers[phase.name].param_groups:
+                group["lr"] = phase.lr * self.lr_scale
+
+    def checkpoint_if_finite(self) -> None:
+        if bool(self._finite):
+            self.save_checkpoint()
+        else:
+            self.rollback()
+
+    # --- sampling ------------------------------------------------------------------------------------------
+    def sampling_generator(self) -> nn.Module:
+        """The generator used for samples: the EMA copy with fresh norm statistics, else the live one."""
+        if self.ema is None:
+            return self.family.generator
+        inputs_rng = torch.Generator().manual_seed(12345)
+        size = self.config.train.batch_size
+
+        def forward(_: int) -> None:
+            inputs = self.family.sample_inputs(size, inputs_rng, labels=self._random_labels(size, inputs_rng))
+            self.family.generate(self.ema.module, {k: v.to(self.device) for k, v in inputs.items()})
+
+        refresh_norm_stats(self.ema.module, forward)
+        return self.ema.module
+
+    def _random_labels(self, n: int, rng: torch.Generator) -> torch.Tensor | None:
+        if not self.family.conditional:
+            return None
+        return torch.randint(0, len(self.data.classes), (n,), generator=rng)
+
+    @torch.no_grad()
+    def save_samples(self) -> None:
+        generator = self.sampling_generator()
+        was_training = generator.training
+        generator.eval()
+        with self.autocast():
+            images = self.family.generate(generator, self.grid_inputs).float()
+        generator.train(was_training)
+        grid = save_grid(images, self.run_dir / "samples" / f"step_{self.step:06d}.png")
+        self.logger.image(self.step, "samples", grid)
+
+    # --- checkpoints ---------------------------------------------------------------------------------------
+    def save_checkpoint(self, name: str = "last", extra: dict | None = None) -> Path:
+        sampler = self.sampling_generator()
+        tensors = ckpt.prefixed("family", self.family.state_dict())
+        if self.ema is not None:
+            tensors |= ckpt.prefixed("ema", sampler.state_dict())
+        optimizers = {}
+        for phase_name, optimizer in self.optimizers.items():
+            opt_tensors, opt_meta = ckpt.optimizer_state(optimizer, f"optim.{phase_name}")
+            tensors |= opt_tensors
+            optimizers[phase_name] = opt_meta
+        batch_state = self.batches.state_dict()
+        tensors["rng.cpu"] = torch.get_rng_state()
+        tensors["rng.batches"] = batch_state["epoch_start"]
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        meta = {
+            "step": self.step, "config": self.config.to_dict(), "model": self.config.model.name,
+            "versions": {"ganforge": __version__, "torch": torch.__version__},
+            "optimizers": optimizers, "batch_offset": batch_state["offset"], "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks, "best": self.best, "has_ema": self.ema is not None,
+            "data": {"channels": self.data.channels, "classes": self.data.classes, "n": len(self.data),
+                     "name": self.data.name},
+            "info": dataclasses.asdict(self.family.info),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            **(extra or {}),
+        }
+        path = self.checkpoint_dir / f"{name}.safetensors"
+        try:
+            ckpt.save(path, tensors, meta)
+        except OSError as error:
+            raise GanforgeError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
+        if name == "last":
+            self._keep_periodic(tensors, meta)
+        return path
+
+    def _keep_periodic(self, tensors: dict, meta: dict) -> None:
+        keep = self.config.train.keep_checkpoints
+        if keep <= 0 or self.step == 0:
+            return
+        ckpt.save(self.checkpoint_dir / f"step_{self.step:06d}.safetensors", tensors, meta)
+        for old in sorted(self.checkpoint_dir.glob("step_*.safetensors"))[:-keep]:
+            old.unlink(missing_ok=True)
+
+    def restore(self, path: Path) -> None:
+        """Load the whole training state (weights, EMA, optimisers, RNG, data position, counters)."""
+        tensors, meta = ckpt.load(path, self.device)
+        check_same_model(meta["config"]["model"], self.config.to_dict()["model"], path)
+        ckpt.load_module(self.family, ckpt.section(tensors, "family"), "model", path)
+        if self.ema is not None:
+            if not meta.get("has_ema"):
+                raise GanforgeError(f"{path}: checkpoint has no EMA generator but this config asks for one (train.ema)")
+            ckpt.load_module(self.ema.module, ckpt.section(tensors, "ema"), "EMA generator", path)
+        for phase_name, optimizer in self.optimizers.items():
+            ckpt.restore_optimizer(optimizer, ckpt.section(tensors, f"optim.{phase_name}"), meta["optimizers"][phase_name])
+        torch.set_rng_state(tensors["rng.cpu"].cpu())
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), self.device)
+        self.batches.load_state_dict({"epoch_start": tensors["rng.batches"].cpu(), "offset": meta["batch_offset"]})
+        if self.scaler is not None and meta.get("scaler"):
+            self.scaler.load_state_dict(meta["scaler"])
+        self.step = int(meta["step"])
+        self.lr_scale = float(meta["lr_scale"])
+        self.rollbacks = int(meta["rollbacks"])
+        self.best = dict(meta.get("best", {}))
+
+    # --- plumbing ------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _signals(self):
+        """First Ctrl-C / SIGTERM: finish the step, checkpoint, exit cleanly; a second Ctrl-C aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum, frame):
+            if self.stop_reason is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop_reason = "interrupted" if signum == signal.SIGINT else "terminated"
+
+        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _interactive(self) -> bool:
+        return not self.quiet and self._console_is_terminal
+
+    def _progress(self, total: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        console = Console(quiet=self.quiet)
+        self._console_is_terminal = console.is_terminal
+        return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
+                        disable=self.quiet or not console.is_terminal)
+
+
+def check_same_model(saved: dict, current: dict, path: Path) -> None:
+    """Refuse a checkpoint whose model settings differ from the run's: its weights would not mean the same."""
+    for key in sorted(set(saved) | set(current)):
+        if saved.get(key) != current.get(key):
+            raise GanforgeError(f"{path}: checkpoint has model.{key}={saved.get(key)!r} but this run has "
+                                f"{current.get(key)!r}; resume with the run's own model settings")
+
+
+def _describe(values: dict[str, float]) -> str:
+    parts = [f"{k} {v:.3f}" for k, v in values.items() if k not in ("img_per_s", "lr_scale") and math.isfinite(v)]
+    return " ".join(parts + [f"{values.get('img_per_s', 0):.0f} img/s"])
