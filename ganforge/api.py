@@ -160,10 +160,7 @@ class GAN:
 
     def real_images(self) -> torch.Tensor:
         """The training images (re-read from the run's data source) as float in [-1, 1]."""
-        from ganforge.data import load_images
-
-        d = self.config.data
-        return load_images(d.source, d.resolution, d.channels or self.meta["data"]["channels"], d.root, d.limit).as_float()
+        return type(self.family).load_data(self.config).as_float()
 
 
 def load(target: str | Path, which: str = "last", device: str = "cpu") -> GAN:

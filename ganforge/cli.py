@@ -222,6 +222,39 @@ def info(run: Path = typer.Argument(..., help="run folder or checkpoint file")) 
     console.print(table)
 
 
+# modules adding commands of their own (image-to-image, super-resolution, tuning...): each defines
+# `register(app)`; a module missing from this install is skipped
+COMMAND_MODULES = (
+    "ganforge.commands.generation",
+    "ganforge.commands.translation",
+    "ganforge.commands.superres",
+    "ganforge.commands.tune",
+)
+
+
+def _register_commands() -> None:
+    import importlib
+    from importlib.util import find_spec
+
+    for module in COMMAND_MODULES:
+        try:
+            present = find_spec(module) is not None
+        except ModuleNotFoundError:
+            present = False
+        if present:
+            importlib.import_module(module).register(app)
+
+
+def _register_evaluate() -> None:
+    from ganforge.metrics.cli import evaluate_command
+
+    app.command("evaluate", context_settings={"allow_extra_args": False})(evaluate_command)
+
+
+_register_evaluate()
+_register_commands()
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     try:

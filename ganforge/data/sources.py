@@ -33,6 +33,12 @@ class ImageSet:
     def channels(self) -> int:
         return self.images.shape[1]
 
+    def batches(self, batch_size: int, device: torch.device, seed: int, flip: bool = False):
+        """Endless shuffled training batches {"image", "label"} on `device`."""
+        from ganforge.data.batches import TensorBatches
+
+        return TensorBatches(self, batch_size, device, seed, flip)
+
     def as_float(self) -> torch.Tensor:
         """All images as float32 in [-1, 1]."""
         return to_float(self.images)

@@ -69,6 +69,20 @@ class Family(nn.Module):
             raise GanforgeError(f"model.options: unknown key '{unknown[0]}' for {self.name} (known: {', '.join(sorted(known))})")
         return self.Options(**given)
 
+    @classmethod
+    def load_data(cls, config: RunConfig):
+        """The training data for this family (default: images, with labels when the source has them).
+
+        Whatever it returns needs `channels`, `classes`, `labels`, `name`, `__len__` and
+        `batches(batch_size, device, seed, flip)` giving an object with `next()`, `state_dict()` and
+        `load_state_dict()` (see ganforge.data.TensorBatches); families with paired or degraded inputs return
+        their own data set here, and the trainer stays unchanged.
+        """
+        from ganforge.data import load_images
+
+        d = config.data
+        return load_images(d.source, d.resolution, d.channels, d.root, d.limit)
+
     def phases(self) -> list[Phase]:
         """The optimisation phases of one training step, in order (default: critic n_critic times, then G)."""
         t = self.config.train
@@ -81,11 +95,18 @@ class Family(nn.Module):
         """The scalar loss to minimise in `phase`, and detached values to log."""
         raise NotImplementedError
 
+    def on_step(self, step: int) -> None:
+        """Called by the trainer before each training step (and after a resume) with the step about to run;
+        for schedules such as progressive growing."""
+
     def after_step(self, phase: str) -> None:
         """Called after each optimiser step of `phase` (e.g. weight clipping)."""
 
-    def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None) -> Batch:
-        """Generator inputs for `n` samples drawn from `rng` (a CPU generator), e.g. noise and labels."""
+    def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
+        """Generator inputs for `n` samples drawn from `rng` (a CPU generator), e.g. noise and labels.
+
+        `data` is the training data when available (image-to-image families take their inputs from it).
+        """
         raise NotImplementedError
 
     def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
@@ -119,7 +140,7 @@ class NoiseGAN(Family):
         real = batch["image"]
         return {"noise": self.noise(real.shape[0], real.device)}
 
-    def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None) -> Batch:
+    def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
         return {"noise": torch.randn(n, self.config.model.latent_dim, generator=rng)}
 
     def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:

@@ -16,9 +16,9 @@ import torch.nn as nn
 
 from ganforge import __version__
 from ganforge.config import RunConfig, save_yaml, validate
-from ganforge.data import ImageSet, TensorBatches, load_images
 from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, Family, create
+from ganforge.families import get as get_family
 from ganforge.training import checkpoint as ckpt
 from ganforge.training.ema import EMA, refresh_norm_stats
 from ganforge.training.logger import RunLogger
@@ -46,7 +46,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def data_info(config: RunConfig, data: ImageSet) -> DataInfo:
+def data_info(config: RunConfig, data) -> DataInfo:
     return DataInfo(channels=data.channels, resolution=config.data.resolution,
                     n_classes=len(data.classes) if data.labels is not None else 0)
 
@@ -65,7 +65,7 @@ class Trainer:
     """Trains one family on one data set into a run folder, checkpointing so that any stop can be resumed."""
 
     def __init__(self, config: RunConfig, run_dir: Path, resume: bool = False, quiet: bool = False,
-                 data: ImageSet | None = None, callbacks: list[Callable[["Trainer"], None]] | None = None):
+                 data=None, callbacks: list[Callable[["Trainer"], None]] | None = None):
         validate(config)
         self.config = config
         self.run_dir = Path(run_dir)
@@ -74,8 +74,7 @@ class Trainer:
         train = config.train
         self.device = resolve_device(train.device)
         torch.manual_seed(train.seed)
-        self.data = data if data is not None else load_images(
-            config.data.source, config.data.resolution, config.data.channels, config.data.root, config.data.limit)
+        self.data = data if data is not None else get_family(config.model.name).load_data(config)
         self.family: Family = create(config, data_info(config, self.data)).to(self.device)
         if self.family.conditional and self.data.labels is None:
             raise GanforgeError(f"model {config.model.name} needs class labels, but --data {config.data.source} has none "
@@ -86,13 +85,13 @@ class Trainer:
             p.name: make_optimizer(getattr(self.family, p.module).parameters(), p.lr, p.betas, p.optimizer, self.device)
             for p in self.phases
         }
-        self.batches = TensorBatches(self.data, train.batch_size, self.device, train.seed, config.data.flip)
+        self.batches = self.data.batches(train.batch_size, self.device, train.seed, config.data.flip)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         grid_rng = torch.Generator().manual_seed(train.seed + 1)
         grid_labels = torch.arange(GRID_SIZE) % max(1, len(self.data.classes)) if self.family.conditional else None
         self.grid_inputs = {k: v.to(self.device) for k, v in
-                            self.family.sample_inputs(GRID_SIZE, grid_rng, labels=grid_labels).items()}
+                            self.family.sample_inputs(GRID_SIZE, grid_rng, labels=grid_labels, data=self.data).items()}
         self.step = 0
         self.lr_scale = 1.0
         self.rollbacks = 0
@@ -157,6 +156,7 @@ class Trainer:
         return self.run_dir
 
     def train_step(self) -> None:
+        self.family.on_step(self.step)
         batch = None
         for index, phase in enumerate(self.phases):
             for module in {p.module for p in self.phases}:
@@ -235,7 +235,8 @@ class Trainer:
         size = self.config.train.batch_size
 
         def forward(_: int) -> None:
-            inputs = self.family.sample_inputs(size, inputs_rng, labels=self._random_labels(size, inputs_rng))
+            inputs = self.family.sample_inputs(size, inputs_rng, labels=self._random_labels(size, inputs_rng),
+                                               data=self.data)
             self.family.generate(self.ema.module, {k: v.to(self.device) for k, v in inputs.items()})
 
         refresh_norm_stats(self.ema.module, forward)
