@@ -10,7 +10,9 @@ from torchmetrics.functional.image import (
 
 from ganforge.errors import GanforgeError
 
-PROTOCOL = "channels as given (RGB or grey), [0,1], data_range=1, no border crop, gaussian 11x11 sigma 1.5"
+PROTOCOL = ("channels as given (RGB or grey), [0,1], data_range=1, no image border crop; SSIM gaussian 11x11 "
+            "sigma 1.5 averaged over the valid window region")
+SSIM_BORDER = 5  # (11 - 1) // 2: where the gaussian window overhangs the image
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
@@ -22,9 +24,14 @@ def _unit(fake: Tensor, real: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def ssim(fake: Tensor, real: Tensor) -> float:
-    """Mean SSIM (Wang et al. 2004) over image pairs."""
+    """Mean SSIM (Wang et al. 2004) over image pairs, averaged over the valid region like scikit-image and MATLAB.
+
+    torchmetrics averages the reflect-padded full map; we take its map and drop the 5-px border the window overhangs.
+    """
     fake, real = _unit(fake, real)
-    return structural_similarity_index_measure(fake, real, data_range=1.0).item()
+    _, full = structural_similarity_index_measure(fake, real, data_range=1.0, return_full_image=True,
+                                                  reduction="none")
+    return full[..., SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER].mean().item()
 
 
 def ms_ssim_scales(size: int, kernel_size: int = 11) -> int:
