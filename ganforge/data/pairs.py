@@ -1,0 +1,189 @@
+"""Pair makers: turn any image folder into a paired task, A = degraded input, B = the clean image (or, for
+`painting`, A = the photo and B = its oil-paint rendering).
+
+Every maker is a function (PIL RGB image, numpy Generator) -> PIL image; `make_pairs` seeds one generator per file
+from (seed, file name), so the output is reproducible and does not depend on which other files are present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from ganforge.data.sources import list_images, read_image
+from ganforge.errors import GanforgeError
+
+WORDS = ("SAMPLE", "PROOF", "COPYRIGHT", "STOCK", "PREVIEW", "DRAFT", "ganforge", "photo", "(c) 2024", "CONFIDENTIAL")
+
+
+def _random_text(rng: np.random.Generator) -> str:
+    if rng.random() < 0.5:
+        return str(rng.choice(WORDS))
+    alphabet = string.ascii_letters + string.digits
+    return "".join(rng.choice(list(alphabet), size=int(rng.integers(3, 10))))
+
+
+def _colour(rng: np.random.Generator, alpha: int) -> tuple[int, int, int, int]:
+    r, g, b = (int(v) for v in rng.integers(0, 256, 3))
+    return r, g, b, alpha
+
+
+def _text_mark(size: int, rng: np.random.Generator) -> Image.Image:
+    font = ImageFont.load_default(size=int(rng.uniform(0.08, 0.3) * size) + 6)
+    text = _random_text(rng)
+    box = ImageDraw.Draw(Image.new("RGBA", (1, 1))).textbbox((0, 0), text, font=font)
+    mark = Image.new("RGBA", (box[2] - box[0] + 4, box[3] - box[1] + 4), (0, 0, 0, 0))
+    alpha = int(rng.uniform(0.35, 0.85) * 255)
+    ImageDraw.Draw(mark).text((2 - box[0], 2 - box[1]), text, font=font, fill=_colour(rng, alpha))
+    return mark
+
+
+def _logo_mark(size: int, rng: np.random.Generator) -> Image.Image:
+    side = max(8, int(rng.uniform(0.15, 0.45) * size))
+    mark = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(mark)
+    alpha = int(rng.uniform(0.35, 0.85) * 255)
+    line = max(1, side // 12)
+    for _ in range(int(rng.integers(1, 4))):
+        shape = rng.integers(0, 3)
+        x0, y0 = (int(v) for v in rng.integers(0, side // 2, 2))
+        x1, y1 = (int(v) for v in rng.integers(side // 2, side, 2))
+        fill = _colour(rng, alpha) if rng.random() < 0.5 else None
+        if shape == 0:
+            draw.ellipse((x0, y0, x1, y1), outline=_colour(rng, alpha), fill=fill, width=line)
+        elif shape == 1:
+            draw.rectangle((x0, y0, x1, y1), outline=_colour(rng, alpha), fill=fill, width=line)
+        else:
+            points = [tuple(int(v) for v in rng.integers(0, side, 2)) for _ in range(3)]
+            draw.polygon(points, outline=_colour(rng, alpha), fill=fill, width=line)
+    return mark
+
+
+def watermark(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """1-3 text or logo marks of random size, opacity, colour, rotation and position."""
+    base = image.convert("RGBA")
+    size = min(base.size)
+    for _ in range(int(rng.integers(1, 4))):
+        mark = _text_mark(size, rng) if rng.random() < 0.6 else _logo_mark(size, rng)
+        mark = mark.rotate(float(rng.uniform(-45, 45)), expand=True, resample=Image.BICUBIC)
+        x = int(rng.integers(-mark.width // 3, max(1, base.width - 2 * mark.width // 3)))
+        y = int(rng.integers(-mark.height // 3, max(1, base.height - 2 * mark.height // 3)))
+        layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+        layer.paste(mark, (x, y), mark)
+        base = Image.alpha_composite(base, layer)
+    return base.convert("RGB")
+
+
+def noise(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Additive Gaussian noise, sigma drawn from 10 to 40 (of 255)."""
+    array = np.asarray(image, dtype=np.float32)
+    noisy = array + rng.normal(0.0, rng.uniform(10, 40), array.shape)
+    return Image.fromarray(np.clip(np.round(noisy), 0, 255).astype(np.uint8))
+
+
+def grey(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Luminance only (ITU-R 601), for colourisation."""
+    return image.convert("L")
+
+
+def blur(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Gaussian blur with a radius of 0.5% to 2% of the shorter side (at least 0.7 px)."""
+    return image.filter(ImageFilter.GaussianBlur(max(0.7, rng.uniform(0.005, 0.02) * min(image.size))))
+
+
+def kuwahara(array: np.ndarray, radius: int) -> np.ndarray:
+    """Kuwahara filter (Kuwahara et al. 1976): each pixel takes the mean of the least-varied of its four quadrants."""
+    from scipy.ndimage import uniform_filter
+
+    side = radius + 1
+    x = array.astype(np.float64)
+    luma = x @ np.array([0.299, 0.587, 0.114]) if x.ndim == 3 else x
+    mean = np.stack([uniform_filter(x[..., c], side, mode="reflect") for c in range(x.shape[-1])], -1) if x.ndim == 3 \
+        else uniform_filter(x, side, mode="reflect")
+    luma_mean = uniform_filter(luma, side, mode="reflect")
+    variance = uniform_filter(luma * luma, side, mode="reflect") - luma_mean ** 2
+    # the box centred at (i + o, j + o) covers one quadrant of the window around (i, j)
+    offset = radius // 2 + (radius % 2)
+    shifts = [(-offset, -offset), (-offset, offset), (offset, -offset), (offset, offset)]
+    pad = ((offset, offset), (offset, offset))
+    var_p = np.pad(variance, pad, mode="edge")
+    mean_p = np.pad(mean, pad + (((0, 0),) if x.ndim == 3 else ()), mode="edge")
+    h, w = variance.shape
+    variances = np.stack([var_p[offset + dy: offset + dy + h, offset + dx: offset + dx + w] for dy, dx in shifts])
+    means = np.stack([mean_p[offset + dy: offset + dy + h, offset + dx: offset + dx + w] for dy, dx in shifts])
+    best = variances.argmin(0)
+    picked = np.take_along_axis(means, best[None, ..., None] if x.ndim == 3 else best[None], 0)[0]
+    return np.clip(np.round(picked), 0, 255).astype(np.uint8)
+
+
+def painting(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """An oil-paint rendering: Kuwahara smoothing, colour quantisation and a touch of saturation."""
+    from PIL import ImageEnhance
+
+    radius = max(2, round(min(image.size) / 64))
+    smooth = Image.fromarray(kuwahara(np.asarray(image.convert("RGB")), radius))
+    smooth = ImageEnhance.Color(smooth).enhance(1.3)
+    colours = int(rng.integers(12, 25))
+    return smooth.quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).convert("RGB")
+
+
+MAKERS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
+    "watermark": watermark, "noise": noise, "grey": grey, "blur": blur, "painting": painting,
+}
+
+
+def file_rng(seed: int, name: str) -> np.random.Generator:
+    """A generator seeded by (seed, file name): a file's pair does not depend on the other files."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def make_pair(kind: str, image: Image.Image, seed: int = 0, name: str = "") -> tuple[Image.Image, Image.Image]:
+    """(A, B) for one image: A the maker's input, B its target."""
+    if kind not in MAKERS:
+        raise GanforgeError(f"unknown pair maker '{kind}' (expected one of: {', '.join(MAKERS)})")
+    image = image.convert("RGB")
+    made = MAKERS[kind](image, file_rng(seed, name))
+    return (image, made) if kind == "painting" else (made, image)
+
+
+def make_pairs(kind: str, source: str | Path, out: str | Path, seed: int = 0, limit: int | None = None,
+               max_size: int | None = None) -> int:
+    """Write OUT/A/<name>.png and OUT/B/<name>.png for every image below SOURCE; returns the number of pairs."""
+    if kind not in MAKERS:
+        raise GanforgeError(f"unknown pair maker '{kind}' (expected one of: {', '.join(MAKERS)})")
+    source, out = Path(source).expanduser(), Path(out).expanduser()
+    if not source.is_dir():
+        raise GanforgeError(f"{source}: no such folder of images")
+    files = list_images(source)[:limit]
+    if not files:
+        raise GanforgeError(f"{source}: no image files found")
+    names = [str(p.relative_to(source).with_suffix(".png")) for p in files]
+    seen: dict[str, Path] = {}
+    for path, name in zip(files, names):
+        if name in seen:
+            raise GanforgeError(f"{source}: {seen[name].name} and {path.name} would both be written as {name}")
+        seen[name] = path
+    written = 0
+    for path, name in zip(files, names):
+        try:
+            image = read_image(path, "RGB")
+        except Exception:
+            raise GanforgeError(f"{path}: cannot read the image") from None
+        if max_size and max(image.size) > max_size:
+            image.thumbnail((max_size, max_size), Image.LANCZOS)
+        a, b = make_pair(kind, image, seed, name)
+        for folder, picture in (("A", a), ("B", b)):
+            target = out / folder / name
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                picture.save(target)
+            except OSError as error:
+                raise GanforgeError(f"cannot write {target}: {error.strerror or error}") from None
+        written += 1
+    return written

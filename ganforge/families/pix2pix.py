@@ -1,0 +1,205 @@
+"""pix2pix (Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial Networks").
+
+A U-Net generator with dropout maps A to B; a PatchGAN discriminator judges (A, B) pairs patch by patch; the
+generator minimises adversarial + lambda * L1(G(A), B) with lambda = 100 (eq. 4).
+Also home of `ImageToImage`, the shared base of the translation families (data, sampling, LR decay).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ganforge import losses
+from ganforge.errors import GanforgeError
+from ganforge.families import register
+from ganforge.families.base import Batch, Family, Phase
+from ganforge.nn import init_dcgan_weights
+from ganforge.nn.layers import check_norm
+from ganforge.nn.patchgan import PatchDiscriminator, min_input_size
+from ganforge.nn.unet import UNetGenerator
+
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+def adversarial_losses(kind: str, real_logits: torch.Tensor | None, fake_logits: torch.Tensor, phase: str) -> torch.Tensor:
+    """The papers' weighting: D minimises (L_real + L_fake) / 2, G minimises its full GAN loss (BCE or MSE)."""
+    if phase == "G":
+        # losses.generator_loss halves the least-squares loss; the papers use the plain MSE
+        return losses.generator_loss(kind, fake_logits) * (2.0 if kind == "least-squares" else 1.0)
+    # losses.discriminator_loss already halves the least-squares loss
+    return losses.discriminator_loss(kind, real_logits, fake_logits) * (1.0 if kind == "least-squares" else 0.5)
+
+
+class LinearDecay:
+    """Learning rates constant for the first `start` fraction of training, then linearly down to zero.
+
+    The trainer owns the optimisers, so the decay is applied to each update: Adam's step is linear in the learning
+    rate (without weight decay), so scaling the change an optimiser step made by `factor` is exactly a step with
+    lr * factor. `before(module)` snapshots the parameters before the step; `after()` rescales the change.
+    """
+
+    def __init__(self, start: float, total_steps: int):
+        if not 0.0 <= start <= 1.0:
+            raise GanforgeError(f"model.options.decay_start must be in [0, 1] (a fraction of train.steps), got {start}")
+        self.start_step = int(round(start * total_steps))
+        self.total_steps = total_steps
+        self.factor = 1.0
+        self._params: list[torch.Tensor] = []
+        self._saved: list[torch.Tensor] = []
+
+    def set_step(self, step: int) -> None:
+        decay_steps = self.total_steps - self.start_step
+        self.factor = 1.0 - max(0, step + 1 - self.start_step) / (decay_steps + 1)
+
+    def before(self, module: nn.Module) -> None:
+        if self.factor < 1.0:
+            self._params = [p for p in module.parameters() if p.requires_grad]
+            self._saved = [p.detach().clone() for p in self._params]
+
+    @torch.no_grad()
+    def after(self) -> None:
+        if self._params:
+            torch._foreach_sub_(self._params, self._saved)
+            torch._foreach_mul_(self._params, self.factor)
+            torch._foreach_add_(self._params, self._saved)
+        self._params, self._saved = [], []
+
+
+class ImageToImage(Family):
+    """Shared by the translation families: paired/unpaired data, fixed sample images, translation, LR decay."""
+
+    stride: int = 1  # inputs are padded to a multiple of this by the generator
+
+    def __init__(self, config, info):
+        super().__init__(config, info)
+        if self.options.direction not in DIRECTIONS:
+            raise GanforgeError(f"model.options.direction must be AtoB or BtoA, got '{self.options.direction}'")
+        losses.check_loss(config.model.loss)
+        check_norm(config.model.g_norm, "model.g_norm")
+        check_norm(config.model.d_norm, "model.d_norm")
+        self.decay = LinearDecay(self.options.decay_start, config.train.steps)
+
+    @classmethod
+    def load_data(cls, config):
+        from ganforge.data.paired import load_paired, load_unpaired
+
+        d = config.data
+        options = config.model.options
+        load = load_paired if cls.data_kind == "paired" else load_unpaired
+        return load(d.source, d.resolution, d.channels, options.get("load_size") or None, d.limit)
+
+    def source_target(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input, target) of a batch for the trained direction."""
+        return (batch["a"], batch["b"]) if self.options.direction == "AtoB" else (batch["b"], batch["a"])
+
+    def on_step(self, step: int) -> None:
+        self.decay.set_step(step)
+
+    def after_step(self, phase: str) -> None:
+        self.decay.after()
+
+    def sample_inputs(self, n: int, rng: torch.Generator, labels=None, data=None) -> Batch:
+        """Fixed training images (centre crops) to translate in the sample grids."""
+        if data is None or not hasattr(data, "centre"):
+            raise GanforgeError(f"{self.name} translates images rather than sampling noise: "
+                                "use `ganforge translate RUN IMAGES --out DIR`")
+        picks = torch.randperm(len(data), generator=rng)[:n].tolist()
+        picks = (picks * math.ceil(n / len(picks)))[:n]
+        batch = {"a": data.centre("a", picks), "b": data.centre("b", picks)}
+        source, target = self.source_target(batch)
+        return {"source": source, "target": target}
+
+    def translate(self, generator: nn.Module, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """Translate images in [-1, 1] of any size in `direction`."""
+        raise NotImplementedError
+
+    def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
+        """Translations of inputs["source"]; with a "target" too, input | output | target side by side."""
+        out = self.translate(generator, inputs["source"], self.options.direction)
+        if "target" not in inputs:
+            return out
+        return torch.cat([inputs["source"], out, inputs["target"]], -1)
+
+
+@dataclass
+class Pix2PixOptions:
+    l1_weight: float = 100.0  # lambda of eq. 4
+    d_layers: int = 3  # strided PatchGAN layers: 3 -> 70x70 patches, 1 -> 16x16, 4 -> 142x142
+    unet_depth: int = 0  # stride-2 U-Net stages; 0: log2(resolution), down to 1x1 (8 at 256 px)
+    dropout: float = 0.5
+    upsample: str = "transpose"  # transpose | resize (nearest resize + conv, avoids checkerboard artefacts)
+    direction: str = "AtoB"  # AtoB | BtoA: which domain is the input
+    load_size: int = 0  # shorter side images are held at before random crops; 0: resolution * 1.125
+    decay_start: float = 1.0  # fraction of train.steps after which learning rates decay linearly to 0 (1: none)
+
+
+@register
+class Pix2Pix(ImageToImage):
+    """Paired translation: U-Net generator, conditional PatchGAN discriminator, L1 + adversarial loss."""
+
+    name = "pix2pix"
+    data_kind = "paired"
+    Options = Pix2PixOptions
+    preset = {
+        "data": {"resolution": 256, "flip": True},
+        "model": {"width": 64, "g_norm": "batch", "d_norm": "batch", "loss": "nonsaturating"},
+        "train": {"batch_size": 1, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0},
+    }
+
+    def __init__(self, config, info):
+        super().__init__(config, info)
+        o = self.options
+        if o.upsample not in ("transpose", "resize"):
+            raise GanforgeError(f"model.options.upsample must be 'transpose' or 'resize', got '{o.upsample}'")
+        depth = o.unet_depth or int(math.log2(info.resolution))
+        if not 1 <= depth <= int(math.log2(info.resolution)):
+            raise GanforgeError(f"model.options.unet_depth must be 1 to {int(math.log2(info.resolution))} at "
+                                f"{info.resolution} px, got {o.unet_depth}")
+        if o.d_layers < 1 or min_input_size(o.d_layers) > info.resolution:
+            raise GanforgeError(f"model.options.d_layers {o.d_layers} needs crops of at least "
+                                f"{min_input_size(max(o.d_layers, 1))} px, data.resolution is {info.resolution}")
+        m = config.model
+        self.generator = UNetGenerator(info.channels, info.channels, depth, m.width, m.g_norm, o.dropout, o.upsample)
+        self.discriminator = PatchDiscriminator(2 * info.channels, m.width, o.d_layers, m.d_norm)
+        self.stride = self.generator.stride
+        init_dcgan_weights(self)
+        self._fake: torch.Tensor | None = None
+
+    def phases(self) -> list[Phase]:
+        t = self.config.train
+        return [Phase("G", "generator", t.lr_g, (t.beta1, t.beta2)),
+                Phase("D", "discriminator", t.lr_d, (t.beta1, t.beta2))]
+
+    def translate(self, generator: nn.Module, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        if direction != self.options.direction:
+            raise GanforgeError(f"this pix2pix model was trained {self.options.direction} only; "
+                                f"--direction {direction} needs a model trained that way")
+        return generator(images)
+
+    def loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        source, target = self.source_target(batch)
+        kind = self.config.model.loss
+        if phase == "G":
+            self.decay.before(self.generator)
+            fake = self.generator(source)
+            self._fake = fake.detach()
+            adversarial = adversarial_losses(kind, None, self.discriminator(torch.cat([source, fake], 1)), "G")
+            l1 = F.l1_loss(fake, target)
+            loss = adversarial + self.options.l1_weight * l1
+            return loss, {"g_adv": adversarial.detach(), "l1": l1.detach()}
+        self.decay.before(self.discriminator)
+        fake = self._fake if self._fake is not None and self._fake.shape == target.shape else None
+        if fake is None:
+            with torch.no_grad():
+                fake = self.generator(source)
+        self._fake = None
+        real_logits = self.discriminator(torch.cat([source, target], 1))
+        fake_logits = self.discriminator(torch.cat([source, fake], 1))
+        loss = adversarial_losses(kind, real_logits, fake_logits, "D")
+        return loss, {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(),
+                      "d_fake": fake_logits.detach().mean()}
