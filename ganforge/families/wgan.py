@@ -1,0 +1,73 @@
+"""Wasserstein GAN with weight clipping (Arjovsky et al. 2017) and with a gradient penalty (Gulrajani et al. 2017),
+both on DCGAN-shaped networks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ganforge.data.diffaugment import DiffAugmentMixin, parse_policy
+from ganforge.errors import GanforgeError
+from ganforge.families import register
+from ganforge.families.base import Phase
+from ganforge.families.dcgan import DCGAN, DCGANOptions
+
+
+@dataclass
+class WGANOptions(DCGANOptions):
+    clip: float = 0.01  # critic weights are clipped to [-clip, clip] after every critic step
+    diffaugment: str = ""  # e.g. "color,translation,cutout"
+
+
+@dataclass
+class WGANGPOptions(DCGANOptions):
+    diffaugment: str = ""
+
+
+@register
+class WGAN(DiffAugmentMixin, DCGAN):
+    """WGAN: Wasserstein loss, critic weights clipped after each critic step, RMSprop, 5 critic steps per G step."""
+
+    name = "wgan"
+    Options = WGANOptions
+    # Algorithm 1 of the paper: RMSprop, alpha = 5e-5, c = 0.01, n_critic = 5, batch 64
+    preset = {"model": {"loss": "wasserstein", "penalty": "none", "g_norm": "batch", "d_norm": "batch"},
+              "train": {"lr_g": 5e-5, "lr_d": 5e-5, "n_critic": 5, "batch_size": 64}}
+
+    def __init__(self, config, info):
+        super().__init__(config, info)
+        if self.options.clip <= 0:
+            raise GanforgeError(f"model.options.clip must be positive, got {self.options.clip}")
+        parse_policy(self.options.diffaugment)
+
+    def phases(self) -> list[Phase]:
+        t = self.config.train
+        return [Phase("D", "discriminator", t.lr_d, (t.beta1, t.beta2), repeat=t.n_critic, optimizer="rmsprop"),
+                Phase("G", "generator", t.lr_g, (t.beta1, t.beta2), optimizer="rmsprop")]
+
+    @torch.no_grad()
+    def after_step(self, phase: str) -> None:
+        if phase == "D":
+            c = self.options.clip
+            for p in self.discriminator.parameters():
+                p.clamp_(-c, c)
+
+
+@register
+class WGANGP(DiffAugmentMixin, DCGAN):
+    """WGAN-GP: Wasserstein loss with a per-sample gradient penalty; no batch norm in the critic."""
+
+    name = "wgan-gp"
+    Options = WGANGPOptions
+    # Algorithm 1 of the paper: lambda = 10, n_critic = 5, Adam(1e-4, 0, 0.9); the critic has no batch norm
+    preset = {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "g_norm": "batch",
+                        "d_norm": "none"},
+              "train": {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}}
+
+    def __init__(self, config, info):
+        super().__init__(config, info)
+        if config.model.d_norm == "batch" and config.model.penalty == "gp":
+            raise GanforgeError("model.d_norm: batch norm in the critic breaks WGAN-GP's per-sample gradient "
+                                "penalty; use none, instance or spectral")
+        parse_policy(self.options.diffaugment)
