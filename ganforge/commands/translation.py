@@ -44,8 +44,7 @@ def translate(
         scores = unpaired_scores(written, domain, extractor)
         record = scores["record"]
         typer.echo(f"FD {scores['fid']:.3f}, KID {scores['kid']:.5f} +- {scores['kid_std']:.5f} on the "
-                      f"'{record.extractor}' extractor ({record.n_fake} translated vs {record.n_real} target images)",
-                      markup=False)
+                      f"'{record.extractor}' extractor ({record.n_fake} translated vs {record.n_real} target images)")
 
 
 def make_pairs(
