@@ -1,0 +1,271 @@
+"""SRResNet and SRGAN (Ledig et al. 2017), and the super-resolution family base shared with ESRGAN.
+
+SRResNet: residual blocks and PixelShuffle upsampling trained with a pixel loss (the PSNR-oriented model).
+SRGAN: the same generator with a VGG-style discriminator, a perceptual (VGG feature) loss and an adversarial loss.
+Training pairs are random high-resolution crops of `data.resolution` pixels degraded on the fly
+(ganforge.data.degrade); the scale is `model.options.scale` (2 or 4, also 3 or 8).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ganforge import losses
+from ganforge.data.degrade import Degradation
+from ganforge.errors import GanforgeError
+from ganforge.families import register
+from ganforge.families.base import Family, Phase
+from ganforge.nn import conv_block
+from ganforge.nn.layers import check_norm, norm_layer
+
+
+@dataclass
+class SROptions:
+    scale: int = 4
+    blocks: int = 16  # residual blocks of the generator
+    pixel_loss: str = "mse"  # mse | l1
+    pixel_weight: float = 1.0
+    perceptual: str = "none"  # vgg | ganforge | none (see ganforge.nn.perceptual)
+    perceptual_layer: str = "relu5_4"  # VGG19 layer whose features are compared
+    perceptual_weight: float = 0.0
+    perceptual_criterion: str = "mse"  # mse | l1
+    vgg_weights: str | None = None  # torchvision VGG19 weights file; default: the torch hub cache
+    adversarial_weight: float = 0.0  # 0: no discriminator (SRResNet)
+    pretrained: str | None = None  # run folder or checkpoint whose generator initialises this one
+    pretrain_steps: int = 0  # steps of pixel-loss-only training before the perceptual and adversarial losses
+    blur: float = 0.0  # degradation settings, see ganforge.data.degrade.Degradation
+    noise: float = 0.0
+    jpeg: int = 0
+    second_order: bool = False
+
+    def degradation(self) -> Degradation:
+        return Degradation(self.scale, self.blur, self.noise, self.jpeg, self.second_order)
+
+
+def upsample_steps(scale: int) -> list[int]:
+    """The factor of each upsampling stage: 2s for powers of two, a single 3 for scale 3."""
+    return [3] if scale == 3 else [2] * int(math.log2(scale))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, width: int, norm: str):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1), norm_layer(norm, width), nn.PReLU(width),
+                                  nn.Conv2d(width, width, 3, 1, 1), norm_layer(norm, width))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class SRResNet(nn.Module):
+    """The SRGAN generator: 9x9 head, residual blocks with a long skip, PixelShuffle upsampling, 9x9 tail."""
+
+    def __init__(self, channels: int, width: int, blocks: int, scale: int, norm: str):
+        super().__init__()
+        self.head = nn.Sequential(nn.Conv2d(channels, width, 9, 1, 4), nn.PReLU(width))
+        self.body = nn.Sequential(*[ResidualBlock(width, norm) for _ in range(blocks)],
+                                  nn.Conv2d(width, width, 3, 1, 1), norm_layer(norm, width))
+        ups = []
+        for factor in upsample_steps(scale):
+            ups += [nn.Conv2d(width, width * factor**2, 3, 1, 1), nn.PixelShuffle(factor), nn.PReLU(width)]
+        self.upsample = nn.Sequential(*ups)
+        self.tail = nn.Conv2d(width, channels, 9, 1, 4)
+
+    def forward(self, lr):
+        features = self.head(lr)
+        return self.tail(self.upsample(features + self.body(features)))
+
+
+class VGGDiscriminator(nn.Module):
+    """SRGAN's VGG-style discriminator; adaptive pooling before the dense layers accepts any patch size."""
+
+    def __init__(self, channels: int, width: int, norm: str):
+        super().__init__()
+        layers, cin = [], channels
+        for i, mult in enumerate((1, 1, 2, 2, 4, 4, 8, 8)):
+            cout, stride = width * mult, 1 + i % 2
+            conv = nn.Conv2d(cin, cout, 3, stride, 1, bias=i == 0 or norm != "batch")
+            layers.append(conv_block(conv, "none" if i == 0 and norm != "spectral" else norm, cout,
+                                     nn.LeakyReLU(0.2, True)))
+            cin = cout
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(cin, cin * 2), nn.LeakyReLU(0.2, True), nn.Linear(cin * 2, 1))
+
+    def forward(self, x):
+        return self.head(self.features(x)).flatten()
+
+
+def generator_state(target: str | Path) -> dict[str, torch.Tensor]:
+    """The generator weights of a run folder or checkpoint (its EMA copy when it has one)."""
+    from ganforge.api import find_checkpoint
+    from ganforge.training import checkpoint as ckpt
+
+    path = find_checkpoint(target)
+    tensors, meta = ckpt.load(path)
+    if meta.get("has_ema"):
+        return ckpt.section(tensors, "ema")
+    return ckpt.section(tensors, "family.generator")
+
+
+class SuperResolution(Family):
+    """Image -> image family upscaling `lr` to `hr`: a pixel loss, optionally perceptual and adversarial ones."""
+
+    Options = SROptions
+
+    @classmethod
+    def load_data(cls, config):
+        from ganforge.data.sr import SuperResolutionImages
+        from ganforge.nn.perceptual import check_available
+
+        options = Family._parse_options(cls, config.model.options)  # also run at build time; here for the scale
+        d = config.data
+        data = SuperResolutionImages.from_source(d.source, d.resolution, options.degradation(), d.channels, d.root,
+                                                 d.limit)
+        if options.perceptual_weight > 0:  # training needs it: fail now, not after the first checkpoint
+            check_available(options.perceptual, data.channels, options.vgg_weights)
+        return data
+
+    def __init__(self, config, info):
+        super().__init__(config, info)
+        o = self.options
+        o.degradation().check()
+        for name, value, allowed in (("pixel_loss", o.pixel_loss, ("mse", "l1")),
+                                     ("perceptual_criterion", o.perceptual_criterion, ("mse", "l1")),
+                                     ("perceptual", o.perceptual, ("vgg", "ganforge", "none"))):
+            if value not in allowed:
+                raise GanforgeError(f"model.options.{name} must be one of {', '.join(allowed)}, got '{value}'")
+        if info.resolution % o.scale:
+            raise GanforgeError(f"data.resolution {info.resolution} is not a multiple of the scale {o.scale}")
+        check_norm(config.model.g_norm, "model.g_norm")
+        check_norm(config.model.d_norm, "model.d_norm")
+        losses.check_loss(config.model.loss)
+        self.scale = o.scale
+        self.generator = self.build_generator()
+        self.discriminator = self.build_discriminator() if o.adversarial_weight > 0 else nn.Identity()
+        self.step = 0
+        self.__dict__["_perceptual"] = None  # built on first use; kept out of sub-modules and checkpoints
+
+    def build_generator(self) -> nn.Module:
+        m = self.config.model
+        return SRResNet(self.info.channels, m.width, self.options.blocks, self.options.scale, m.g_norm)
+
+    def build_discriminator(self) -> nn.Module:
+        return VGGDiscriminator(self.info.channels, self.config.model.width, self.config.model.d_norm)
+
+    @property
+    def adversarial(self) -> bool:
+        """Whether the adversarial game runs at the current step (not during pixel-loss pre-training)."""
+        return self.options.adversarial_weight > 0 and self.step >= self.options.pretrain_steps
+
+    def phases(self) -> list[Phase]:
+        t = self.config.train
+        g = Phase("G", "generator", t.lr_g, (t.beta1, t.beta2))
+        if self.options.adversarial_weight <= 0:
+            return [g]
+        return [Phase("D", "discriminator", t.lr_d, (t.beta1, t.beta2), repeat=t.n_critic), g]
+
+    def on_step(self, step: int) -> None:
+        self.step = step
+        if step == 0 and self.options.pretrained:
+            self.load_pretrained(self.options.pretrained)
+
+    def load_pretrained(self, target: str) -> None:
+        """Initialise the generator from another run (e.g. the PSNR-oriented model before GAN training)."""
+        from ganforge.training import checkpoint as ckpt
+
+        state = generator_state(target)
+        ckpt.load_module(self.generator, state, "pretrained generator", Path(target))
+
+    def perceptual(self):
+        if self._perceptual is None:
+            from ganforge.nn.perceptual import perceptual_loss
+
+            o = self.options
+            built = perceptual_loss(o.perceptual, self.info.channels, o.perceptual_layer, o.vgg_weights,
+                                    o.perceptual_criterion)
+            self.__dict__["_perceptual"] = built if built is None else built.to(next(self.generator.parameters()).device)
+        return self._perceptual
+
+    def pixel(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(sr, hr) if self.options.pixel_loss == "mse" else F.l1_loss(sr, hr)
+
+    def generator_adversarial(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return losses.generator_loss(self.config.model.loss, fake_logits)
+
+    def discriminator_adversarial(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return losses.discriminator_loss(self.config.model.loss, real_logits, fake_logits)
+
+    def loss(self, phase, batch):
+        lr, hr = batch["lr"], batch["hr"]
+        o = self.options
+        if phase == "D":
+            if not self.adversarial:  # pixel-loss pre-training: a zero loss leaves Adam's update at zero
+                zero = sum(p.sum() for p in self.discriminator.parameters()) * 0.0
+                return zero, {}
+            with torch.no_grad():
+                sr = self.generator(lr)
+            real_logits, fake_logits = self.discriminator(hr), self.discriminator(sr)
+            loss = self.discriminator_adversarial(real_logits, fake_logits)
+            return loss, {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(),
+                          "d_fake": fake_logits.detach().mean()}
+        sr = self.generator(lr)
+        pixel = self.pixel(sr, hr)
+        logs = {"pixel": pixel.detach()}
+        if not self.adversarial and self.step < o.pretrain_steps:
+            return pixel, logs | {"g_loss": pixel.detach()}
+        total = o.pixel_weight * pixel
+        perceptual = self.perceptual() if o.perceptual_weight > 0 else None
+        if perceptual is not None:
+            value = perceptual(sr, hr)
+            total = total + o.perceptual_weight * value
+            logs["perceptual"] = value.detach()
+        if self.adversarial:
+            with torch.no_grad():
+                real_logits = self.discriminator(hr)
+            value = self.generator_adversarial(real_logits, self.discriminator(sr))
+            total = total + o.adversarial_weight * value
+            logs["adversarial"] = value.detach()
+        return total, logs | {"g_loss": total.detach()}
+
+    def sample_inputs(self, n, rng, labels=None, data=None):
+        if data is None or not hasattr(data, "fixed_pairs"):
+            raise GanforgeError(f"{self.name} upscales images rather than sampling noise: use "
+                                "`ganforge upscale RUN IMAGE...`")
+        return {"lr": data.fixed_pairs(n, rng)["lr"]}
+
+    def generate(self, generator, inputs):
+        return generator(inputs["lr"])
+
+
+@register
+class SRResNetFamily(SuperResolution):
+    """SRResNet: the SRGAN generator trained with MSE alone (the PSNR-oriented model)."""
+
+    name = "srresnet"
+    preset = {
+        "data": {"resolution": 128},
+        "model": {"width": 64, "g_norm": "batch", "options": {"blocks": 16, "pixel_loss": "mse"}},
+        "train": {"batch_size": 16, "lr_g": 1e-4, "beta1": 0.9, "beta2": 0.999, "ema": 0.0, "ema_start": 1},
+    }
+
+
+@register
+class SRGAN(SuperResolution):
+    """SRGAN: SRResNet plus VGG54 perceptual loss (features scaled by 1/12.75) and 1e-3 adversarial loss."""
+
+    name = "srgan"
+    preset = {
+        "data": {"resolution": 128},
+        "model": {"width": 64, "g_norm": "batch", "d_norm": "batch", "loss": "nonsaturating",
+                  "options": {"blocks": 16, "pixel_weight": 0.0, "perceptual": "vgg", "perceptual_layer": "relu5_4",
+                              "perceptual_weight": 1 / 12.75**2, "perceptual_criterion": "mse",
+                              "adversarial_weight": 1e-3}},
+        "train": {"batch_size": 16, "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.9, "beta2": 0.999, "ema": 0.0,
+                  "ema_start": 1},
+    }
