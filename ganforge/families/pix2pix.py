@@ -110,7 +110,8 @@ class ImageToImage(Family):
                                 "use `ganforge translate RUN IMAGES --out DIR`")
         picks = torch.randperm(len(data), generator=rng)[:n].tolist()
         picks = (picks * math.ceil(n / len(picks)))[:n]
-        batch = {"a": data.centre("a", picks), "b": data.centre("b", picks)}
+        picks_b = picks if data.paired else torch.randint(0, len(data.b), (n,), generator=rng).tolist()
+        batch = {"a": data.centre("a", picks), "b": data.centre("b", picks_b)}
         source, target = self.source_target(batch)
         return {"source": source, "target": target}
 

@@ -1,0 +1,151 @@
+"""pix2pix: U-Net and PatchGAN shapes, one step lowering L1, paired data layouts, the linear LR decay."""
+
+import pytest
+import torch
+from PIL import Image
+
+from ganforge.config import apply_overrides, RunConfig
+from ganforge.data.paired import load_paired
+from ganforge.errors import GanforgeError
+from ganforge.families import DataInfo, get
+from ganforge.families.pix2pix import LinearDecay
+from ganforge.nn.patchgan import PatchDiscriminator, output_size, receptive_field
+from ganforge.nn.unet import UNetGenerator
+
+
+@pytest.mark.parametrize("size", [(13, 21), (16, 16), (9, 30)])
+def test_unet_keeps_odd_sizes(size):
+    torch.manual_seed(0)
+    net = UNetGenerator(3, 2, depth=3, width=4)
+    out = net(torch.randn(2, 3, *size))
+    assert out.shape == (2, 2, *size)
+    assert out.abs().max() <= 1
+
+
+@pytest.mark.parametrize("depth,size", [(1, 20), (2, 33), (3, 70), (3, 100), (4, 150)])
+def test_patchgan_output_size_matches_arithmetic(depth, size):
+    net = PatchDiscriminator(3, width=4, depth=depth)
+    out = net(torch.randn(1, 3, size, size))
+    assert out.shape[-2:] == (output_size(size, depth),) * 2
+    # hand-computed: three stride-2 4x4 convs then two stride-1 ones give 256 -> 30 logits, 70 px patches
+    assert output_size(256, 3) == 30 and receptive_field(3) == 70 and receptive_field(1) == 16
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_patchgan_receptive_field_is_the_gradient_support(depth):
+    torch.manual_seed(0)
+    net = PatchDiscriminator(1, width=4, depth=depth, norm="none")
+    size = receptive_field(depth) + 40
+    x = torch.randn(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+    out = net.double()(x)
+    centre = out.shape[-1] // 2
+    out[0, 0, centre, centre].backward()
+    rows = x.grad[0, 0].abs().sum(1).nonzero().flatten()
+    cols = x.grad[0, 0].abs().sum(0).nonzero().flatten()
+    field = receptive_field(depth)
+    assert rows[-1] - rows[0] + 1 <= field and cols[-1] - cols[0] + 1 <= field
+    assert rows[-1] - rows[0] + 1 >= field - 2  # padding aside, the whole patch is seen
+
+
+def config(**overrides):
+    tree = {"model": {"name": "pix2pix", "width": 8, "options": {"dropout": 0.0, "d_layers": 1}},
+            "data": {"resolution": 16}}
+    config = apply_overrides(RunConfig(), get("pix2pix").preset)
+    config = apply_overrides(config, tree)
+    return apply_overrides(config, overrides)
+
+
+def test_one_step_lowers_l1():
+    torch.manual_seed(0)
+    family = get("pix2pix")(config(), DataInfo(channels=3, resolution=16))
+    batch = {"a": torch.rand(4, 3, 16, 16) * 2 - 1, "b": torch.rand(4, 3, 16, 16) * 2 - 1}
+    optimizer = torch.optim.Adam(family.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    loss, logs = family.loss("G", batch)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    _, after = family.loss("G", batch)
+    assert after["l1"] < logs["l1"] - 1e-4
+    d_loss, d_logs = family.loss("D", batch)
+    assert d_loss.ndim == 0 and {"d_real", "d_fake"} <= set(d_logs)
+
+
+def test_linear_decay_step_matches_adam_with_scaled_lr():
+    torch.manual_seed(0)
+    live, reference = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    reference.load_state_dict(live.state_dict())
+    opt_live = torch.optim.Adam(live.parameters(), lr=1e-2)
+    opt_ref = torch.optim.Adam(reference.parameters(), lr=1e-2)
+    decay = LinearDecay(0.0, 3)
+    x = torch.randn(8, 5)
+    for step in range(3):
+        decay.set_step(step)
+        for group in opt_ref.param_groups:
+            group["lr"] = 1e-2 * decay.factor
+        decay.before(live)
+        for net, opt in ((live, opt_live), (reference, opt_ref)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+        decay.after()
+        for a, b in zip(live.parameters(), reference.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert decay.factor == pytest.approx(0.25)
+
+
+def _save(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def test_paired_folders_share_the_crop_and_flip(tmp_path):
+    rng = torch.Generator().manual_seed(0)
+    for i in range(3):
+        image = torch.randint(0, 256, (20 + i, 25, 3), generator=rng, dtype=torch.uint8).numpy()
+        _save(tmp_path / "A" / f"{i}.png", image)
+        _save(tmp_path / "B" / f"{i}.png", image)
+    data = load_paired(str(tmp_path), 16, load_size=20)
+    batches = data.batches(2, torch.device("cpu"), seed=1, flip=True)
+    for _ in range(4):
+        batch = batches.next()
+        assert batch["a"].shape == (2, 3, 16, 16)
+        torch.testing.assert_close(batch["a"], batch["b"])
+
+
+def test_paired_batches_resume_exactly(tmp_path):
+    for i in range(5):
+        _save(tmp_path / "A" / f"{i}.png", torch.full((24, 30, 3), 40 * i, dtype=torch.uint8).numpy())
+        _save(tmp_path / "B" / f"{i}.jpg", torch.full((24, 30, 3), 40 * i + 1, dtype=torch.uint8).numpy())
+    data = load_paired(str(tmp_path), 16)
+    first = data.batches(2, torch.device("cpu"), seed=3, flip=True)
+    for _ in range(3):
+        first.next()
+    state = first.state_dict()
+    expected = [first.next() for _ in range(4)]
+    second = data.batches(2, torch.device("cpu"), seed=99, flip=True)
+    second.load_state_dict(state)
+    for want in expected:
+        got = second.next()
+        torch.testing.assert_close(got["a"], want["a"])
+        torch.testing.assert_close(got["b"], want["b"])
+
+
+def test_side_by_side_layout_is_split(tmp_path):
+    left = torch.zeros(20, 20, 3, dtype=torch.uint8)
+    right = torch.full((20, 20, 3), 255, dtype=torch.uint8)
+    _save(tmp_path / "train" / "x.png", torch.cat([left, right], 1).numpy())
+    data = load_paired(str(tmp_path), 16, load_size=20)
+    assert len(data) == 1 and data.a[0].max() == 0 and data.b[0].min() == 255
+
+
+def test_layout_errors_are_clear(tmp_path):
+    _save(tmp_path / "A" / "one.png", torch.zeros(20, 20, 3, dtype=torch.uint8).numpy())
+    _save(tmp_path / "B" / "two.png", torch.zeros(20, 20, 3, dtype=torch.uint8).numpy())
+    with pytest.raises(GanforgeError, match="'one' is in A/ but not in B/"):
+        load_paired(str(tmp_path), 16)
+    (tmp_path / "B" / "two.png").rename(tmp_path / "B" / "one.png")
+    with pytest.raises(GanforgeError, match="smaller than data.resolution"):
+        load_paired(str(tmp_path), 32, load_size=20)
+    (tmp_path / "empty" / "A").mkdir(parents=True)
+    with pytest.raises(GanforgeError, match="found A/ but not B/"):
+        load_paired(str(tmp_path / "empty"), 16)
