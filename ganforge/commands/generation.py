@@ -1,0 +1,147 @@
+"""Image-generation commands: `style-mix` (StyleGAN), `reconstruct` and `interpolate-images` (VAE-GAN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import typer
+
+from ganforge.errors import GanforgeError
+
+
+def _load(run: Path, checkpoint: str, needs: str, family_names: str):
+    import ganforge
+
+    model = ganforge.load(run, checkpoint)
+    if not hasattr(model.family, needs):
+        raise GanforgeError(f"{run}: model {model.config.model.name} has no {needs}; this command works with "
+                            f"{family_names} runs")
+    return model
+
+
+def _read_images(paths: list[Path], resolution: int, channels: int):
+    """Images from files, resized (shorter side) and centre-cropped to the model's size, as float in [-1, 1]."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from ganforge.data import read_image
+
+    out = []
+    for path in paths:
+        if not path.is_file():
+            raise GanforgeError(f"{path}: no such image file")
+        try:
+            picture = read_image(path, "L" if channels == 1 else "RGB")
+        except Exception as error:
+            raise GanforgeError(f"{path}: cannot read the image ({type(error).__name__})") from None
+        array = torch.from_numpy(np.asarray(picture, dtype=np.float32).copy())
+        image = (array.unsqueeze(0) if array.ndim == 2 else array.permute(2, 0, 1)).unsqueeze(0)
+        h, w = image.shape[-2:]
+        scale = resolution / min(h, w)
+        size = (max(resolution, round(h * scale)), max(resolution, round(w * scale)))
+        image = F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+        top, left = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+        out.append(image[..., top:top + resolution, left:left + resolution] / 127.5 - 1)
+    return torch.cat(out)
+
+
+def style_mix(
+    run: Path = typer.Argument(..., help="stylegan run folder or checkpoint file"),
+    out: Path = typer.Option(Path("style_mix.png"), help="grid PNG"),
+    rows: int = typer.Option(5, help="destination latents (rows)"),
+    cols: int = typer.Option(5, help="source latents (columns)"),
+    layers: str = typer.Option("coarse", help="styles taken from the sources: coarse | middle | fine | A-B"),
+    truncation: float = typer.Option(1.0, help="truncation psi towards the mean w (1: off)"),
+    seed: int = typer.Option(0),
+    checkpoint: str = typer.Option("last"),
+) -> None:
+    """Write the style-mixing grid: sources across the top, destinations down the left, mixes in between."""
+    import torch
+
+    from ganforge.training.samples import save_grid
+
+    if rows < 1 or cols < 1:
+        raise GanforgeError("--rows and --cols must be at least 1")
+    model = _load(run, checkpoint, "style_mix", "stylegan")
+    family, generator = model.family, model.generator
+    span = family.layer_range(generator, layers)
+    rng = torch.Generator().manual_seed(seed)
+    latent = model.config.model.latent_dim
+    destination, source = torch.randn(rows, latent, generator=rng), torch.randn(cols, latent, generator=rng)
+    mixed = family.style_mix(generator, destination, source, span, truncation).clamp(-1, 1)
+    tops = family.style_mix(generator, source, source[:1], range(0), truncation)[:, 0]
+    lefts = family.style_mix(generator, destination, destination[:1], range(0), truncation)[:, 0]
+    blank = torch.ones_like(tops[0])  # the top-left corner is left white
+    cells = [blank, *tops]
+    for r in range(rows):
+        cells += [lefts[r], *mixed[r]]
+    save_grid(torch.stack(cells).clamp(-1, 1), out, nrow=cols + 1)
+    typer.echo(f"wrote a {rows}x{cols} style-mixing grid (layers {span.start}-{span.stop - 1}) to {out}")
+
+
+def reconstruct(
+    run: Path = typer.Argument(..., help="vaegan run folder or checkpoint file"),
+    images: list[Path] = typer.Argument(..., help="image files to encode and decode"),
+    out: Path = typer.Option(Path("reconstructions"), help="folder for NAME_recon.png files and grid.png"),
+    checkpoint: str = typer.Option("last"),
+) -> None:
+    """Encode real images and decode them again; writes each reconstruction and an input/output grid."""
+    import torch
+
+    from ganforge.training.samples import save_grid
+
+    model = _load(run, checkpoint, "reconstruct", "vaegan")
+    info = model.family.info
+    real = _read_images(images, info.resolution, info.channels)
+    with torch.no_grad():
+        recon = model.family.reconstruct(model.generator, real).clamp(-1, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    for path, picture in zip(images, recon):
+        save_grid(picture.unsqueeze(0), out / f"{path.stem}_recon.png", nrow=1)
+    save_grid(torch.cat([real, recon]), out / "grid.png", nrow=len(images))
+    typer.echo(f"wrote {len(images)} reconstructions and grid.png (inputs above, reconstructions below) to {out}")
+
+
+def interpolate_images(
+    run: Path = typer.Argument(..., help="vaegan run folder or checkpoint file"),
+    first: Path = typer.Argument(..., help="image to start from"),
+    second: Path = typer.Argument(..., help="image to end at"),
+    out: Path = typer.Option(Path("morph.png"), help="a .png strip or an animated .gif"),
+    frames: int = typer.Option(8, help="images from first to second, both ends included"),
+    checkpoint: str = typer.Option("last"),
+) -> None:
+    """Walk linearly between the latents of two real images and decode every step."""
+    import torch
+
+    from ganforge.training.samples import save_grid
+
+    if frames < 2:
+        raise GanforgeError(f"--frames must be at least 2, got {frames}")
+    if out.suffix.lower() not in (".png", ".gif"):
+        raise GanforgeError(f"--out {out}: expected a .png strip or a .gif")
+    model = _load(run, checkpoint, "encode", "vaegan")
+    info = model.family.info
+    real = _read_images([first, second], info.resolution, info.channels)
+    with torch.no_grad():
+        a, b = model.family.encode(real)
+        t = torch.linspace(0, 1, frames).unsqueeze(1)
+        pictures = model.generate({"noise": a.lerp(b, t)})
+    if out.suffix.lower() == ".png":
+        save_grid(torch.cat([real[:1], pictures, real[1:]]), out, nrow=frames + 2)
+    else:
+        from PIL import Image
+
+        from ganforge.training.samples import to_uint8
+
+        arrays = to_uint8(pictures).numpy()
+        gif = [Image.fromarray(x.squeeze(-1) if x.shape[-1] == 1 else x) for x in arrays]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        gif[0].save(out, save_all=True, append_images=gif[1:] + gif[-2:0:-1], duration=120, loop=0)
+    typer.echo(f"wrote {frames} interpolated images to {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the generation commands to the ganforge CLI."""
+    app.command("style-mix")(style_mix)
+    app.command("reconstruct")(reconstruct)
+    app.command("interpolate-images")(interpolate_images)

@@ -1,0 +1,148 @@
+"""BigGAN (Brock et al. 2019): class-conditional batch norm fed by a shared class embedding and a hierarchical
+latent (one chunk of z per block), self-attention, spectral norm in both networks, a projection discriminator,
+hinge loss, orthogonal regularisation of G, and the truncation trick."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ganforge.data.diffaugment import DiffAugmentMixin, parse_policy
+from ganforge.errors import GanforgeError
+from ganforge.families import register
+from ganforge.families.base import Batch, NoiseGAN
+from ganforge.families.cgan import Conditional
+from ganforge.nn.attention import SelfAttention
+from ganforge.nn.layers import spectral
+from ganforge.nn.resblocks import DiscriminatorBlock, GeneratorBlock, ProjectionHead, orthogonal_regularization
+
+
+def block_widths(resolution: int, width: int) -> list[int]:
+    """Channels at 4, 8, ..., resolution: width * 4 at 4x4 halving to width (BigGAN's ch multipliers, capped)."""
+    n = int(math.log2(resolution)) - 1
+    return [width * min(4, 2 ** (n - 1 - i)) if i < n - 1 else width for i in range(n)]
+
+
+def truncated(z: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """Map standard-normal z to a normal truncated to [-t, t] through the CDF: the same draw lands on the same
+    quantile, so a lower threshold shrinks every sample deterministically (BigGAN sec. 3.1)."""
+    t = threshold.view(-1, *([1] * (z.ndim - 1))).to(z.dtype)
+    low = torch.special.ndtr(-t)
+    u = low + torch.special.ndtr(z) * (1 - 2 * low)
+    return torch.special.ndtri(u.clamp(1e-6, 1 - 1e-6))
+
+
+class BigGenerator(nn.Module):
+    def __init__(self, latent_dim: int, n_classes: int, shared_dim: int, channels: int, resolution: int, width: int,
+                 attention: int):
+        super().__init__()
+        chans = block_widths(resolution, width)
+        self.n_blocks = len(chans) - 1
+        self.chunk = latent_dim // (self.n_blocks + 1)
+        if self.chunk < 1:
+            raise GanforgeError(f"model.latent_dim {latent_dim} is too small to split over {self.n_blocks + 1} chunks")
+        self.latent_dim = latent_dim
+        self.shared = nn.Embedding(n_classes, shared_dim)
+        self.linear = spectral(nn.Linear(latent_dim - self.chunk * self.n_blocks, chans[0] * 16), "spectral")
+        cond = shared_dim + self.chunk
+        self.blocks = nn.ModuleList(GeneratorBlock(a, b, cond, "spectral") for a, b in zip(chans, chans[1:]))
+        self.attention = nn.ModuleDict({str(i): SelfAttention(b) for i, b in enumerate(chans[1:])
+                                        if 8 * 2 ** i == attention})
+        self.out = nn.Sequential(nn.BatchNorm2d(chans[-1]), nn.ReLU(),
+                                 spectral(nn.Conv2d(chans[-1], channels, 3, 1, 1), "spectral"), nn.Tanh())
+        self.channels0 = chans[0]
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        first, *chunks = z.split([self.latent_dim - self.chunk * self.n_blocks] + [self.chunk] * self.n_blocks, 1)
+        embedding = self.shared(labels)
+        h = self.linear(first).view(z.shape[0], self.channels0, 4, 4)
+        for i, (block, chunk) in enumerate(zip(self.blocks, chunks)):
+            h = block(h, torch.cat([embedding, chunk], 1))
+            if str(i) in self.attention:
+                h = self.attention[str(i)](h)
+        return self.out(h)
+
+
+class BigDiscriminator(nn.Module):
+    def __init__(self, channels: int, resolution: int, width: int, n_classes: int, attention: int):
+        super().__init__()
+        chans = block_widths(resolution, width)[::-1]  # at resolution, ..., 4
+        layers = []
+        cin = channels
+        for i, cout in enumerate(chans[1:]):
+            layers.append(DiscriminatorBlock(cin, cout, first=i == 0))
+            if resolution // 2 ** (i + 1) == min(attention, resolution // 2):  # after the block reaching it
+                layers.append(SelfAttention(cout))
+            cin = cout
+        layers.append(DiscriminatorBlock(cin, cin, downsample=False))
+        self.blocks = nn.Sequential(*layers)
+        self.head = ProjectionHead(cin, n_classes)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.blocks(x)).sum(dim=(2, 3)), labels)
+
+
+@dataclass
+class BigGANOptions:
+    shared_dim: int = 128  # shared class embedding fed with each latent chunk to every conditional BN
+    attention: int = 0  # resolution of the self-attention block; 0: half the image size, at least 8 (64 at 128 px)
+    orthogonal: float = 1e-4  # beta of the orthogonal regularisation added to the G loss
+    truncation: float = 0.0  # threshold used by sample_inputs (0: off); per call: inputs["truncation"]
+    diffaugment: str = ""
+
+
+@register
+class BigGAN(DiffAugmentMixin, Conditional, NoiseGAN):
+    """Class-conditional BigGAN; `truncation` in the inputs (a threshold per sample) truncates z."""
+
+    name = "biggan"
+    Options = BigGANOptions
+    # Brock et al. 2019 sec. 4 / app. B: hinge, G lr 1e-4, D lr 4e-4, Adam(0, 0.999), 2 D steps per G step,
+    # 120-d z, ortho reg 1e-4, G EMA 0.9999 starting after 20k iterations
+    preset = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 120, "width": 64},
+              "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.999, "n_critic": 2, "ema": 0.9999,
+                        "ema_start": 20000}}
+
+    def __init__(self, config, info):
+        super().__init__(config, info)
+        self.check_classes()
+        o, model = self.options, config.model
+        parse_policy(o.diffaugment)
+        attention = o.attention or max(8, info.resolution // 2)
+        if attention & (attention - 1) or not 8 <= attention <= info.resolution:
+            raise GanforgeError(f"model.options.attention must be a power of two from 8 to {info.resolution}, got {attention}")
+        if o.truncation < 0:
+            raise GanforgeError(f"model.options.truncation must be >= 0 (0: off), got {o.truncation}")
+        self.generator = BigGenerator(model.latent_dim, info.n_classes, o.shared_dim, info.channels, info.resolution,
+                                      model.width, attention)
+        self.discriminator = BigDiscriminator(info.channels, info.resolution, model.width, info.n_classes, attention)
+        for m in self.modules():  # BigGAN initialises with orthogonal weights
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+                weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+                nn.init.orthogonal_(weight)
+
+    def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
+        inputs = super().sample_inputs(n, rng, labels, data)
+        if self.options.truncation > 0:
+            inputs["truncation"] = torch.full((n,), float(self.options.truncation))
+        return inputs
+
+    def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
+        z = inputs["noise"]
+        if "truncation" in inputs:
+            z = truncated(z, inputs["truncation"])
+        return generator(z, inputs["label"])
+
+    def loss(self, phase: str, batch: Batch):
+        loss, logs = super().loss(phase, batch)
+        if phase == "G" and self.options.orthogonal > 0:
+            ortho = orthogonal_regularization(self.generator)
+            loss = loss + self.options.orthogonal * ortho
+            logs["ortho"] = ortho.detach()
+        return loss, logs
+
+

@@ -1,0 +1,160 @@
+"""Progressive growing of GANs (Karras et al. 2018): training starts at 4x4 and doubles the resolution with a
+linear fade-in of each new layer; pixel norm, equalised learning rate, minibatch stddev, WGAN-GP loss with drift.
+
+Every layer is built up front (so the optimisers cover them) and the current depth and fade-in weight are a
+pure function of the training step, kept as buffers so that samples, checkpoints and mid-phase resumes agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ganforge.data.diffaugment import DiffAugmentMixin, parse_policy
+from ganforge.errors import GanforgeError
+from ganforge.families import register
+from ganforge.families.base import NoiseGAN
+from ganforge.families.dcgan import widths
+from ganforge.nn.style import EqualConv2d, EqualLinear, MinibatchStd, PixelNorm
+
+
+def lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2)
+
+
+class Growing(nn.Module):
+    """Holds the schedule state shared by both networks: current depth (0 = 4x4) and fade-in weight alpha."""
+
+    def __init__(self, max_depth: int):
+        super().__init__()
+        self.max_depth = max_depth
+        self.register_buffer("depth", torch.tensor(max_depth))
+        self.register_buffer("alpha", torch.tensor(1.0))
+
+    def set_stage(self, depth: int, alpha: float) -> None:
+        self.depth.fill_(depth)
+        self.alpha.fill_(alpha)
+
+
+class ProGenerator(Growing):
+    def __init__(self, latent_dim: int, channels: int, resolution: int, width: int):
+        chans = widths(resolution * 2, width)  # at 4, 8, ..., resolution
+        super().__init__(len(chans) - 1)
+        self.norm = PixelNorm()
+        self.first = EqualLinear(latent_dim, chans[0] * 16)  # the paper's 4x4 transposed conv from 1x1
+        self.first_conv = EqualConv2d(chans[0], chans[0], 3)
+        self.blocks = nn.ModuleList(nn.ModuleList([EqualConv2d(a, b, 3), EqualConv2d(b, b, 3)])
+                                    for a, b in zip(chans, chans[1:]))
+        self.to_rgb = nn.ModuleList(EqualConv2d(c, channels, 1) for c in chans)
+        self.channels0 = chans[0]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        depth, alpha = int(self.depth), self.alpha
+        h = self.norm(lrelu(self.first(self.norm(z)).view(z.shape[0], self.channels0, 4, 4)))
+        h = self.norm(lrelu(self.first_conv(h)))
+        previous = h
+        for block in self.blocks[:depth]:
+            previous = h
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
+            for conv in block:
+                h = self.norm(lrelu(conv(h)))
+        rgb = self.to_rgb[depth](h)
+        if depth > 0 and float(alpha) < 1:
+            old = F.interpolate(self.to_rgb[depth - 1](previous), scale_factor=2, mode="nearest")
+            rgb = old.lerp(rgb, alpha.to(rgb.dtype))
+        # shown at the full resolution while growing: nearest upsampling keeps the current stage's pixels
+        return F.interpolate(rgb, scale_factor=2 ** (self.max_depth - depth), mode="nearest") if depth < self.max_depth else rgb
+
+
+class ProDiscriminator(Growing):
+    def __init__(self, channels: int, resolution: int, width: int):
+        chans = widths(resolution * 2, width)  # at 4, 8, ..., resolution
+        super().__init__(len(chans) - 1)
+        self.from_rgb = nn.ModuleList(EqualConv2d(channels, c, 1) for c in chans)
+        self.blocks = nn.ModuleList(nn.ModuleList([EqualConv2d(b, b, 3), EqualConv2d(b, a, 3)])
+                                    for a, b in zip(chans, chans[1:]))  # block k takes 4*2^k px down to half
+        self.stddev = MinibatchStd(4, 1)
+        self.last_conv = EqualConv2d(chans[0] + 1, chans[0], 3)
+        self.fc = EqualLinear(chans[0] * 16, chans[0])
+        self.out = EqualLinear(chans[0], 1)
+
+    def block(self, k: int, h: torch.Tensor) -> torch.Tensor:
+        for conv in self.blocks[k - 1]:
+            h = lrelu(conv(h))
+        return F.avg_pool2d(h, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        depth, alpha = int(self.depth), self.alpha
+        if depth < self.max_depth:
+            x = F.avg_pool2d(x, 2 ** (self.max_depth - depth))
+        h = lrelu(self.from_rgb[depth](x))
+        if depth > 0:
+            h = self.block(depth, h)
+            if float(alpha) < 1:
+                old = lrelu(self.from_rgb[depth - 1](F.avg_pool2d(x, 2)))
+                h = old.lerp(h, alpha.to(h.dtype))
+        for k in range(depth - 1, 0, -1):
+            h = self.block(k, h)
+        h = lrelu(self.last_conv(self.stddev(h)))
+        return self.out(lrelu(self.fc(h.flatten(1)))).flatten()
+
+
+@dataclass
+class ProGANOptions:
+    stage_steps: int = 0  # steps per fade-in and per stable phase; 0: train.steps split evenly over all phases
+    drift: float = 0.001  # epsilon_drift * E[D(x)^2] keeps critic outputs near zero (paper sec. A.1)
+    diffaugment: str = ""
+
+
+@register
+class ProGAN(DiffAugmentMixin, NoiseGAN):
+    """Progressive growing from 4x4 to data.resolution; see `schedule` for the depth/fade-in at each step."""
+
+    name = "progan"
+    Options = ProGANOptions
+    # Karras et al. 2018 sec. A.1: WGAN-GP (lambda 10) + drift 0.001, Adam(0.001, 0, 0.99), n_critic 1, 512-d z,
+    # generator EMA 0.999, no batch norm (pixel norm in G)
+    preset = {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 512,
+                        "width": 64},
+              "train": {"lr_g": 0.001, "lr_d": 0.001, "beta1": 0.0, "beta2": 0.99, "n_critic": 1, "ema": 0.999,
+                        "batch_size": 16}}
+
+    def __init__(self, config, info):
+        super().__init__(config, info)
+        parse_policy(self.options.diffaugment)
+        if self.options.stage_steps < 0:
+            raise GanforgeError(f"model.options.stage_steps must be >= 0, got {self.options.stage_steps}")
+        model = config.model
+        self.generator = ProGenerator(model.latent_dim, info.channels, info.resolution, model.width)
+        self.discriminator = ProDiscriminator(info.channels, info.resolution, model.width)
+        self.max_depth = self.generator.max_depth
+        periods = 1 + 2 * self.max_depth  # 4x4 stable, then a fade-in and a stable phase per doubling
+        self.stage_steps = self.options.stage_steps or max(1, config.train.steps // periods)
+
+    def schedule(self, step: int) -> tuple[int, float]:
+        """(depth, alpha) at `step`: depth 0 is 4x4; alpha rises linearly from 0 to 1 while a new depth fades in."""
+        period = step // self.stage_steps
+        if period == 0:
+            return 0, 1.0
+        depth = (period + 1) // 2
+        if depth > self.max_depth:
+            return self.max_depth, 1.0
+        fading = period % 2 == 1
+        return depth, (step - period * self.stage_steps) / self.stage_steps if fading else 1.0
+
+    def on_step(self, step: int) -> None:
+        depth, alpha = self.schedule(step)
+        self.generator.set_stage(depth, alpha)
+        self.discriminator.set_stage(depth, alpha)
+
+    def loss(self, phase, batch):
+        loss, logs = super().loss(phase, batch)
+        if phase == "D" and self.options.drift > 0:
+            drift = self.critic(batch["image"], batch).square().mean()
+            loss = loss + self.options.drift * drift
+        logs["resolution"] = torch.tensor(4.0 * 2 ** int(self.generator.depth))
+        return loss, logs
