@@ -6,7 +6,7 @@ digits:  sklearn digits upscaled to 32 px, extractor 'digits'; reference = even 
 cifar10: the CIFAR-10 test split (JPEG), extractor 'cifar10'; reference = even indices, test rows from odd ones
          (the extractor was trained on 80% of these images, so this checks the metrics, not generalisation).
 --run RUN adds a row scoring RUN's samples (ganforge.load(RUN).sample) against the reference of the matching set.
---write replaces the table between the sanity markers in docs/metrics.md.
+--write replaces each set's table between its markers in docs/metrics.md (other sets' tables are kept).
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from train_extractors import sklearn_digits  # noqa: E402
 
 METRICS = ("fid", "kid", "pr", "dc", "is", "kl", "mode_collapse")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
-START, END = "<!-- sanity-table:start -->", "<!-- sanity-table:end -->"
 BLURS = (0.5, 1.0, 2.0)
 NOISES = (0.1, 0.2, 0.4)
 
@@ -110,6 +109,15 @@ def markdown(name: str, rows: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def write_table(name: str, table: str) -> None:
+    """Replace the text between this set's markers in docs/metrics.md."""
+    start, end = f"<!-- sanity-table:{name}:start -->", f"<!-- sanity-table:{name}:end -->"
+    doc = DOC.read_text()
+    head, rest = doc.split(start)
+    DOC.write_text(f"{head}{start}\n{table}\n{end}{rest.split(end)[1]}")
+    print(f"updated {DOC} ({name})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="digits,cifar10")
@@ -119,18 +127,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    tables, failures = [], []
+    failures = []
     for name in args.sets.split(","):
         rows = rows_for(name, args.data, args.run)
-        tables.append(markdown(name, rows))
+        table = markdown(name, rows)
+        print(table)
         failures += check(name, rows)
-    text = "\n\n".join(tables)
-    print(text)
-    if args.write:
-        doc = DOC.read_text()
-        head, rest = doc.split(START)
-        DOC.write_text(f"{head}{START}\n{text}\n{END}{rest.split(END)[1]}")
-        print(f"updated {DOC}")
+        if args.write:
+            write_table(name, table)
     print("checks: " + ("all passed" if not failures else "; ".join(failures)))
     sys.exit(1 if failures else 0)
 

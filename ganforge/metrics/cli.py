@@ -48,7 +48,7 @@ def evaluate_command(
         fake_set = load_images(fake, size=real_set.images.shape[-1], mode="L" if real_set.images.shape[1] == 1
                                else "RGB", limit=n)
         result = evaluate_images(fake_set.images, real_set.images, metrics, extractor, batch_size=batch_size,
-                                 seed=seed, reference_split=str(real),
+                                 seed=seed, reference_split=f"folder {real.name}",
                                  image_format=f"real {real_set.image_format}; fake {fake_set.image_format}")
         _report(result, console, [json_path] if json_path else [])
         return

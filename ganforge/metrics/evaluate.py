@@ -106,12 +106,16 @@ def evaluate_images(
     else:
         data_id = real_key or "paired"
     scores.update(pixel_scores(fake, real, metrics))
-    scores["record"] = EvalRecord(
-        extractor=model.name, extractor_hash=model.weights_hash, resize_filter=model.resize_filter,
-        n_real=len(real), n_fake=len(fake), reference=data_id, reference_split=reference_split,
-        image_format=image_format, seed=seed,
-    )
+    scores["record"] = make_record(model, len(real), len(fake), data_id, reference_split, image_format, seed)
     return scores
+
+
+def make_record(extractor: Extractor, n_real: int, n_fake: int, reference: str, reference_split: str,
+                image_format: str, seed: int) -> EvalRecord:
+    """The record of an evaluation through EXTRACTOR."""
+    return EvalRecord(extractor=extractor.name, extractor_hash=extractor.weights_hash,
+                      resize_filter=extractor.resize_filter, n_real=n_real, n_fake=n_fake, reference=reference,
+                      reference_split=reference_split, image_format=image_format, seed=seed)
 
 
 def pixel_scores(fake: Tensor, real: Tensor, metrics: tuple[str, ...]) -> dict:
@@ -145,11 +149,7 @@ class Evaluator:
         self.real_stats, self.real_key = image_stats(real, self.extractor, real_key, persist=True,
                                                      need_features=need, batch_size=batch_size)
         self.need_features = need
-        self.record = EvalRecord(
-            extractor=self.extractor.name, extractor_hash=self.extractor.weights_hash,
-            resize_filter=self.extractor.resize_filter, n_real=len(real), n_fake=n, reference=self.real_key,
-            reference_split="", image_format="tensor", seed=seed,
-        )
+        self.record = make_record(self.extractor, len(real), n, self.real_key, "", "tensor", seed)
 
     def __call__(self, sample_fn: Callable[[int], Tensor]) -> dict[str, float]:
         """Draw N samples with sample_fn(n) and return the flat float scores (the record is self.record)."""
