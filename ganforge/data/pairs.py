@@ -92,33 +92,37 @@ def grey(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 def blur(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Gaussian blur with a radius of 0.5% to 2% of the shorter side (at least 0.7 px)."""
-    return image.filter(ImageFilter.GaussianBlur(max(0.7, rng.uniform(0.005, 0.02) * min(image.size))))
+    """Gaussian blur with a radius of 0.6 to 1.5 px per 64 px of the shorter side (at least 0.6 to 1.5 px)."""
+    return image.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.5) * max(1.0, min(image.size) / 64)))
+
+
+def _box_sums(x: np.ndarray, side: int) -> np.ndarray:
+    """Sums over every side x side window: out[y, x] = x[y:y + side, x:x + side].sum((0, 1))."""
+    total = np.pad(x.cumsum(0).cumsum(1), ((1, 0), (1, 0)) + ((0, 0),) * (x.ndim - 2))
+    return total[side:, side:] - total[:-side, side:] - total[side:, :-side] + total[:-side, :-side]
 
 
 def kuwahara(array: np.ndarray, radius: int) -> np.ndarray:
-    """Kuwahara filter (Kuwahara et al. 1976): each pixel takes the mean of the least-varied of its four quadrants."""
-    from scipy.ndimage import uniform_filter
-
-    side = radius + 1
+    """Kuwahara filter (Kuwahara et al. 1976): each pixel takes the mean colour of the one of its four
+    (radius + 1)-square quadrants, each including the pixel, whose luminance varies least."""
     x = array.astype(np.float64)
-    luma = x @ np.array([0.299, 0.587, 0.114]) if x.ndim == 3 else x
-    mean = np.stack([uniform_filter(x[..., c], side, mode="reflect") for c in range(x.shape[-1])], -1) if x.ndim == 3 \
-        else uniform_filter(x, side, mode="reflect")
-    luma_mean = uniform_filter(luma, side, mode="reflect")
-    variance = uniform_filter(luma * luma, side, mode="reflect") - luma_mean ** 2
-    # the box centred at (i + o, j + o) covers one quadrant of the window around (i, j)
-    offset = radius // 2 + (radius % 2)
-    shifts = [(-offset, -offset), (-offset, offset), (offset, -offset), (offset, offset)]
-    pad = ((offset, offset), (offset, offset))
-    var_p = np.pad(variance, pad, mode="edge")
-    mean_p = np.pad(mean, pad + (((0, 0),) if x.ndim == 3 else ()), mode="edge")
-    h, w = variance.shape
-    variances = np.stack([var_p[offset + dy: offset + dy + h, offset + dx: offset + dx + w] for dy, dx in shifts])
-    means = np.stack([mean_p[offset + dy: offset + dy + h, offset + dx: offset + dx + w] for dy, dx in shifts])
+    if x.ndim == 2:
+        x = x[..., None]
+    side = radius + 1
+    padded = np.pad(x, ((radius, radius), (radius, radius), (0, 0)), mode="reflect")
+    luma = padded @ np.array([0.299, 0.587, 0.114]) if x.shape[-1] == 3 else padded[..., 0]
+    area = side * side
+    means = _box_sums(padded, side) / area
+    variance = _box_sums(luma * luma, side) / area - (_box_sums(luma, side) / area) ** 2
+    h, w = x.shape[:2]
+    # in padded coordinates the quadrants of pixel (i, j) start at (i, j), (i, j + r), (i + r, j), (i + r, j + r)
+    corners = [(0, 0), (0, radius), (radius, 0), (radius, radius)]
+    variances = np.stack([variance[dy:dy + h, dx:dx + w] for dy, dx in corners])
+    quadrant_means = np.stack([means[dy:dy + h, dx:dx + w] for dy, dx in corners])
     best = variances.argmin(0)
-    picked = np.take_along_axis(means, best[None, ..., None] if x.ndim == 3 else best[None], 0)[0]
-    return np.clip(np.round(picked), 0, 255).astype(np.uint8)
+    picked = np.take_along_axis(quadrant_means, best[None, ..., None], 0)[0]
+    picked = np.clip(np.round(picked), 0, 255).astype(np.uint8)
+    return picked if array.ndim == 3 else picked[..., 0]
 
 
 def painting(image: Image.Image, rng: np.random.Generator) -> Image.Image:
