@@ -15,7 +15,7 @@ from ganforge.errors import GanforgeError
 @dataclass
 class DataConfig:
     source: str = "digits"  # digits | mnist | fashion-mnist | cifar10 | celeba | a folder | a .npy/.npz file
-    resolution: int = 32
+    resolution: int | None = None  # None: from the data (power of two >= the shorter side, 16..64)
     channels: int | None = None  # None: chosen from the data
     root: str | None = None  # torchvision download cache (default ~/.cache/ganforge/datasets)
     flip: bool = False  # random horizontal flips (on the device, per batch)
@@ -174,7 +174,7 @@ def save_yaml(config: RunConfig, path: str | Path) -> None:
 def validate(config: RunConfig) -> None:
     """Reject settings that cannot work, each with one line naming the field."""
     res = config.data.resolution
-    if res < 8 or res > 1024 or res & (res - 1):
+    if res is not None and (res < 8 or res > 1024 or res & (res - 1)):
         raise GanforgeError(f"data.resolution must be a power of two between 8 and 1024, got {res}")
     if config.data.channels not in (None, 1, 3):
         raise GanforgeError(f"data.channels must be 1 or 3, got {config.data.channels}")

@@ -78,11 +78,18 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
-    """One [0, 1] float image (C, H, W) through JPEG encoding at `quality` and back."""
-    from torchvision.io import decode_jpeg, encode_jpeg
+    """One [0, 1] float image (C, H, W) through JPEG encoding at `quality` (PIL/libjpeg) and back."""
+    import io
 
-    data = encode_jpeg(image.clamp(0, 1).mul(255).round().to(torch.uint8), quality=quality)
-    return decode_jpeg(data).float().div(255)
+    import numpy as np
+    from PIL import Image
+
+    array = image.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(buffer, format="JPEG", quality=quality)
+    decoded = np.array(Image.open(buffer))
+    out = torch.from_numpy(decoded).float().div(255)
+    return out[None] if out.ndim == 2 else out.permute(2, 0, 1)
 
 
 def _one_pass(image: torch.Tensor, size: tuple[int, int], settings: Degradation, rng: torch.Generator) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,10 @@ class ImageSet:
         return self.images.shape[0]
 
     @property
+    def resolution(self) -> int:
+        return self.images.shape[-1]
+
+    @property
     def channels(self) -> int:
         return self.images.shape[1]
 
@@ -52,9 +57,17 @@ def default_cache() -> Path:
     return Path(os.environ.get("GANFORGE_CACHE", Path.home() / ".cache" / "ganforge"))
 
 
-def load_images(source: str, resolution: int, channels: int | None = None, root: str | None = None,
+def auto_resolution(height: int, width: int) -> int:
+    """The model resolution used when none is given: the power of two at or above the images' shorter side,
+    at least 16 (so 8 px digits get 16) and at most 64 (a CPU-friendly default for photos)."""
+    side = min(height, width)
+    return int(min(64, max(16, 2 ** math.ceil(math.log2(max(side, 1))))))
+
+
+def load_images(source: str, resolution: int | None, channels: int | None = None, root: str | None = None,
                 limit: int | None = None) -> ImageSet:
-    """Load `source` (a known data set name, a folder or a .npy/.npz file) resized and cropped to `resolution`."""
+    """Load `source` (a known data set name, a folder or a .npy/.npz file) resized and cropped to `resolution`
+    (None: `auto_resolution` of the data)."""
     key = source.lower()
     if key == "digits":
         arrays, labels, classes = _digits()
@@ -74,6 +87,8 @@ def load_images(source: str, resolution: int, channels: int | None = None, root:
     if limit is not None:
         arrays = arrays[:limit]
         labels = None if labels is None else labels[:limit]
+    if resolution is None:
+        resolution = auto_resolution(*arrays.shape[-2:])
     images = _fit(arrays, resolution, channels)
     return ImageSet(images, labels, classes, name=source)
 
@@ -206,7 +221,7 @@ def _is_grey(path: Path) -> bool:
         return image.mode in ("1", "L", "LA", "I", "I;16", "F")
 
 
-def _folder(folder: Path, resolution: int, channels: int | None, limit: int | None) -> ImageSet:
+def _folder(folder: Path, resolution: int | None, channels: int | None, limit: int | None) -> ImageSet:
     files = list_images(folder)
     if not files:
         raise GanforgeError(f"--data {folder}: no image files found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -214,6 +229,9 @@ def _folder(folder: Path, resolution: int, channels: int | None, limit: int | No
     if channels is None:
         channels = 1 if all(_is_grey(p) for p in files[:200] if _readable(p)) else 3
     mode = "L" if channels == 1 else "RGB"
+    if resolution is None:
+        sizes = sorted(min(_size(p)) for p in files[:200] if _readable(p))
+        resolution = auto_resolution(sizes[len(sizes) // 2], sizes[len(sizes) // 2]) if sizes else 64
     images, labels, skipped = [], [], 0
     for path in files:
         if limit is not None and len(images) >= limit:
@@ -233,6 +251,13 @@ def _folder(folder: Path, resolution: int, channels: int | None, limit: int | No
     label_tensor = torch.tensor(labels) if class_names and min(labels) >= 0 else None
     return ImageSet(torch.cat(images), label_tensor, class_names if label_tensor is not None else [],
                     name=str(folder), skipped=skipped)
+
+
+def _size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
 
 
 def _readable(path: Path) -> bool:

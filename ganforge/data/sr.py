@@ -17,7 +17,7 @@ SKIMAGE_GREY = ("camera", "moon", "coins", "page", "text", "clock")
 
 
 def _from_array(array: np.ndarray) -> torch.Tensor:
-    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.uint8))
+    tensor = torch.from_numpy(np.array(array, dtype=np.uint8))
     return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
 

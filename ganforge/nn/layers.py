@@ -24,8 +24,13 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 def spectral(layer: nn.Module, kind: str) -> nn.Module:
-    """Wrap `layer` in spectral normalisation (Miyato et al. 2018) when `kind` is 'spectral'."""
-    return nn.utils.parametrizations.spectral_norm(layer) if kind == "spectral" else layer
+    """Spectrally normalise (Miyato et al. 2018) `layer`, or each conv/linear inside it, when `kind` is 'spectral'."""
+    if kind != "spectral":
+        return layer
+    weighted = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+    for module in [layer] if isinstance(layer, weighted) else [m for m in layer.modules() if isinstance(m, weighted)]:
+        nn.utils.parametrizations.spectral_norm(module)
+    return layer
 
 
 def conv_block(conv: nn.Module, norm: str, channels: int, activation: nn.Module) -> nn.Sequential:

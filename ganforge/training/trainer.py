@@ -75,6 +75,8 @@ class Trainer:
         self.device = resolve_device(train.device)
         torch.manual_seed(train.seed)
         self.data = data if data is not None else get_family(config.model.name).load_data(config)
+        if config.data.resolution is None:  # resolved from the data; saved so that load/resume rebuild the same
+            config.data.resolution = int(self.data.resolution)
         self.family: Family = create(config, data_info(config, self.data)).to(self.device)
         if self.family.conditional and self.data.labels is None:
             raise GanforgeError(f"model {config.model.name} needs class labels, but --data {config.data.source} has none "
@@ -150,8 +152,8 @@ class Trainer:
                     self.checkpoint_if_finite()
             if self.stop_reason is not None:
                 self.checkpoint_if_finite()
-                progress.console.print(f"{self.stop_reason}: stopped at step {self.step} with a checkpoint; "
-                                       f"continue with: ganforge train --resume {self.run_dir}")
+                print(f"{self.stop_reason}: stopped at step {self.step} with a checkpoint; "
+                      f"continue with: ganforge train --resume {self.run_dir}", flush=True)
         self.logger.close()
         return self.run_dir
 
@@ -221,7 +223,9 @@ class Trainer:
                 group["lr"] = phase.lr * self.lr_scale
 
     def checkpoint_if_finite(self) -> None:
-        if bool(self._finite):
+        """Save, unless a loss or a weight went NaN/inf since the last check: then roll back instead."""
+        weights_ok = all(bool(torch.isfinite(p).all()) for p in self.family.parameters())
+        if bool(self._finite) and weights_ok:
             self.save_checkpoint()
         else:
             self.rollback()

@@ -1,0 +1,33 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def tiny_overrides(tmp_path: Path, **extra) -> dict:
+    """A config small enough to train in a second or two on one CPU thread."""
+    base = {
+        "data.resolution": 16, "model.width": 8, "model.latent_dim": 16, "train.batch_size": 16,
+        "train.steps": 6, "train.log_every": 2, "train.sample_every": 3, "train.checkpoint_every": 3,
+        "out": str(tmp_path), "name": "run",
+    }
+    base.update(extra)
+    return base
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def cli_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
