@@ -25,6 +25,9 @@ from ganforge.nn import conv_block
 from ganforge.nn.layers import check_norm, norm_layer
 
 
+NOT_COMPUTED = torch.tensor(float("nan"))  # logged for losses that are off during pixel-loss pre-training
+
+
 @dataclass
 class SROptions:
     scale: int = 4
@@ -207,7 +210,7 @@ class SuperResolution(Family):
         if phase == "D":
             if not self.adversarial:  # pixel-loss pre-training: a zero loss leaves Adam's update at zero
                 zero = sum(p.sum() for p in self.discriminator.parameters()) * 0.0
-                return zero, {}
+                return zero, dict.fromkeys(("d_loss", "d_real", "d_fake"), NOT_COMPUTED.to(lr.device))
             with torch.no_grad():
                 sr = self.generator(lr)
             real_logits, fake_logits = self.discriminator(hr), self.discriminator(sr)
@@ -218,7 +221,10 @@ class SuperResolution(Family):
         pixel = self.pixel(sr, hr)
         logs = {"pixel": pixel.detach()}
         if not self.adversarial and self.step < o.pretrain_steps:
-            return pixel, logs | {"g_loss": pixel.detach()}
+            # the same columns as later steps (the CSV header is fixed by the first row), NaN while not computed
+            later = (["perceptual"] if o.perceptual_weight > 0 and o.perceptual != "none" else []) + (
+                ["adversarial"] if o.adversarial_weight > 0 else [])
+            return pixel, logs | dict.fromkeys(later, NOT_COMPUTED.to(lr.device)) | {"g_loss": pixel.detach()}
         total = o.pixel_weight * pixel
         perceptual = self.perceptual() if o.perceptual_weight > 0 else None
         if perceptual is not None:
