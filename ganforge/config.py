@@ -44,14 +44,18 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     n_critic: int = 1
-    ema: float = 0.999  # decay of the generator's moving average; 0 turns it off
-    ema_start: int = 0  # copy G into the EMA (no averaging) until this step
+    ema: float = 0.999  # decay of the generator's moving average (warmed up over early steps); 0 turns it off
+    ema_start: int = 0  # before this step the EMA copies G; from it on it averages
     amp: bool = False  # mixed precision; only used where the device supports it
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     sample_every: int = 500
     checkpoint_every: int = 500
     log_every: int = 50
+    eval_every: int = 0  # score samples every N steps (0: never) and keep the best checkpoint
+    eval_metrics: str = "fid"  # comma-separated; the first one picks the best checkpoint
+    eval_n: int = 1000  # samples per evaluation
+    eval_extractor: str | None = None  # None: ganforge's own extractor matching the data (digits / cifar10)
     keep_checkpoints: int = 2  # periodic step_N files kept besides last
     max_rollbacks: int = 3
 

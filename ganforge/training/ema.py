@@ -17,14 +17,17 @@ class EMA:
         self.module = copy.deepcopy(module).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, source: nn.Module, copy_only: bool = False) -> None:
-        """Blend in the live weights (or copy them while `copy_only`); buffers are copied."""
-        ours = [p for p in self.module.parameters()]
+    def update(self, source: nn.Module, steps_averaged: int) -> None:
+        """Blend in the live weights; buffers are copied. `steps_averaged` < 0 copies the weights instead.
+
+        The decay warms up as min(decay, (1 + k) / (10 + k)) over the k steps averaged so far, so the average
+        is not stuck near the random initialisation for the first thousands of steps.
+        """
+        k = max(steps_averaged, -1)
+        decay = 0.0 if k < 0 else min(self.decay, (1.0 + k) / (10.0 + k))
+        ours = list(self.module.parameters())
         theirs = [p.detach() for p in source.parameters()]
-        if copy_only:
-            torch._foreach_copy_(ours, theirs)
-        else:
-            torch._foreach_lerp_(ours, theirs, 1.0 - self.decay)
+        torch._foreach_lerp_(ours, theirs, 1.0 - decay)
         for mine, live in zip(self.module.buffers(), source.buffers()):
             mine.copy_(live)
 

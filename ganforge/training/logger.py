@@ -12,14 +12,15 @@ class RunLogger:
     """Appends scalar rows to metrics.csv and TensorBoard; images go to TensorBoard too."""
 
     def __init__(self, run_dir: Path, resume_step: int | None = None, enabled: bool = True):
-        self.path = run_dir / "metrics.csv"
+        self.run_dir = run_dir
         self.enabled = enabled
-        self.fields: list[str] | None = None
+        self.fields: dict[str, list[str]] = {}
         self.writer = None
         if not enabled:
             return
-        if resume_step is not None and self.path.exists():
-            self._truncate(resume_step)
+        for path in run_dir.glob("*.csv"):
+            if resume_step is not None:
+                self._truncate(path, resume_step)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -27,27 +28,28 @@ class RunLogger:
         except ImportError:  # tensorboard is a dependency; a broken install should not stop training
             self.writer = None
 
-    def _truncate(self, step: int) -> None:
+    def _truncate(self, path: Path, step: int) -> None:
         """Drop rows written after `step` by a run that died before its next checkpoint."""
-        with self.path.open(newline="") as handle:
+        with path.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
         if not rows:
             return
-        self.fields = list(rows[0].keys())
-        with self.path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, self.fields)
+        self.fields[path.stem] = list(rows[0].keys())
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, self.fields[path.stem])
             writer.writeheader()
             writer.writerows(r for r in rows if int(r["step"]) <= step)
 
-    def scalars(self, step: int, values: dict[str, float]) -> None:
+    def scalars(self, step: int, values: dict[str, float], table: str = "metrics") -> None:
+        """Append a row to `table`.csv (metrics.csv: losses and speed; eval.csv: scores) and to TensorBoard."""
         if not self.enabled:
             return
         row = {"step": step, **values}
-        new = not self.path.exists()
-        if self.fields is None:
-            self.fields = list(row)
-        with self.path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, self.fields, extrasaction="ignore")
+        path = self.run_dir / f"{table}.csv"
+        new = not path.exists()
+        fields = self.fields.setdefault(table, list(row))
+        with path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)

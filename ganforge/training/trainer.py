@@ -131,25 +131,32 @@ class Trainer:
         images_per_step = self.config.train.batch_size * self.phases[0].repeat
         with self._signals(), self._progress(total) as progress:
             task = progress.add_task("train", total=total, completed=self.step, info="")
-            started, start_step = time.perf_counter(), self.step
+            window_start, window_step, self._overhead = time.perf_counter(), self.step, 0.0
             while self.step < total and self.stop_reason is None:
                 self.train_step()
                 self.step += 1
                 progress.update(task, completed=self.step)
                 if self.step % self.config.train.log_every == 0 or self.step == total:
-                    rate = (self.step - start_step) * images_per_step / max(time.perf_counter() - started, 1e-9)
+                    seconds = time.perf_counter() - window_start - self._overhead
+                    rate = (self.step - window_step) * images_per_step / max(seconds, 1e-9)
                     values = self.flush_logs(rate)
+                    window_start, window_step, self._overhead = time.perf_counter(), self.step, 0.0
                     if values is None:
                         continue  # rolled back to the last good checkpoint
                     progress.update(task, info=_describe(values))
                     if not self._interactive():
                         progress.console.print(f"step {self.step}/{total} {_describe(values)}")
+                side_start = time.perf_counter()
                 if self.step % self.config.train.sample_every == 0 or self.step == total:
                     self.save_samples()
                 for callback in self.callbacks:
                     callback(self)
                 if self.step % self.config.train.checkpoint_every == 0 or self.step == total:
                     self.checkpoint_if_finite()
+                every = self.config.train.eval_every
+                if every and (self.step % every == 0 or self.step == total):
+                    self.evaluate()
+                self._overhead += time.perf_counter() - side_start
             if self.stop_reason is not None:
                 self.checkpoint_if_finite()
                 print(f"{self.stop_reason}: stopped at step {self.step} with a checkpoint; "
@@ -183,7 +190,7 @@ class Trainer:
                     self._sums[key] = self._sums.get(key, 0.0) + value.float()
         self._count += 1
         if self.ema is not None:
-            self.ema.update(self.family.generator, copy_only=self.step < self.config.train.ema_start)
+            self.ema.update(self.family.generator, self.step - self.config.train.ema_start)
 
     def flush_logs(self, rate: float) -> dict[str, float] | None:
         """Write the averaged losses; on a NaN/inf loss roll back instead and return None."""
@@ -261,6 +268,50 @@ class Trainer:
         generator.train(was_training)
         grid = save_grid(images, self.run_dir / "samples" / f"step_{self.step:06d}.png")
         self.logger.image(self.step, "samples", grid)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, batch_size: int = 250) -> torch.Tensor:
+        """`n` images in [-1, 1] from the sampling generator (EMA when on), reproducible for `seed`."""
+        generator = self.sampling_generator()
+        generator.eval()
+        rng = torch.Generator().manual_seed(seed)
+        out = []
+        for start in range(0, n, batch_size):
+            size = min(batch_size, n - start)
+            inputs = self.family.sample_inputs(size, rng, labels=self._random_labels(size, rng), data=self.data)
+            with self.autocast():
+                images = self.family.generate(generator, {k: v.to(self.device) for k, v in inputs.items()})
+            out.append(images.float().clamp(-1, 1).cpu())
+        if generator is self.family.generator:
+            generator.train()
+        return torch.cat(out)
+
+    def evaluate(self) -> dict[str, float]:
+        """Score samples against the training data; keep the best checkpoint by the first metric."""
+        import json
+
+        from ganforge.metrics import Evaluator
+
+        t = self.config.train
+        if getattr(self, "_evaluator", None) is None:
+            self._evaluator = Evaluator(self.data.as_float(), t.eval_metrics, n=t.eval_n,
+                                        extractor=t.eval_extractor, seed=t.seed)
+        scores = self._evaluator(lambda n: self.sample(n, seed=t.seed + 2))
+        self.logger.scalars(self.step, {f"eval/{k}": v for k, v in scores.items()}, table="eval")
+        (self.run_dir / "eval").mkdir(exist_ok=True)
+        record = getattr(self._evaluator.record, "__dict__", {})
+        (self.run_dir / "eval" / f"step_{self.step:06d}.json").write_text(
+            json.dumps({"step": self.step, "scores": scores, "record": record}, indent=1, default=str))
+        metric = t.eval_metrics.split(",")[0].strip()
+        value = scores.get(metric)
+        higher = metric in ("is", "precision", "recall", "density", "coverage", "pr", "dc")
+        if value is not None and math.isfinite(value):
+            best = self.best.get("value")
+            if best is None or (value > best if higher else value < best):
+                self.best = {"metric": metric, "value": value, "step": self.step}
+                if bool(self._finite):
+                    self.save_checkpoint("best")
+        return scores
 
     # --- checkpoints ---------------------------------------------------------------------------------------
     def save_checkpoint(self, name: str = "last", extra: dict | None = None) -> Path:
