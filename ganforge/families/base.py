@@ -35,6 +35,7 @@ class Phase:
     betas: tuple[float, float]
     repeat: int = 1  # e.g. n_critic for the discriminator
     optimizer: str = "adam"  # adam | rmsprop
+    frozen: tuple[str, ...] | None = None  # modules without gradients in this phase; None: every other phase's
 
 
 Batch = dict[str, torch.Tensor]
@@ -126,6 +127,14 @@ class NoiseGAN(Family):
         losses.check_loss(model.loss)
         if model.penalty not in losses.PENALTIES:
             raise GanforgeError(f"model.penalty must be one of {', '.join(losses.PENALTIES)}; got '{model.penalty}'")
+        self._pending: tuple[Batch, torch.Tensor] | None = None
+
+    def phases(self) -> list[Phase]:
+        """D then G; with one critic step the D phase keeps G's graph so the G phase reuses its samples."""
+        phases = super().phases()
+        if self.config.train.n_critic == 1:
+            phases[0].frozen = ()
+        return phases
 
     def noise(self, n: int, device: torch.device, rng: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn(n, self.config.model.latent_dim, generator=rng, device="cpu" if rng is not None else device)
@@ -151,11 +160,19 @@ class NoiseGAN(Family):
         real = batch["image"]
         inputs = self.generator_inputs(batch)
         if phase == "G":
-            fake = self.generate(self.generator, inputs)
+            if self._pending is not None:  # G is unchanged since the D phase made these: same maths, one pass less
+                inputs, fake = self._pending
+                self._pending = None
+            else:
+                fake = self.generate(self.generator, inputs)
             loss = losses.generator_loss(model.loss, self.critic(fake, inputs))
             return loss, {"g_loss": loss.detach()}
-        with torch.no_grad():
-            fake = self.generate(self.generator, inputs)
+        if torch.is_grad_enabled() and next(self.generator.parameters()).requires_grad:
+            live = self.generate(self.generator, inputs)
+            self._pending, fake = (inputs, live), live.detach()
+        else:
+            with torch.no_grad():
+                fake = self.generate(self.generator, inputs)
         if model.penalty == "r1":
             real = real.detach().requires_grad_(True)
         real_logits = self.critic(real, batch)

@@ -167,9 +167,11 @@ class Trainer:
     def train_step(self) -> None:
         self.family.on_step(self.step)
         batch = None
+        modules = {p.module for p in self.phases}
         for index, phase in enumerate(self.phases):
-            for module in {p.module for p in self.phases}:
-                getattr(self.family, module).requires_grad_(module == phase.module)
+            frozen = set(phase.frozen) if phase.frozen is not None else modules - {phase.module}
+            for module in modules:
+                getattr(self.family, module).requires_grad_(module not in frozen)
             optimizer = self.optimizers[phase.name]
             for _ in range(phase.repeat):
                 if index == 0 or batch is None:
