@@ -26,12 +26,13 @@ def pad_run(net: Net, image: torch.Tensor, stride: int) -> torch.Tensor:
     return net(image)[..., :h, :w]
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def _starts(length: int, tile: int, overlap: int, stride: int) -> list[int]:
+    """Tile starts at multiples of the stride (strided nets are shift-equivariant only by whole strides)."""
     if length <= tile:
         return [0]
-    step = tile - overlap
-    starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
+    step = max(stride, (tile - overlap) // stride * stride)
+    last = -(-(length - tile) // stride) * stride  # the last tile may be shorter: it ends at the image border
+    return sorted(set(range(0, last, step)) | {last})
 
 
 def _ramp(length: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
@@ -59,13 +60,13 @@ def translate_tiled(net: Net, image: torch.Tensor, stride: int, tile: int = 512,
         return pad_run(net, image, stride)
     out = None
     total = torch.zeros(1, 1, h, w, device=image.device)
-    ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
+    ys, xs = _starts(h, tile, overlap, stride), _starts(w, tile, overlap, stride)
     for i, y in enumerate(ys):
         for j, x in enumerate(xs):
             piece = pad_run(net, image[..., y:y + tile, x:x + tile], stride)
             th, tw = piece.shape[-2:]
-            weight = (_ramp(th, overlap, i == 0, i == len(ys) - 1)[:, None]
-                      * _ramp(tw, overlap, j == 0, j == len(xs) - 1)[None, :]).to(image.device)
+            weight = (_ramp(th, min(overlap, th // 2), i == 0, i == len(ys) - 1)[:, None]
+                      * _ramp(tw, min(overlap, tw // 2), j == 0, j == len(xs) - 1)[None, :]).to(image.device)
             if out is None:
                 out = torch.zeros(1, piece.shape[1], h, w, device=image.device)
             out[..., y:y + th, x:x + tw] += piece * weight

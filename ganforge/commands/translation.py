@@ -38,13 +38,13 @@ def translate(
         sources = [path for path, _ in expand_inputs(inputs)]
         scores = paired_scores(written, out, targets, inputs=sources)
         typer.echo(f"PSNR {scores['output']['psnr']:.2f} dB (input {scores['input']['psnr']:.2f}), "
-                      f"SSIM {scores['output']['ssim']:.4f} (input {scores['input']['ssim']:.4f}) over "
-                      f"{scores['n']} images; {scores['protocol']}")
+                   f"SSIM {scores['output']['ssim']:.4f} (input {scores['input']['ssim']:.4f}) over "
+                   f"{scores['n']} images; {scores['protocol']}")
     if domain is not None:
         scores = unpaired_scores(written, domain, extractor)
         record = scores["record"]
         typer.echo(f"FD {scores['fid']:.3f}, KID {scores['kid']:.5f} +- {scores['kid_std']:.5f} on the "
-                      f"'{record.extractor}' extractor ({record.n_fake} translated vs {record.n_real} target images)")
+                   f"'{record.extractor}' extractor ({record.n_fake} translated vs {record.n_real} target images)")
 
 
 def make_pairs(
