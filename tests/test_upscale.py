@@ -52,10 +52,14 @@ def test_cli_train_upscale_and_evaluate(tmp_path, cli_env):
     assert done.returncode == 0, done.stderr
     with Image.open(out / "odd.png") as a, Image.open(out / "sub" / "grey.jpg") as b:
         assert a.size == (26, 14) and b.size == (18, 22)
-    done = subprocess.run(run + ["upscale", str(tmp_path / "sr"), str(inputs), "--out", str(inputs)],
-                          capture_output=True, text=True, env=cli_env, timeout=120)
-    assert done.returncode == 2 and "overwrite" in done.stderr + done.stdout
-    done = subprocess.run(run + ["sr-eval", str(tmp_path / "sr"), str(hr), "--json", str(tmp_path / "s.json")],
-                          capture_output=True, text=True, env=cli_env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "bicubic PSNR" in done.stdout and (tmp_path / "s.json").exists()
+    from ganforge.commands.superres import sr_eval, upscale
+
+    with pytest.raises(GanforgeError, match="overwrite"):
+        upscale(tmp_path / "sr", [inputs], out=inputs, tile=0, overlap=0, alpha=None, psnr=None, checkpoint="last",
+                device="cpu")
+    sr_eval(tmp_path / "sr", [str(hr)], tile=16, alpha=None, psnr=None, checkpoint="last", device="cpu",
+            json_out=tmp_path / "s.json")
+    import json
+
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert scores["n"] == 2 and scores["bicubic_psnr"] > 10 and 0 < scores["ssim"] <= 1
