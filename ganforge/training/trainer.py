@@ -98,6 +98,7 @@ class Trainer:
         self.lr_scale = 1.0
         self.rollbacks = 0
         self.best: dict[str, float] = {}
+        self.last_eval: dict[str, float] = {}  # latest scores, for callbacks (e.g. tuning's pruning)
         self.stop_reason: str | None = None
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
@@ -299,6 +300,7 @@ class Trainer:
             self._evaluator = Evaluator(self.data.as_float(), t.eval_metrics, n=t.eval_n,
                                         extractor=t.eval_extractor, seed=t.seed)
         scores = self._evaluator(lambda n: self.sample(n, seed=t.seed + 2))
+        self.last_eval = {"step": self.step, **scores}
         self.logger.scalars(self.step, {f"eval/{k}": v for k, v in scores.items()}, table="eval")
         (self.run_dir / "eval").mkdir(exist_ok=True)
         record = getattr(self._evaluator.record, "__dict__", {})
