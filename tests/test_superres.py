@@ -206,3 +206,11 @@ def test_sampling_without_images_points_to_upscale(tmp_path):
     family = create(tiny(tmp_path), DataInfo(3, 16))
     with pytest.raises(GanforgeError, match="ganforge upscale"):
         family.sample_inputs(4, torch.Generator())
+
+
+def test_bicubic_residual_starts_at_the_bicubic_baseline(tmp_path):
+    from ganforge.data.degrade import bicubic_upscale
+
+    family = create(tiny(tmp_path, residual=True), DataInfo(3, 16)).eval()
+    lr = torch.rand(1, 3, 7, 9) * 2 - 1
+    assert torch.allclose(family.generate(family.generator, {"lr": lr}), bicubic_upscale(lr, 2), atol=1e-6)

@@ -40,6 +40,7 @@ class SROptions:
     perceptual_criterion: str = "mse"  # mse | l1
     vgg_weights: str | None = None  # torchvision VGG19 weights file; default: the torch hub cache
     adversarial_weight: float = 0.0  # 0: no discriminator (SRResNet)
+    residual: bool = False  # learn only the residual over bicubic upscaling (VDSR-style): fast early training
     pretrained: str | None = None  # run folder or checkpoint whose generator initialises this one
     pretrain_steps: int = 0  # steps of pixel-loss-only training before the perceptual and adversarial losses
     blur: float = 0.0  # degradation settings, see ganforge.data.degrade.Degradation
@@ -83,6 +84,23 @@ class SRResNet(nn.Module):
     def forward(self, lr):
         features = self.head(lr)
         return self.tail(self.upsample(features + self.body(features)))
+
+
+class BicubicResidual(nn.Module):
+    """`network(lr)` added to the bicubic upscale of `lr`; the network's last conv starts at zero, so training
+    starts from the bicubic baseline (global residual learning, Kim et al. 2016, VDSR)."""
+
+    def __init__(self, network: nn.Module, scale: int):
+        super().__init__()
+        self.network, self.scale = network, scale
+        last = [m for m in network.modules() if isinstance(m, nn.Conv2d)][-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, lr):
+        from ganforge.data.degrade import bicubic_upscale
+
+        return self.network(lr) + bicubic_upscale(lr, self.scale)
 
 
 class VGGDiscriminator(nn.Module):
@@ -150,6 +168,8 @@ class SuperResolution(Family):
         losses.check_loss(config.model.loss)
         self.scale = o.scale
         self.generator = self.build_generator()
+        if o.residual:
+            self.generator = BicubicResidual(self.generator, o.scale)
         self.discriminator = self.build_discriminator() if o.adversarial_weight > 0 else nn.Identity()
         self.step = 0
         self.__dict__["_perceptual"] = None  # built on first use; kept out of sub-modules and checkpoints
