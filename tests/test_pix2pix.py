@@ -149,3 +149,13 @@ def test_layout_errors_are_clear(tmp_path):
     (tmp_path / "empty" / "A").mkdir(parents=True)
     with pytest.raises(GanforgeError, match="found A/ but not B/"):
         load_paired(str(tmp_path / "empty"), 16)
+
+
+def test_residual_option_starts_from_the_input():
+    torch.manual_seed(0)
+    family = get("pix2pix")(config(**{"model.options.residual": True}), DataInfo(channels=3, resolution=16))
+    last = family.generator.up[-1][1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    torch.testing.assert_close(family.translate(family.generator.eval(), x), x)

@@ -137,6 +137,7 @@ class Pix2PixOptions:
     direction: str = "AtoB"  # AtoB | BtoA: which domain is the input
     load_size: int = 0  # shorter side images are held at before random crops; 0: resolution * 1.125
     decay_start: float = 1.0  # fraction of train.steps after which learning rates decay linearly to 0 (1: none)
+    residual: bool = False  # output = input + G(input), clamped: for restoration (denoise, watermark removal)
 
 
 @register
@@ -180,14 +181,15 @@ class Pix2Pix(ImageToImage):
         if direction != self.options.direction:
             raise GanforgeError(f"this pix2pix model was trained {self.options.direction} only; "
                                 f"--direction {direction} needs a model trained that way")
-        return generator(images)
+        out = generator(images)
+        return (images + out).clamp(-1, 1) if self.options.residual else out
 
     def loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         source, target = self.source_target(batch)
         kind = self.config.model.loss
         if phase == "G":
             self.decay.before(self.generator)
-            fake = self.generator(source)
+            fake = self.translate(self.generator, source, self.options.direction)
             self._fake = fake.detach()
             adversarial = adversarial_losses(kind, None, self.discriminator(torch.cat([source, fake], 1)), "G")
             l1 = F.l1_loss(fake, target)
@@ -197,7 +199,7 @@ class Pix2Pix(ImageToImage):
         fake = self._fake if self._fake is not None and self._fake.shape == target.shape else None
         if fake is None:
             with torch.no_grad():
-                fake = self.generator(source)
+                fake = self.translate(self.generator, source, self.options.direction)
         self._fake = None
         real_logits = self.discriminator(torch.cat([source, target], 1))
         fake_logits = self.discriminator(torch.cat([source, fake], 1))
