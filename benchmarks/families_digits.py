@@ -1,0 +1,136 @@
+"""Train every image-generation family for the same CPU time on one data set and score it.
+
+Each family keeps its preset (its paper's loss, regulariser and optimiser) with a common network size. A short
+probe measures each family's steps per second, and the run is then given as many steps as fit in the budget (so
+schedules that depend on train.steps, such as ProGAN's growing, complete), with a wall-clock stop as a guard.
+Scores: Frechet distance and KID in the named extractor's features, precision/recall, and for class-conditional
+families the extractor's accuracy on the requested class.
+
+    OMP_NUM_THREADS=1 python benchmarks/families_digits.py --budget 120 --out /tmp/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import ganforge
+from ganforge.api import resolve_config
+from ganforge.metrics import evaluate_images, load_extractor
+from ganforge.training.samples import save_grid
+from ganforge.training.trainer import Trainer
+
+FAMILIES = ["dcgan", "cgan", "wgan", "wgan-gp", "sngan", "stylegan", "progan", "biggan", "vaegan"]
+FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
+
+
+def config_for(family: str, args, steps: int, name: str, options: dict | None = None):
+    overrides = {"model": {"name": family, "width": args.width, "latent_dim": args.latent_dim,
+                           "options": dict(options or {})},
+                 "data": {"source": args.data, "resolution": args.resolution, "limit": args.limit},
+                 "train": {"steps": steps, "seed": args.seed, "device": "cpu", "log_every": max(1, steps // 20),
+                           "sample_every": 10 ** 9, "checkpoint_every": 10 ** 9, "keep_checkpoints": 0},
+                 "out": str(args.out), "name": name}
+    if family == "progan":  # grow through every resolution within the run, as the paper does
+        periods = 1 + 2 * (args.resolution.bit_length() - 3)
+        overrides["model"]["options"].setdefault("stage_steps", max(1, steps // periods))
+    return resolve_config(overrides=overrides)
+
+
+def steps_per_second(family: str, args, options: dict) -> float:
+    """Training steps per CPU second from a short probe run (after a warm-up step)."""
+    probe = Path(args.out) / f"probe-{family}"
+    shutil.rmtree(probe, ignore_errors=True)
+    trainer = Trainer(config_for(family, args, 10 ** 6, probe.name, options), probe, quiet=True)
+    trainer.train_step()
+    start = time.process_time()
+    for _ in range(args.probe_steps):
+        trainer.train_step()
+    rate = args.probe_steps / (time.process_time() - start)
+    shutil.rmtree(probe, ignore_errors=True)
+    return rate
+
+
+def class_accuracy(model, extractor, per_class: int) -> float:
+    """Share of samples generated for class k that the extractor classifies as k, over all classes."""
+    k = len(model.classes)
+    labels = torch.arange(k).repeat_interleave(per_class)
+    images = model.sample(len(labels), seed=1, labels=labels)
+    _, logits = extractor.extract(images)
+    return (logits.argmax(1) == labels).float().mean().item()
+
+
+def run_family(family: str, args, options: dict | None = None, tag: str = "") -> dict:
+    options = options or {}
+    label = family + (f"+{tag}" if tag else "")
+    rate = steps_per_second(family, args, options)
+    steps = max(10, int(rate * args.budget))
+    name = label.replace("+", "-")
+    shutil.rmtree(Path(args.out) / name, ignore_errors=True)
+    config = config_for(family, args, steps, name, options)
+    deadline = time.process_time() + 1.2 * args.budget + 10
+
+    def guard(trainer):
+        if time.process_time() > deadline:
+            trainer.stop_reason = "time budget"
+
+    started = time.process_time()
+    run = ganforge.train(config, quiet=True, callbacks=[guard])
+    seconds = time.process_time() - started
+    model = ganforge.load(run)
+    fake = model.sample(args.n, seed=0)
+    real = ganforge.load(run).real_images() if args.real is None else args.real
+    scores = evaluate_images(fake, real, ("fid", "kid", "pr"), extractor=args.extractor, seed=0)
+    row = {"family": label, "steps": model.step, "planned_steps": steps, "train_cpu_seconds": round(seconds, 1),
+           "fd": round(scores["fid"], 2), "kid": round(scores["kid"], 4), "precision": round(scores["precision"], 3),
+           "recall": round(scores["recall"], 3), "record": scores["record"].to_dict()}
+    if model.family.conditional:
+        row["class_accuracy"] = round(class_accuracy(model, load_extractor(args.extractor), 100), 3)
+        grid = model.sample(100, seed=2, labels=torch.arange(10).repeat(10) % len(model.classes))
+    else:
+        grid = model.sample(100, seed=2)
+    if args.figures:
+        save_grid(grid, FIGURES / f"gen_{args.prefix}{name}.png", nrow=10)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--budget", type=float, default=120.0, help="training seconds per family")
+    parser.add_argument("--data", default="digits")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--resolution", type=int, default=16)
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--latent-dim", type=int, default=64)
+    parser.add_argument("--extractor", default="digits")
+    parser.add_argument("--n", type=int, default=2000, help="generated samples scored")
+    parser.add_argument("--probe-steps", type=int, default=5)
+    parser.add_argument("--diffaugment", default="", help="also run these families with DiffAugment (comma list)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-families"))
+    parser.add_argument("--json", type=Path, default=None, help="append result rows (JSON lines) here")
+    parser.add_argument("--prefix", default="", help="figure name prefix, e.g. cifar_")
+    parser.add_argument("--no-figures", dest="figures", action="store_false")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    args.real = None
+    jobs = [(f, {}, "") for f in args.families.split(",") if f]
+    jobs += [(f, {"diffaugment": "color,translation,cutout"}, "diffaugment") for f in args.diffaugment.split(",") if f]
+    for family, options, tag in jobs:
+        row = run_family(family, args, options, tag)
+        print(json.dumps({k: v for k, v in row.items() if k != "record"}), flush=True)
+        if args.json:
+            with args.json.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
