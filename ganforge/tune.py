@@ -423,10 +423,17 @@ def tune(space: str | Path | dict[str, Any], base_overrides: dict[str, Any] | No
             print(describe_trial(trial, objective, second_objective), flush=True)
 
     if remaining:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(objective_fn, n_trials=remaining, n_jobs=n_jobs, catch=(GanforgeError,),
-                           callbacks=[optuna.study.MaxTrialsCallback(budget, states=states), after_trial])
+        objective_fn.load_data(probe)  # a bad --data fails here once, not in every trial
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.optimize(objective_fn, n_trials=remaining, n_jobs=n_jobs, catch=(GanforgeError,),
+                               callbacks=[optuna.study.MaxTrialsCallback(budget, states=states), after_trial])
+        except KeyboardInterrupt:
+            write_trials_csv(study, csv_path, objective, second_objective)
+            say(f"search interrupted: finished trials are kept in {storage_url}; run the same command again to "
+                "resume (the cut-short trial is retried with its parameters)")
+            raise
     write_trials_csv(study, csv_path, objective, second_objective)
     result = _result(study, out, csv_path, multi)
     if plots:
@@ -465,8 +472,8 @@ def trial_rows(study, objective: str, second: str | None) -> tuple[list[str], li
     rows = []
     for t in study.trials:
         row: dict[str, Any] = {"number": t.number, "state": t.state.name.lower()}
-        for i, name in enumerate(names):
-            row[name] = t.values[i] if t.values else None
+        for i, name in enumerate(names):  # a pruned trial's value is only its last intermediate score: see note
+            row[name] = t.values[i] if t.values and t.state.name == "COMPLETE" else None
         if second:
             row["pareto"] = t.number in pareto
         row |= {k: t.params.get(k) for k in keys}
@@ -490,7 +497,8 @@ def write_trials_csv(study, path: Path, objective: str, second: str | None) -> N
 
 
 def describe_trial(trial, objective: str, second: str | None) -> str:
-    values = ", ".join(f"{n} {v:.4g}" for n, v in zip(_value_names(objective, second), trial.values or []))
+    done = trial.state.name == "COMPLETE"
+    values = ", ".join(f"{n} {v:.4g}" for n, v in zip(_value_names(objective, second), trial.values if done else []))
     params = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
     note = trial.user_attrs.get("pruned") or trial.user_attrs.get("error") or ""
     return f"trial {trial.number} {trial.state.name.lower()}{': ' + values if values else ''} [{params}]" + (
@@ -541,7 +549,7 @@ def save_plots(study, folder: Path, objective: str, second: str | None,
                         figure.write_html(path, include_plotlyjs="directory")
                     else:
                         axes = figure.flat[0] if hasattr(figure, "flat") else figure
-                        axes.figure.set_size_inches(8, 5)
+                        axes.figure.set_size_inches(10, 5)
                         axes.figure.savefig(path, dpi=100, bbox_inches="tight")
                         plt.close(axes.figure)
                 written.append(path)
