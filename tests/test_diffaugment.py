@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ganforge.api import resolve_config
-from ganforge.data.diffaugment import DiffAugmentMixin, brightness, contrast, cutout, diff_augment, parse_policy, saturation, translation
+from ganforge.data.diffaugment import (DiffAugmentMixin, brightness, contrast, cutout, diff_augment, parse_policy,
+                                       saturation, translation)
 from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, create
 

@@ -79,6 +79,10 @@ class DiffAugmentMixin:
     """Put before NoiseGAN in a family's bases: every discriminator input (real, fake, GP/R1 points) is augmented
     when the family's options have a non-empty `diffaugment` policy."""
 
+    def __init__(self, config, info):
+        super().__init__(config, info)
+        parse_policy(getattr(self.options, "diffaugment", ""))  # a bad policy fails at build time, not mid-run
+
     def critic(self, images: torch.Tensor, batch):
         policy = getattr(self.options, "diffaugment", "")
         if policy:

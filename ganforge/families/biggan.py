@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.data.diffaugment import DiffAugmentMixin, parse_policy
+from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, NoiseGAN
@@ -111,10 +111,10 @@ class BigGAN(DiffAugmentMixin, Conditional, NoiseGAN):
         super().__init__(config, info)
         self.check_classes()
         o, model = self.options, config.model
-        parse_policy(o.diffaugment)
         attention = o.attention or max(8, info.resolution // 2)
         if attention & (attention - 1) or not 8 <= attention <= info.resolution:
-            raise GanforgeError(f"model.options.attention must be a power of two from 8 to {info.resolution}, got {attention}")
+            raise GanforgeError(f"model.options.attention must be a power of two from 8 to {info.resolution}, "
+                                f"got {attention}")
         if o.truncation < 0:
             raise GanforgeError(f"model.options.truncation must be >= 0 (0: off), got {o.truncation}")
         self.generator = BigGenerator(model.latent_dim, info.n_classes, o.shared_dim, info.channels, info.resolution,

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganforge import losses
-from ganforge.data.diffaugment import DiffAugmentMixin, parse_policy
+from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, NoiseGAN
@@ -109,7 +109,6 @@ class CGAN(DiffAugmentMixin, Conditional, NoiseGAN):
         model, o = config.model, self.options
         check_norm(model.g_norm, "model.g_norm")
         check_norm(model.d_norm, "model.d_norm")
-        parse_policy(o.diffaugment)
         if not (o.projection or o.auxiliary):
             raise GanforgeError("model.options: cgan needs projection or auxiliary (or both) to see the labels")
         if not 8 <= info.resolution <= 256:

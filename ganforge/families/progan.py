@@ -7,14 +7,13 @@ pure function of the training step, kept as buffers so that samples, checkpoints
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.data.diffaugment import DiffAugmentMixin, parse_policy
+from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import NoiseGAN
@@ -67,7 +66,9 @@ class ProGenerator(Growing):
             old = F.interpolate(self.to_rgb[depth - 1](previous), scale_factor=2, mode="nearest")
             rgb = old.lerp(rgb, alpha.to(rgb.dtype))
         # shown at the full resolution while growing: nearest upsampling keeps the current stage's pixels
-        return F.interpolate(rgb, scale_factor=2 ** (self.max_depth - depth), mode="nearest") if depth < self.max_depth else rgb
+        if depth < self.max_depth:
+            rgb = F.interpolate(rgb, scale_factor=2 ** (self.max_depth - depth), mode="nearest")
+        return rgb
 
 
 class ProDiscriminator(Growing):
@@ -125,7 +126,6 @@ class ProGAN(DiffAugmentMixin, NoiseGAN):
 
     def __init__(self, config, info):
         super().__init__(config, info)
-        parse_policy(self.options.diffaugment)
         if self.options.stage_steps < 0:
             raise GanforgeError(f"model.options.stage_steps must be >= 0, got {self.options.stage_steps}")
         model = config.model

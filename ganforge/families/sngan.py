@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.data.diffaugment import DiffAugmentMixin, parse_policy
+from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import NoiseGAN
@@ -70,7 +70,6 @@ class SNGAN(DiffAugmentMixin, NoiseGAN):
         super().__init__(config, info)
         if not 8 <= info.resolution <= 256:
             raise GanforgeError(f"data.resolution: sngan supports 8 to 256 pixels, got {info.resolution}")
-        parse_policy(self.options.diffaugment)
         model = config.model
         self.generator = ResNetGenerator(model.latent_dim, info.channels, info.resolution, model.width)
         self.discriminator = ResNetDiscriminator(info.channels, info.resolution, model.width)

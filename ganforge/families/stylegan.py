@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.data.diffaugment import DiffAugmentMixin, parse_policy
+from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, NoiseGAN
@@ -160,7 +160,6 @@ class StyleGAN(DiffAugmentMixin, NoiseGAN):
     def __init__(self, config, info):
         super().__init__(config, info)
         o, model = self.options, config.model
-        parse_policy(o.diffaugment)
         if not 0 <= o.style_mixing <= 1 or not 0 <= o.w_avg_beta < 1 or o.truncation < 0:
             raise GanforgeError("model.options: style_mixing must be in [0, 1], w_avg_beta in [0, 1), truncation >= 0")
         self.generator = StyleGenerator(model.latent_dim, o.w_dim or model.latent_dim, info.channels, info.resolution,
@@ -186,7 +185,8 @@ class StyleGAN(DiffAugmentMixin, NoiseGAN):
         except ValueError:
             span = range(0)
         if not span or span.start < 0 or span.stop > n:
-            raise GanforgeError(f"--layers: expected coarse, middle, fine or A-B with 0 <= A <= B < {n}; got '{layers}'")
+            raise GanforgeError(f"--layers: expected coarse, middle, fine or A-B with 0 <= A <= B < {n}; "
+                                f"got '{layers}'")
         return span
 
     @torch.no_grad()

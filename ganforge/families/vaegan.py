@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ganforge import losses
-from ganforge.data.diffaugment import DiffAugmentMixin, parse_policy
+from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, NoiseGAN, Phase
@@ -81,7 +81,6 @@ class VAEGAN(DiffAugmentMixin, NoiseGAN):
     def __init__(self, config, info):
         super().__init__(config, info)
         model, o = config.model, self.options
-        parse_policy(o.diffaugment)
         if not 8 <= info.resolution <= 256:
             raise GanforgeError(f"data.resolution: vaegan supports 8 to 256 pixels, got {info.resolution}")
         if o.optimizer not in ("rmsprop", "adam"):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ganforge.data.diffaugment import DiffAugmentMixin, parse_policy
+from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Phase
@@ -39,7 +39,6 @@ class WGAN(DiffAugmentMixin, DCGAN):
         super().__init__(config, info)
         if self.options.clip <= 0:
             raise GanforgeError(f"model.options.clip must be positive, got {self.options.clip}")
-        parse_policy(self.options.diffaugment)
 
     def phases(self) -> list[Phase]:
         t = self.config.train
@@ -70,4 +69,3 @@ class WGANGP(DiffAugmentMixin, DCGAN):
         if config.model.d_norm == "batch" and config.model.penalty == "gp":
             raise GanforgeError("model.d_norm: batch norm in the critic breaks WGAN-GP's per-sample gradient "
                                 "penalty; use none, instance or spectral")
-        parse_policy(self.options.diffaugment)
