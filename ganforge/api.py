@@ -95,9 +95,29 @@ def train(config: RunConfig | None = None, *, config_file: str | Path | None = N
             config = resolve_config(config_file, overrides)
         elif overrides:
             config = apply_overrides(config, overrides, "option")
-        run_dir = prepare_run(config)
+        run_dir = _prepare_on_main(config)
     trainer = Trainer(config, run_dir, resume=resume is not None, quiet=quiet, callbacks=callbacks)
     return trainer.fit()
+
+
+def _prepare_on_main(config: RunConfig) -> Path:
+    """Create the run folder; under torchrun only rank 0 does, and every process gets its path (or its error)."""
+    from ganforge.training.distributed import Distributed
+
+    dist = Distributed.from_env()
+    if not dist.active:
+        return prepare_run(config)
+    outcome: tuple[str, str] = ("error", "")
+    if dist.is_main:
+        config.name = config.name or _run_name(config)
+        try:
+            outcome = ("ok", str(prepare_run(config)))
+        except GanforgeError as error:
+            outcome = ("error", str(error))
+    outcome = dist.broadcast_object(outcome)
+    if outcome[0] == "error":
+        raise GanforgeError(outcome[1])
+    return Path(outcome[1])
 
 
 def find_checkpoint(target: str | Path, which: str = "last") -> Path:

@@ -25,6 +25,7 @@ TRAIN_FLAGS = {
     "beta1": "train.beta1", "beta2": "train.beta2", "n_critic": "train.n_critic", "ema": "train.ema",
     "amp": "train.amp", "seed": "train.seed", "device": "train.device", "sample_every": "train.sample_every",
     "checkpoint_every": "train.checkpoint_every", "log_every": "train.log_every",
+    "scale": "model.options.scale",
     "out": "out", "name": "name",
 }
 
@@ -76,6 +77,7 @@ def train(
     sample_every: Optional[int] = typer.Option(None, "--sample-every"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
     log_every: Optional[int] = typer.Option(None, "--log-every"),
+    scale: Optional[int] = typer.Option(None, help="upscaling factor of super-resolution models (2 or 4)"),
     opt: list[str] = typer.Option([], help="family option key=value (repeatable)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the fully resolved config and exit"),
     quiet: bool = typer.Option(False, help="no progress output"),

@@ -37,7 +37,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 2000
+    steps: int = 3000
     batch_size: int = 64
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -47,6 +47,7 @@ class TrainConfig:
     ema: float = 0.999  # decay of the generator's moving average (warmed up over early steps); 0 turns it off
     ema_start: int = 0  # before this step the EMA copies G; from it on it averages
     amp: bool = False  # mixed precision; only used where the device supports it
+    sync_batchnorm: bool = False  # batch statistics over all processes under torchrun
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     sample_every: int = 500

@@ -58,6 +58,7 @@ class Family(nn.Module):
         self.config = config
         self.info = info
         self.options = self._parse_options(config.model.options)
+        self.shard = (0, 1)  # (rank, processes) under torchrun; set by the trainer
 
     def _parse_options(self, given: dict[str, Any]):
         if self.Options is None:
@@ -136,9 +137,11 @@ class NoiseGAN(Family):
             phases[0].frozen = ()
         return phases
 
-    def noise(self, n: int, device: torch.device, rng: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn(n, self.config.model.latent_dim, generator=rng, device="cpu" if rng is not None else device)
-        return z.to(device)
+    def noise(self, n: int, device: torch.device) -> torch.Tensor:
+        """Latents for a training batch of `n`; under torchrun, this process's slice of the global batch's."""
+        rank, world = self.shard
+        z = torch.randn(n * world, self.config.model.latent_dim, device=device)
+        return z[rank * n:(rank + 1) * n]
 
     def critic(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Discriminator logits for `images`; `batch` carries labels for conditional families."""

@@ -46,10 +46,21 @@ class RunLogger:
             return
         row = {"step": step, **values}
         path = self.run_dir / f"{table}.csv"
-        new = not path.exists()
         fields = self.fields.setdefault(table, list(row))
+        added = [k for k in row if k not in fields]
+        if added and path.exists():  # a value that starts later (e.g. a loss switched on mid-run): widen the table
+            with path.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            fields.extend(added)
+            with path.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fields)
+                writer.writeheader()
+                writer.writerows(rows)
+        elif added:
+            fields.extend(added)
+        new = not path.exists()
         with path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fields, extrasaction="ignore")
+            writer = csv.DictWriter(handle, fields)
             if new:
                 writer.writeheader()
             writer.writerow(row)

@@ -20,6 +20,7 @@ from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, Family, create
 from ganforge.families import get as get_family
 from ganforge.training import checkpoint as ckpt
+from ganforge.training.distributed import Distributed
 from ganforge.training.ema import EMA, refresh_norm_stats
 from ganforge.training.logger import RunLogger
 from ganforge.training.samples import save_grid
@@ -72,12 +73,20 @@ class Trainer:
         self.quiet = quiet
         self.callbacks = callbacks or []
         train = config.train
-        self.device = resolve_device(train.device)
+        self.dist = Distributed.from_env()
+        self.device = self.dist.device(resolve_device(train.device))
+        if not self.dist.is_main:
+            self.quiet = True
         torch.manual_seed(train.seed)
         self.data = data if data is not None else get_family(config.model.name).load_data(config)
         if config.data.resolution is None:  # resolved from the data; saved so that load/resume rebuild the same
             config.data.resolution = int(self.data.resolution)
-        self.family: Family = create(config, data_info(config, self.data)).to(self.device)
+        self.family: Family = create(config, data_info(config, self.data))
+        self.family.shard = (self.dist.rank, self.dist.world)
+        if train.sync_batchnorm:
+            self.family.generator = self.dist.sync_batchnorm(self.family.generator)
+            self.family.discriminator = self.dist.sync_batchnorm(self.family.discriminator)
+        self.family.to(self.device)
         if self.family.conditional and self.data.labels is None:
             raise GanforgeError(f"model {config.model.name} needs class labels, but --data {config.data.source} has none "
                                 "(use a folder with one sub-folder per class, or a labelled data set)")
@@ -88,6 +97,8 @@ class Trainer:
             for p in self.phases
         }
         self.batches = self.data.batches(train.batch_size, self.device, train.seed, config.data.flip)
+        if self.dist.active:
+            self.batches = ShardedBatches(self.batches, self.dist.rank, self.dist.shard_size(train.batch_size))
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         grid_rng = torch.Generator().manual_seed(train.seed + 1)
@@ -106,7 +117,7 @@ class Trainer:
         self.checkpoint_dir = self.run_dir / "checkpoints"
         if resume:
             self.restore(self.checkpoint_dir / "last.safetensors")
-        self.logger = RunLogger(self.run_dir, resume_step=self.step if resume else None)
+        self.logger = RunLogger(self.run_dir, resume_step=self.step if resume else None, enabled=self.dist.is_main)
 
     # --- precision -----------------------------------------------------------------------------------------
     def _amp_dtype(self) -> torch.dtype | None:
@@ -124,8 +135,9 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------------
     def fit(self) -> Path:
         """Train until config.train.steps; returns the run folder. Ctrl-C or SIGTERM stop after a checkpoint."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(self.config, self.run_dir / "config.yaml")
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_yaml(self.config, self.run_dir / "config.yaml")
         if not (self.checkpoint_dir / "last.safetensors").exists():
             self.save_checkpoint()
         total = self.config.train.steps
@@ -138,6 +150,8 @@ class Trainer:
                 self.step += 1
                 progress.update(task, completed=self.step)
                 if self.step % self.config.train.log_every == 0 or self.step == total:
+                    if self.dist.any_true(self.stop_reason is not None, self.device):
+                        self.stop_reason = self.stop_reason or "stopped by another process"
                     seconds = time.perf_counter() - window_start - self._overhead
                     rate = (self.step - window_step) * images_per_step / max(seconds, 1e-9)
                     values = self.flush_logs(rate)
@@ -150,13 +164,13 @@ class Trainer:
                 side_start = time.perf_counter()
                 if self.step % self.config.train.sample_every == 0 or self.step == total:
                     self.save_samples()
-                for callback in self.callbacks:
-                    callback(self)
                 if self.step % self.config.train.checkpoint_every == 0 or self.step == total:
                     self.checkpoint_if_finite()
                 every = self.config.train.eval_every
                 if every and (self.step % every == 0 or self.step == total):
                     self.evaluate()
+                for callback in self.callbacks:  # last, so they see this step's checkpoint and scores
+                    callback(self)
                 self._overhead += time.perf_counter() - side_start
             if self.stop_reason is not None:
                 self.checkpoint_if_finite()
@@ -182,10 +196,12 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 if self.scaler is not None:
                     self.scaler.scale(loss).backward()
+                    self._average_gradients(optimizer)
                     self.scaler.step(optimizer)
                     self.scaler.update()
                 else:
                     loss.backward()
+                    self._average_gradients(optimizer)
                     optimizer.step()
                 self.family.after_step(phase.name)
                 self._finite &= torch.isfinite(loss.detach())
@@ -195,9 +211,13 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.family.generator, self.step - self.config.train.ema_start)
 
+    def _average_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.dist.active:
+            self.dist.average_gradients(p for group in optimizer.param_groups for p in group["params"])
+
     def flush_logs(self, rate: float) -> dict[str, float] | None:
         """Write the averaged losses; on a NaN/inf loss roll back instead and return None."""
-        if not bool(self._finite):
+        if not self.dist.all_true(self._finite):
             self.rollback()
             return None
         values = {k: float(v) / max(self._count, 1) for k, v in self._sums.items()}
@@ -234,8 +254,8 @@ class Trainer:
 
     def checkpoint_if_finite(self) -> None:
         """Save, unless a loss or a weight went NaN/inf since the last check: then roll back instead."""
-        weights_ok = all(bool(torch.isfinite(p).all()) for p in self.family.parameters())
-        if bool(self._finite) and weights_ok:
+        weights_ok = torch.stack([torch.isfinite(p).all() for p in self.family.parameters()]).all()
+        if self.dist.all_true(self._finite & weights_ok):
             self.save_checkpoint()
         else:
             self.rollback()
@@ -263,6 +283,8 @@ class Trainer:
 
     @torch.no_grad()
     def save_samples(self) -> None:
+        if not self.dist.is_main:
+            return
         generator = self.sampling_generator()
         was_training = generator.training
         generator.eval()
@@ -290,8 +312,12 @@ class Trainer:
         return torch.cat(out)
 
     def evaluate(self) -> dict[str, float]:
-        """Score samples against the training data; keep the best checkpoint by the first metric."""
+        """Score samples against the training data (on the main process); keep the best checkpoint by the first
+        metric."""
         import json
+
+        if not self.dist.is_main:
+            return {}
 
         from ganforge.metrics import Evaluator
 
@@ -345,12 +371,15 @@ class Trainer:
             **(extra or {}),
         }
         path = self.checkpoint_dir / f"{name}.safetensors"
-        try:
-            ckpt.save(path, tensors, meta)
-        except OSError as error:
-            raise GanforgeError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
+        if self.dist.is_main:  # every process holds the same weights; one writes, the others wait for it
+            try:
+                ckpt.save(path, tensors, meta)
+            except OSError as error:
+                raise GanforgeError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
+            if name == "last":
+                self._keep_periodic(tensors, meta)
         if name == "last":
-            self._keep_periodic(tensors, meta)
+            self.dist.barrier()
         return path
 
     def _keep_periodic(self, tensors: dict, meta: dict) -> None:
@@ -415,6 +444,23 @@ class Trainer:
         return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
                         disable=self.quiet or not console.is_terminal)
+
+
+class ShardedBatches:
+    """This process's slice of each global batch: every process draws the same global batch (same seed), so
+    together they see exactly what one process would."""
+
+    def __init__(self, batches, rank: int, size: int):
+        self.batches, self.start, self.size = batches, rank * size, size
+
+    def next(self) -> dict[str, torch.Tensor]:
+        return {k: v[self.start:self.start + self.size] for k, v in self.batches.next().items()}
+
+    def state_dict(self) -> dict:
+        return self.batches.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches.load_state_dict(state)
 
 
 def check_same_model(saved: dict, current: dict, path: Path) -> None:
