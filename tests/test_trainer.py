@@ -111,3 +111,18 @@ def test_bad_inputs(tmp_path):
         ganforge.load(tmp_path / "fake.safetensors")
     with pytest.raises(GanforgeError, match="not a ganforge run folder"):
         ganforge.load(tmp_path)
+
+
+def test_family_learning_rate_schedule_reaches_the_optimisers(tmp_path):
+    from ganforge.api import resolve_config
+    from ganforge.training.trainer import Trainer
+
+    config = resolve_config(overrides=tiny_overrides(tmp_path))
+    trainer = Trainer(config, tmp_path / "run", quiet=True)
+    trainer.family.lr_factor = lambda step: 0.25 if step >= 1 else 1.0
+    trainer.train_step()
+    assert trainer.optimizers["G"].param_groups[0]["lr"] == config.train.lr_g
+    trainer.step += 1
+    trainer.train_step()
+    assert trainer.optimizers["G"].param_groups[0]["lr"] == config.train.lr_g * 0.25
+    assert trainer.optimizers["D"].param_groups[0]["lr"] == config.train.lr_d * 0.25

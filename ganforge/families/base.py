@@ -101,6 +101,10 @@ class Family(nn.Module):
         """Called by the trainer before each training step (and after a resume) with the step about to run;
         for schedules such as progressive growing."""
 
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of every phase's learning rate at `step` (a schedule, e.g. linear decay); 1 by default."""
+        return 1.0
+
     def after_step(self, phase: str) -> None:
         """Called after each optimiser step of `phase` (e.g. weight clipping)."""
 

@@ -128,7 +128,6 @@ class CycleGAN(ImageToImage):
         real_a, real_b = batch["a"], batch["b"]
         kind = self.config.model.loss
         if phase == "G":
-            self.decay.before(self.generator)
             g, f = self.generator["a2b"], self.generator["b2a"]
             fake_b, fake_a = g(real_a), f(real_b)
             self._fakes = (fake_a.detach(), fake_b.detach())
@@ -144,7 +143,6 @@ class CycleGAN(ImageToImage):
                 loss = loss + o.identity_weight * o.cycle_weight * identity
                 logs["identity"] = identity.detach()
             return loss, logs
-        self.decay.before(self.discriminator)
         if self._fakes is None:
             with torch.no_grad():
                 self._fakes = (self.generator["b2a"](real_b), self.generator["a2b"](real_a))

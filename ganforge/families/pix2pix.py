@@ -35,39 +35,10 @@ def adversarial_losses(kind: str, real_logits: torch.Tensor | None, fake_logits:
     return losses.discriminator_loss(kind, real_logits, fake_logits) * (1.0 if kind == "least-squares" else 0.5)
 
 
-class LinearDecay:
-    """Learning rates constant for the first `start` fraction of training, then linearly down to zero.
-
-    The trainer owns the optimisers, so the decay is applied to each update: Adam's step is linear in the learning
-    rate (without weight decay), so scaling the change an optimiser step made by `factor` is exactly a step with
-    lr * factor. `before(module)` snapshots the parameters before the step; `after()` rescales the change.
-    """
-
-    def __init__(self, start: float, total_steps: int):
-        if not 0.0 <= start <= 1.0:
-            raise GanforgeError(f"model.options.decay_start must be in [0, 1] (a fraction of train.steps), got {start}")
-        self.start_step = int(round(start * total_steps))
-        self.total_steps = total_steps
-        self.factor = 1.0
-        self._params: list[torch.Tensor] = []
-        self._saved: list[torch.Tensor] = []
-
-    def set_step(self, step: int) -> None:
-        decay_steps = self.total_steps - self.start_step
-        self.factor = 1.0 - max(0, step + 1 - self.start_step) / (decay_steps + 1)
-
-    def before(self, module: nn.Module) -> None:
-        if self.factor < 1.0:
-            self._params = [p for p in module.parameters() if p.requires_grad]
-            self._saved = [p.detach().clone() for p in self._params]
-
-    @torch.no_grad()
-    def after(self) -> None:
-        if self._params:
-            torch._foreach_sub_(self._params, self._saved)
-            torch._foreach_mul_(self._params, self.factor)
-            torch._foreach_add_(self._params, self._saved)
-        self._params, self._saved = [], []
+def linear_decay(step: int, start: float, total_steps: int) -> float:
+    """Learning-rate factor: 1 for the first `start` fraction of training, then linearly down towards 0."""
+    start_step = int(round(start * total_steps))
+    return 1.0 - max(0, step + 1 - start_step) / (total_steps - start_step + 1)
 
 
 class ImageToImage(Family):
@@ -82,7 +53,9 @@ class ImageToImage(Family):
         losses.check_loss(config.model.loss)
         check_norm(config.model.g_norm, "model.g_norm")
         check_norm(config.model.d_norm, "model.d_norm")
-        self.decay = LinearDecay(self.options.decay_start, config.train.steps)
+        if not 0.0 <= self.options.decay_start <= 1.0:
+            raise GanforgeError("model.options.decay_start must be in [0, 1] (a fraction of train.steps), "
+                                f"got {self.options.decay_start}")
 
     @classmethod
     def load_data(cls, config):
@@ -97,11 +70,8 @@ class ImageToImage(Family):
         """(input, target) of a batch for the trained direction."""
         return (batch["a"], batch["b"]) if self.options.direction == "AtoB" else (batch["b"], batch["a"])
 
-    def on_step(self, step: int) -> None:
-        self.decay.set_step(step)
-
-    def after_step(self, phase: str) -> None:
-        self.decay.after()
+    def lr_factor(self, step: int) -> float:
+        return linear_decay(step, self.options.decay_start, self.config.train.steps)
 
     def sample_inputs(self, n: int, rng: torch.Generator, labels=None, data=None) -> Batch:
         """Fixed training images (centre crops) to translate in the sample grids."""
@@ -188,14 +158,12 @@ class Pix2Pix(ImageToImage):
         source, target = self.source_target(batch)
         kind = self.config.model.loss
         if phase == "G":
-            self.decay.before(self.generator)
             fake = self.translate(self.generator, source, self.options.direction)
             self._fake = fake.detach()
             adversarial = adversarial_losses(kind, None, self.discriminator(torch.cat([source, fake], 1)), "G")
             l1 = F.l1_loss(fake, target)
             loss = adversarial + self.options.l1_weight * l1
             return loss, {"g_adv": adversarial.detach(), "l1": l1.detach()}
-        self.decay.before(self.discriminator)
         fake = self._fake if self._fake is not None and self._fake.shape == target.shape else None
         if fake is None:
             with torch.no_grad():

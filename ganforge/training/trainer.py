@@ -108,6 +108,7 @@ class Trainer:
         self.step = 0
         self.lr_scale = 1.0
         self.rollbacks = 0
+        self._lr_factor = 1.0  # the family's schedule; lr = phase lr * lr_scale (rollbacks) * this
         self.best: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}  # latest scores, for callbacks (e.g. tuning's pruning)
         self.stop_reason: str | None = None
@@ -181,6 +182,10 @@ class Trainer:
 
     def train_step(self) -> None:
         self.family.on_step(self.step)
+        factor = self.family.lr_factor(self.step)
+        if factor != self._lr_factor:
+            self._lr_factor = factor
+            self._apply_lr()
         batch = None
         modules = {p.module for p in self.phases}
         for index, phase in enumerate(self.phases):
@@ -250,7 +255,7 @@ class Trainer:
     def _apply_lr(self) -> None:
         for phase in self.phases:
             for group in self.optimizers[phase.name].param_groups:
-                group["lr"] = phase.lr * self.lr_scale
+                group["lr"] = phase.lr * self.lr_scale * self._lr_factor
 
     def checkpoint_if_finite(self) -> None:
         """Save, unless a loss or a weight went NaN/inf since the last check: then roll back instead."""
