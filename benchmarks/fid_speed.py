@@ -73,6 +73,7 @@ def main() -> None:
     extractor = load_extractor(args.extractor)
     times = {"torchmetrics": [], "cold": [], "repeat": [], "new_fakes": []}
     values = {}
+    load_before = os.getloadavg()[0]
     extractor.extract(real[:args.batch_size])  # warm-up, so neither path pays first-call costs
     for repeat in range(args.repeats):
         with tempfile.TemporaryDirectory() as cache:
@@ -88,6 +89,7 @@ def main() -> None:
                 times[key].append(seconds)
         print({k: round(v[-1], 3) for k, v in times.items()}, flush=True)
     median = {k: statistics.median(v) for k, v in times.items()}
+    load = f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other jobs inflate seconds)"
     agreement = abs(values["cold"] - values["torchmetrics"]) / values["torchmetrics"]
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
                f"torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}")
@@ -107,7 +109,7 @@ def main() -> None:
              f"fakes = real + gaussian noise sigma 0.1), extractor `{extractor.name}` "
              f"(sha256 `{extractor.weights_hash}`) in both paths, median of {args.repeats} interleaved runs "
              f"(alternating which path goes first).",
-             "", f"- machine: {machine}", f"- command: `{command}`",
+             "", f"- machine: {machine}; {load}", f"- command: `{command}`",
              f"- FID: ganforge {values['cold']:.4f}, torchmetrics {values['torchmetrics']:.4f} "
              f"(relative difference {agreement:.1e})",
              "- per-run speed of the cold ganforge path vs torchmetrics: "

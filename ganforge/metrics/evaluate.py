@@ -21,7 +21,7 @@ from ganforge.metrics.stats import FeatureStats, image_stats
 FEATURE_METRICS = ("fid", "kid", "is", "pr", "dc", "kl", "diversity", "mode_collapse")
 PIXEL_METRICS = ("ssim", "ms_ssim", "psnr")
 METRICS = FEATURE_METRICS + PIXEL_METRICS
-NEEDS_FEATURES = {"kid", "pr", "dc", "diversity", "mode_collapse"}
+NEEDS_SAMPLES = {"kid", "pr", "dc", "diversity", "mode_collapse", "is", "kl"}  # per-image features/logits
 
 
 def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
@@ -97,11 +97,11 @@ def evaluate_images(
     model = resolve_extractor(extractor, fake)
     scores: dict = {}
     feature_metrics = tuple(m for m in metrics if m in FEATURE_METRICS)
-    need = bool(NEEDS_FEATURES & set(feature_metrics))
+    keep = bool(NEEDS_SAMPLES & set(feature_metrics))
     if feature_metrics:
-        real_stats, data_id = image_stats(real, model, real_key, persist=cache, need_features=need,
+        real_stats, data_id = image_stats(real, model, real_key, persist=cache, keep_samples=keep,
                                           batch_size=batch_size)
-        fake_stats, _ = image_stats(fake, model, need_features=need, batch_size=batch_size)
+        fake_stats, _ = image_stats(fake, model, keep_samples=keep, batch_size=batch_size)
         scores.update(scores_from_stats(real_stats, fake_stats, feature_metrics, seed))
     else:
         data_id = real_key or "paired"
@@ -145,10 +145,9 @@ class Evaluator:
         _check_images(real, "real")
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.extractor = resolve_extractor(extractor, real)
-        need = bool(NEEDS_FEATURES & set(self.metrics))
+        self.keep_samples = bool(NEEDS_SAMPLES & set(self.metrics))
         self.real_stats, self.real_key = image_stats(real, self.extractor, real_key, persist=True,
-                                                     need_features=need, batch_size=batch_size)
-        self.need_features = need
+                                                     keep_samples=self.keep_samples, batch_size=batch_size)
         self.record = make_record(self.extractor, len(real), n, self.real_key, "", "tensor", seed)
 
     def __call__(self, sample_fn: Callable[[int], Tensor]) -> dict[str, float]:
@@ -157,7 +156,7 @@ class Evaluator:
             fake = sample_fn(self.n)
         _check_images(fake, "generated")
         features, logits = self.extractor.extract(fake, self.batch_size)
-        fake_stats = FeatureStats.from_features(features, logits, keep=self.need_features)
+        fake_stats = FeatureStats.from_features(features, logits, keep=self.keep_samples)
         scores = scores_from_stats(self.real_stats, fake_stats, self.metrics, self.seed)
         flat = {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
         if "mode_collapse" in scores:

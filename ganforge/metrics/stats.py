@@ -87,7 +87,7 @@ _memory: OrderedDict[str, FeatureStats] = OrderedDict()
 
 
 def image_stats(images: Tensor, extractor: Extractor, data_id: str | None = None, persist: bool = False,
-                need_features: bool = False, batch_size: int = 250, directory: str | Path | None = None
+                keep_samples: bool = False, batch_size: int = 250, directory: str | Path | None = None
                 ) -> tuple[FeatureStats, str]:
     """Statistics of IMAGES through EXTRACTOR, computed once per content: memory first, then disk when persist."""
     data_id = data_id or content_hash(images)
@@ -96,8 +96,8 @@ def image_stats(images: Tensor, extractor: Extractor, data_id: str | None = None
     stats = _memory.get(key)
     if stats is None and persist and path.exists():
         stats = FeatureStats.load(path)
-    if stats is None or (need_features and stats.features is None):
-        stats = FeatureStats.from_features(*extractor.extract(images, batch_size), keep=need_features)
+    if stats is None or (keep_samples and (stats.features is None or stats.logits is None)):
+        stats = FeatureStats.from_features(*extractor.extract(images, batch_size), keep=keep_samples)
         if persist:
             stats.save(path, {"data_id": data_id, "extractor": extractor.name, "hash": extractor.weights_hash,
                               "resize_filter": extractor.resize_filter, "n": stats.n})
