@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ganforge.errors import GanforgeError
-from ganforge.metrics import default_extractor_for, load_extractor
+from ganforge.metrics import default_extractor_for, evaluate_images, load_extractor
 from ganforge.metrics.extractors import WEIGHTS_DIR, file_hash
 from ganforge.metrics.fit import accuracy
 from ganforge.metrics.inception import WEIGHTS_FILE, FIDInceptionV3, load_inception
@@ -64,7 +64,8 @@ def test_extractors_adapt_channels_and_size():
         load_extractor("alexnet")
 
 
-def test_inception_loads_pytorch_fid_state_dict_by_key_names(tmp_path):
+def test_inception_loads_pytorch_fid_state_dict_by_key_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
     state = FIDInceptionV3().state_dict()
     for key in ("Conv2d_1a_3x3.conv.weight", "Conv2d_1a_3x3.bn.running_var", "Mixed_5b.branch_pool.conv.weight",
@@ -79,8 +80,9 @@ def test_inception_loads_pytorch_fid_state_dict_by_key_names(tmp_path):
     grey_small = torch.rand(2, 1, 32, 32) * 2 - 1
     features, logits = model.extract(grey_small)
     assert features.shape == (2, 2048) and logits.shape == (2, 1008) and torch.isfinite(features).all()
-    reloaded = load_extractor(path).extract(grey_small)[0]
-    assert torch.equal(features, reloaded)
+    scores = evaluate_images(grey_small.flip(0), grey_small, metrics="fid", extractor=str(path), cache=False)
+    assert scores["fid"] == pytest.approx(0, abs=1e-3)  # same two images in another order
+    assert scores["record"].extractor == "inception" and scores["record"].resize_filter.startswith("bilinear@299")
 
 
 def test_inception_without_weights_offline_fails_with_one_clear_error(tmp_path, monkeypatch):
