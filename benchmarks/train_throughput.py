@@ -17,14 +17,16 @@ import time
 import torch
 import torch.nn as nn
 
-from ganforge.config import RunConfig, apply_overrides
+from ganforge.api import resolve_config
+from ganforge.config import RunConfig
 from ganforge.data import ImageSet
 from ganforge.families import DataInfo, create
 from ganforge.training.trainer import Trainer
 
 
 def make_config(resolution: int, steps: int, device: str, amp: bool) -> RunConfig:
-    return apply_overrides(RunConfig(), {
+    """ganforge's DCGAN preset (channels-last among others) at the tutorial's sizes."""
+    return resolve_config(overrides={
         "data.resolution": resolution, "model.latent_dim": 100, "model.width": 64, "train.batch_size": 64,
         "train.steps": steps, "train.device": device, "train.amp": amp, "train.ema": 0.999,
         "train.log_every": steps, "train.sample_every": 10 ** 9, "train.checkpoint_every": 10 ** 9,

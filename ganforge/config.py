@@ -48,6 +48,8 @@ class TrainConfig:
     ema_start: int = 0  # before this step the EMA copies G; from it on it averages
     amp: bool = False  # mixed precision; only used where the device supports it
     sync_batchnorm: bool = False  # batch statistics over all processes under torchrun
+    channels_last: bool = False  # NHWC memory layout for convolutions (faster on CPU oneDNN and tensor cores)
+    compile: bool = False  # torch.compile G and D (falls back to eager with a warning if compilation fails)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     sample_every: int = 500

@@ -87,6 +87,13 @@ class Trainer:
             self.family.generator = self.dist.sync_batchnorm(self.family.generator)
             self.family.discriminator = self.dist.sync_batchnorm(self.family.discriminator)
         self.family.to(self.device)
+        if train.channels_last:
+            self.family.to(memory_format=torch.channels_last)
+        self._compiled = False
+        if train.compile:
+            self.family.generator.compile()
+            self.family.discriminator.compile()
+            self._compiled = True
         if self.family.conditional and self.data.labels is None:
             raise GanforgeError(f"model {config.model.name} needs class labels, but --data {config.data.source} has none "
                                 "(use a folder with one sub-folder per class, or a labelled data set)")
@@ -147,7 +154,10 @@ class Trainer:
             task = progress.add_task("train", total=total, completed=self.step, info="")
             window_start, window_step, self._overhead = time.perf_counter(), self.step, 0.0
             while self.step < total and self.stop_reason is None:
-                self.train_step()
+                if self._compiled:
+                    self._first_compiled_step()
+                else:
+                    self.train_step()
                 self.step += 1
                 progress.update(task, completed=self.step)
                 if self.step % self.config.train.log_every == 0 or self.step == total:
@@ -196,6 +206,9 @@ class Trainer:
             for _ in range(phase.repeat):
                 if index == 0 or batch is None:
                     batch = self.batches.next()
+                    if self.config.train.channels_last:
+                        batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v
+                                 for k, v in batch.items()}
                 with self.autocast():
                     loss, logs = self.family.loss(phase.name, batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -215,6 +228,21 @@ class Trainer:
         self._count += 1
         if self.ema is not None:
             self.ema.update(self.family.generator, self.step - self.config.train.ema_start)
+
+    def _first_compiled_step(self) -> None:
+        """Run a step with compiled networks; if compilation fails, warn once and continue eagerly."""
+        self._compiled = False
+        snapshot = {k: v.clone() for k, v in self.family.state_dict().items()}
+        try:
+            self.train_step()
+        except Exception as error:  # compiler or toolchain problems vary by platform
+            for module in (self.family.generator, self.family.discriminator):
+                module._compiled_call_impl = None
+            self.family.load_state_dict(snapshot)
+            print(f"warning: torch.compile failed ({type(error).__name__}: {str(error).splitlines()[0][:120]}); "
+                  "training without compilation", flush=True)
+            self._sums, self._count = {}, 0
+            self.train_step()
 
     def _average_gradients(self, optimizer: torch.optim.Optimizer) -> None:
         if self.dist.active:
