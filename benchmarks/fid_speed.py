@@ -89,7 +89,8 @@ def main() -> None:
                 times[key].append(seconds)
         print({k: round(v[-1], 3) for k, v in times.items()}, flush=True)
     median = {k: statistics.median(v) for k, v in times.items()}
-    load = f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other jobs inflate seconds)"
+    load = (f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+            "(other jobs inflate seconds)")
     agreement = abs(values["cold"] - values["torchmetrics"]) / values["torchmetrics"]
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
                f"torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}")

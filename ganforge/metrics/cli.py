@@ -22,7 +22,8 @@ def evaluate_command(
     targets: list[str] = typer.Argument(None, help="RUN folder, or 'fit-extractor DIR' (sub-folders = classes)."),
     metrics: str = typer.Option("fid,kid,pr", "--metrics", help="Comma-separated: fid,kid,is,pr,dc,kl,diversity,"
                                 "mode_collapse,ssim,ms_ssim,psnr."),
-    n: int = typer.Option(10000, "--n", help="Samples drawn from RUN; at most this many images read per folder."),
+    n: int = typer.Option(10000, "--n", help="Samples drawn from RUN; at most this many images (evenly spaced) "
+                          "read per folder."),
     extractor: Optional[str] = typer.Option(None, "--extractor", help="digits, cifar10, inception, or a weights "
                                             "path; default: digits for grey images, cifar10 for RGB."),
     real: Optional[Path] = typer.Option(None, "--real", help="Folder (or .tar) of real images."),

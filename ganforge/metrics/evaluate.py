@@ -30,7 +30,8 @@ def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
     names = [m for m in names if m]
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
-        raise GanforgeError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(METRICS)}")
+        given = ", ".join(unknown) or "(none given)"
+        raise GanforgeError(f"unknown metric(s) {given}; choose from {', '.join(METRICS)}")
     return tuple(dict.fromkeys(names))
 
 

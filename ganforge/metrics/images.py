@@ -51,13 +51,16 @@ def _strip_common_root(names: list[str]) -> list[str]:
 
 def load_images(source: str | Path, size: int | None = None, mode: str | None = None,
                 limit: int | None = None) -> ImageSet:
-    """Load every image under SOURCE, resized (bicubic) to SIZE x SIZE; SIZE defaults to the most common short side."""
+    """Load the images under SOURCE (at most LIMIT, evenly spaced in path order), resized (bicubic) to SIZE x SIZE.
+
+    SIZE defaults to the most common short side; MODE ('L' or 'RGB') to grey when every file is grey.
+    """
     source = Path(source).expanduser()
     if not source.exists():
         raise GanforgeError(f"image source {source} does not exist")
     members = _members(source)
-    if limit is not None:
-        members = members[:limit]
+    if limit is not None and len(members) > limit:
+        members = members[::len(members) // limit][:limit]  # every k-th file, so all classes stay represented
     if not members:
         raise GanforgeError(f"no images ({', '.join(EXTENSIONS)}) found in {source}")
     pictures, bad = [], []

@@ -19,7 +19,8 @@ MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 def _unit(fake: Tensor, real: Tensor) -> tuple[Tensor, Tensor]:
     """Check pairing and map [-1, 1] to [0, 1]."""
     if fake.shape != real.shape:
-        raise GanforgeError(f"SSIM/PSNR compare image pairs: shapes differ ({tuple(fake.shape)} vs {tuple(real.shape)})")
+        raise GanforgeError(f"SSIM/PSNR compare image pairs: shapes differ "
+                            f"({tuple(fake.shape)} vs {tuple(real.shape)})")
     return ((fake.float() + 1) / 2).clamp(0, 1), ((real.float() + 1) / 2).clamp(0, 1)
 
 

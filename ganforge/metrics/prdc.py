@@ -1,4 +1,4 @@
-"""k-NN manifold metrics: improved precision/recall (Kynkäänniemi et al. 2019), density/coverage (Naeem et al. 2020)."""
+"""k-NN manifold metrics: improved precision/recall (Kynkäänniemi et al. 2019), density/coverage (Naeem 2020)."""
 from __future__ import annotations
 
 import torch
@@ -10,7 +10,8 @@ from ganforge.errors import GanforgeError
 def knn_radii(features: Tensor, k: int, chunk: int = 2048) -> Tensor:
     """Distance from each sample to its k-th nearest other sample."""
     if len(features) <= k:
-        raise GanforgeError(f"precision/recall and density/coverage need more than k={k} samples, got {len(features)}")
+        raise GanforgeError(f"precision/recall and density/coverage need more than k={k} samples, "
+                            f"got {len(features)}")
     radii = [torch.cdist(features[i:i + chunk], features).kthvalue(k + 1, dim=1).values
              for i in range(0, len(features), chunk)]
     return torch.cat(radii)
