@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganforge.data.batches import ShuffledEpochs
 from ganforge.data.sources import list_images, read_image
 from ganforge.errors import GanforgeError
 
@@ -223,7 +224,7 @@ class PairedImages:
         return PairedBatches(self, batch_size, device, seed, flip)
 
 
-class PairedBatches:
+class PairedBatches(ShuffledEpochs):
     """Shuffled epochs over domain A; B is the aligned partner (paired) or a random B image (unpaired).
 
     Crops, flips and unpaired partners are drawn from a generator seeded by the epoch's seed and the position in
@@ -236,15 +237,8 @@ class PairedBatches:
         self.data = data
         self.a = [image.to(device) for image in data.a]
         self.b = [image.to(device) for image in data.b]
-        self.batch_size, self.flip, self.device = batch_size, flip, device
-        self.rng = torch.Generator().manual_seed(seed)
-        self._new_epoch()
-
-    def _new_epoch(self) -> None:
-        self.epoch_start = self.rng.get_state()
-        self.order = torch.randperm(len(self.a), generator=self.rng)
-        self.epoch_seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.rng))
-        self.offset = 0
+        self.flip, self.device = flip, device
+        super().__init__(len(self.a), batch_size, seed)
 
     def _crop(self, image: torch.Tensor, top: int, left: int, flip: bool) -> torch.Tensor:
         r = self.data.resolution
@@ -259,13 +253,10 @@ class PairedBatches:
         return top, left, flip
 
     def next(self) -> dict[str, torch.Tensor]:
-        if self.offset + self.batch_size > len(self.order):
-            self._new_epoch()
-        index = self.order[self.offset:self.offset + self.batch_size].tolist()
-        rng = torch.Generator().manual_seed(self.epoch_seed + self.offset)
-        self.offset += self.batch_size
+        index, seed = self.take()
+        rng = torch.Generator().manual_seed(seed)
         crops_a, crops_b = [], []
-        for i in index:
+        for i in index.tolist():
             place = self._place(self.a[i], rng)
             crops_a.append(self._crop(self.a[i], *place))
             if self.data.paired:
@@ -276,10 +267,3 @@ class PairedBatches:
         return {"a": torch.stack(crops_a).float().div_(127.5).sub_(1.0),
                 "b": torch.stack(crops_b).float().div_(127.5).sub_(1.0)}
 
-    def state_dict(self) -> dict:
-        return {"epoch_start": self.epoch_start.clone(), "offset": self.offset}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.set_state(state["epoch_start"])
-        self._new_epoch()
-        self.offset = int(state["offset"])

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ganforge.data.degrade import Degradation, degrade
+from ganforge.data.batches import ShuffledEpochs
 from ganforge.data.sources import list_images, load_images, read_image
 from ganforge.errors import GanforgeError
 
@@ -147,7 +148,7 @@ class SuperResolutionImages:
         return PairBatches(self, batch_size, device, seed, flip)
 
 
-class PairBatches:
+class PairBatches(ShuffledEpochs):
     """Shuffled passes over the images; each batch draws its crops and degradations from its own seeded RNG.
 
     The state (shuffling RNG at the start of the pass, offset in it) is saved in checkpoints, and a batch's RNG
@@ -156,31 +157,13 @@ class PairBatches:
 
     def __init__(self, data: SuperResolutionImages, batch_size: int, device: torch.device, seed: int,
                  flip: bool = False):
-        self.data, self.batch_size, self.device, self.flip = data, batch_size, device, flip
-        self.rng = torch.Generator().manual_seed(seed)
-        self._new_epoch()
-
-    def _new_epoch(self) -> None:
-        self.epoch_start = self.rng.get_state()
+        self.data, self.device, self.flip = data, device, flip
         # a pass visits each image at least once and holds at least one batch (few large photos, many crops)
-        repeats = -(-self.batch_size // len(self.data))
-        self.order = torch.cat([torch.randperm(len(self.data), generator=self.rng) for _ in range(repeats)])
-        self.epoch_seed = int(torch.randint(0, 2**62, (), generator=self.rng))
-        self.offset = 0
+        super().__init__(len(data), batch_size, seed, repeats=-(-batch_size // len(data)))
 
     def next(self) -> dict[str, torch.Tensor]:
-        if self.offset + self.batch_size > len(self.order):
-            self._new_epoch()
-        index = self.order[self.offset:self.offset + self.batch_size]
-        rng = torch.Generator().manual_seed(self.epoch_seed + self.offset)
-        self.offset += self.batch_size
+        index, seed = self.take()
+        rng = torch.Generator().manual_seed(seed)
         pairs = self.data.pairs(self.data.crops(index, rng, self.flip), rng)
         return {k: v.to(self.device, non_blocking=True) for k, v in pairs.items()}
 
-    def state_dict(self) -> dict:
-        return {"epoch_start": self.epoch_start.clone(), "offset": self.offset}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.set_state(state["epoch_start"])
-        self._new_epoch()
-        self.offset = int(state["offset"])

@@ -103,3 +103,8 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
         index, name = key.split(".", 1)
         state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    for group in optimizer.param_groups:  # keep each state tensor in its parameter's memory layout (channels-last)
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if torch.is_tensor(value) and value.shape == param.shape:
+                    optimizer.state[param][key] = torch.empty_like(param).copy_(value)
