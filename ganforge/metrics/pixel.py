@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 from torch import Tensor
-from torchmetrics.functional.image import (
-    multiscale_structural_similarity_index_measure,
-    peak_signal_noise_ratio,
-    structural_similarity_index_measure,
-)
 
 from ganforge.errors import GanforgeError
+
+# torchmetrics is imported inside the functions: importing it costs seconds at every CLI start
 
 PROTOCOL = ("channels as given (RGB or grey), [0,1], data_range=1, no image border crop; SSIM gaussian 11x11 "
             "sigma 1.5 averaged over the valid window region")
@@ -30,6 +27,8 @@ def ssim(fake: Tensor, real: Tensor) -> float:
     torchmetrics averages the reflect-padded full map; we take its map and drop the 5-px border the window overhangs.
     """
     fake, real = _unit(fake, real)
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     _, full = structural_similarity_index_measure(fake, real, data_range=1.0, return_full_image=True,
                                                   reduction="none")
     return full[..., SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER].mean().item()
@@ -49,6 +48,8 @@ def ms_ssim(fake: Tensor, real: Tensor) -> tuple[float, int]:
     scales = ms_ssim_scales(min(fake.shape[-2:]))
     betas = MS_SSIM_BETAS[:scales]
     betas = tuple(b / sum(betas) for b in betas)
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
+
     value = multiscale_structural_similarity_index_measure(fake, real, data_range=1.0, betas=betas)
     return value.item(), scales
 
@@ -56,4 +57,6 @@ def ms_ssim(fake: Tensor, real: Tensor) -> tuple[float, int]:
 def psnr(fake: Tensor, real: Tensor) -> float:
     """PSNR in dB, averaged over image pairs."""
     fake, real = _unit(fake, real)
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
     return peak_signal_noise_ratio(fake, real, data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)).item()
