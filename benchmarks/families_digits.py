@@ -48,6 +48,7 @@ def steps_per_second(family: str, args, options: dict) -> float:
     probe = Path(args.out) / f"probe-{family}"
     shutil.rmtree(probe, ignore_errors=True)
     trainer = Trainer(config_for(family, args, 10 ** 6, probe.name, options), probe, quiet=True)
+    trainer.step = 10 ** 6  # measure at the end of any schedule: ProGAN fully grown (its slowest steps)
     trainer.train_step()
     start = time.process_time()
     for _ in range(args.probe_steps):
@@ -69,8 +70,7 @@ def class_accuracy(model, extractor, per_class: int) -> float:
 def run_family(family: str, args, options: dict | None = None, tag: str = "") -> dict:
     options = options or {}
     label = family + (f"+{tag}" if tag else "")
-    rate = steps_per_second(family, args, options)
-    steps = max(10, int(rate * args.budget))
+    steps = args.steps or max(10, int(steps_per_second(family, args, options) * args.budget))
     name = label.replace("+", "-")
     shutil.rmtree(Path(args.out) / name, ignore_errors=True)
     config = config_for(family, args, steps, name, options)
@@ -100,6 +100,17 @@ def run_family(family: str, args, options: dict | None = None, tag: str = "") ->
     return row
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The result rows as a Markdown table (conditional families also get class accuracy)."""
+    lines = ["| family | steps | CPU s | FD | KID | precision | recall | class accuracy |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        accuracy = f"{r['class_accuracy']:.1%}" if "class_accuracy" in r else "-"
+        lines.append(f"| {r['family']} | {r['steps']} | {r['train_cpu_seconds']:.0f} | {r['fd']:.2f} | {r['kid']:.4f} | "
+                     f"{r['precision']:.3f} | {r['recall']:.3f} | {accuracy} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default=",".join(FAMILIES))
@@ -112,13 +123,18 @@ def main() -> None:
     parser.add_argument("--extractor", default="digits")
     parser.add_argument("--n", type=int, default=2000, help="generated samples scored")
     parser.add_argument("--probe-steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=0, help="train this many steps instead of probing the speed")
     parser.add_argument("--diffaugment", default="", help="also run these families with DiffAugment (comma list)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-families"))
     parser.add_argument("--json", type=Path, default=None, help="append result rows (JSON lines) here")
     parser.add_argument("--prefix", default="", help="figure name prefix, e.g. cifar_")
     parser.add_argument("--no-figures", dest="figures", action="store_false")
+    parser.add_argument("--table", type=Path, default=None, help="only print the Markdown table of a --json file")
     args = parser.parse_args()
+    if args.table is not None:
+        print(markdown_table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        return
     torch.set_num_threads(1)
     args.real = None
     jobs = [(f, {}, "") for f in args.families.split(",") if f]
