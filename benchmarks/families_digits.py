@@ -22,6 +22,7 @@ import torch
 
 import ganforge
 from ganforge.api import resolve_config
+from ganforge.data import load_images
 from ganforge.metrics import evaluate_images, load_extractor
 from ganforge.training.samples import save_grid
 from ganforge.training.trainer import Trainer
@@ -85,7 +86,8 @@ def run_family(family: str, args, options: dict | None = None, tag: str = "") ->
     seconds = time.process_time() - started
     model = ganforge.load(run)
     fake = model.sample(args.n, seed=0)
-    real = ganforge.load(run).real_images() if args.real is None else args.real
+    # with --limit the reference is still the whole data set: a small-data run is judged on what it did not see
+    real = load_images(args.data, args.resolution).as_float() if args.limit else model.real_images()
     scores = evaluate_images(fake, real, ("fid", "kid", "pr"), extractor=args.extractor, seed=0)
     row = {"family": label, "steps": model.step, "planned_steps": steps, "train_cpu_seconds": round(seconds, 1),
            "fd": round(scores["fid"], 2), "kid": round(scores["kid"], 4), "precision": round(scores["precision"], 3),
@@ -136,7 +138,6 @@ def main() -> None:
         print(markdown_table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
         return
     torch.set_num_threads(1)
-    args.real = None
     jobs = [(f, {}, "") for f in args.families.split(",") if f]
     jobs += [(f, {"diffaugment": "color,translation,cutout"}, "diffaugment") for f in args.diffaugment.split(",") if f]
     for family, options, tag in jobs:
