@@ -112,9 +112,11 @@ def sample(
     klass: Optional[int] = typer.Option(None, "--class", help="class index for conditional models"),
     checkpoint: str = typer.Option("last", help="which checkpoint: last, best, step_000500..."),
     device: str = typer.Option("cpu"),
+    truncation: Optional[float] = typer.Option(None, help="truncation psi for stylegan/biggan (1: none)"),
 ) -> None:
     """Generate samples from a trained run as a grid image, a folder of images or an .npz array."""
     import numpy as np
+    import torch
     from PIL import Image
 
     import ganforge
@@ -124,6 +126,11 @@ def sample(
         raise GanforgeError(f"--n must be at least 1, got {n}")
     model = ganforge.load(run, checkpoint, device)
     inputs = model.sample_inputs(n, seed, labels=klass)
+    if truncation is not None:
+        if not hasattr(model.family.options, "truncation"):
+            raise GanforgeError(f"--truncation: model {model.config.model.name} has no truncation trick "
+                                "(stylegan and biggan have)")
+        inputs["truncation"] = torch.full((n,), float(truncation))
     images = model.generate(inputs)
     suffix = out.suffix.lower()
     if suffix in (".png", ".jpg", ".jpeg"):

@@ -68,7 +68,7 @@ def test_policy_parsing():
         parse_policy("color,flip")
 
 
-@pytest.mark.parametrize("name", ["sngan", "wgan-gp", "stylegan", "cgan"])
+@pytest.mark.parametrize("name", ["dcgan", "sngan", "wgan-gp", "stylegan", "cgan"])
 def test_family_critic_sees_augmented_images_and_g_gets_gradients(name):
     overrides = {"model.name": name, "model.width": 8, "model.latent_dim": 16,
                  "model.options.diffaugment": "translation,cutout"}

@@ -25,6 +25,7 @@ for name in families:
     cli("train", "--model", name, "--data", "digits", "--resolution", 16, "--width", 8, "--latent-dim", 24,
         "--steps", 3, "--batch-size", 16, "--limit", 64, "--out", out, "--name", name, "--quiet")
     extra = ["--class", 3] if name in ("cgan", "biggan") else []
+    extra += ["--truncation", 0.7] if name in ("stylegan", "biggan") else []
     cli("sample", f"{out}/{name}", "--n", 6, "--out", f"{out}/{name}.npz", *extra)
     cli("evaluate", f"{out}/{name}", "--metrics", "fid,kid", "--n", 32, "--json", f"{out}/{name}.json")
 cli("style-mix", f"{out}/stylegan", "--out", f"{out}/mix.png", "--rows", 3, "--cols", 4, "--truncation", 0.7)

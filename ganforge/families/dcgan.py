@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
+from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import NoiseGAN
@@ -63,10 +64,11 @@ class Discriminator(nn.Module):
 @dataclass
 class DCGANOptions:
     upsample: str = "transpose"  # transpose | resize (nearest resize + conv, avoids checkerboard artefacts)
+    diffaugment: str = ""  # DiffAugment policy for small data, e.g. "color,translation,cutout"
 
 
 @register
-class DCGAN(NoiseGAN):
+class DCGAN(DiffAugmentMixin, NoiseGAN):
     """Unconditional DCGAN for any power-of-two resolution from 8 to 256."""
 
     name = "dcgan"

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Phase
@@ -17,16 +16,10 @@ from ganforge.families.dcgan import DCGAN, DCGANOptions
 @dataclass
 class WGANOptions(DCGANOptions):
     clip: float = 0.01  # critic weights are clipped to [-clip, clip] after every critic step
-    diffaugment: str = ""  # e.g. "color,translation,cutout"
-
-
-@dataclass
-class WGANGPOptions(DCGANOptions):
-    diffaugment: str = ""
 
 
 @register
-class WGAN(DiffAugmentMixin, DCGAN):
+class WGAN(DCGAN):
     """WGAN: Wasserstein loss, critic weights clipped after each critic step, RMSprop, 5 critic steps per G step."""
 
     name = "wgan"
@@ -54,11 +47,11 @@ class WGAN(DiffAugmentMixin, DCGAN):
 
 
 @register
-class WGANGP(DiffAugmentMixin, DCGAN):
+class WGANGP(DCGAN):
     """WGAN-GP: Wasserstein loss with a per-sample gradient penalty; no batch norm in the critic."""
 
     name = "wgan-gp"
-    Options = WGANGPOptions
+    Options = DCGANOptions
     # Algorithm 1 of the paper: lambda = 10, n_critic = 5, Adam(1e-4, 0, 0.9); the critic has no batch norm
     preset = {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "g_norm": "batch",
                         "d_norm": "none"},

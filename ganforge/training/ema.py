@@ -43,12 +43,13 @@ def refresh_norm_stats(module: nn.Module, make_inputs: Callable[[int], None], ba
     if not norms:
         return
     saved = [m.momentum for m in norms]
+    module.eval()  # only the norms use batch statistics: other modules (spectral norm, dropout) must not update
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the passes
-    module.train()
+        m.train()
     for i in range(batches):
         make_inputs(i)
-    module.eval()
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
+        m.eval()
