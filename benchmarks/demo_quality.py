@@ -74,13 +74,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=240)
     parser.add_argument("--n", type=int, default=2000, help="samples scored per model")
     parser.add_argument("--out", type=Path, default=Path("docs/figures/demo_quality.png"))
+    parser.add_argument("--grid", type=Path, default=Path("docs/figures/demo_digits.png"),
+                        help="64 samples of the ganforge run alone")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the ganforge run in this folder")
     args = parser.parse_args()
     real = load_images("digits", None).as_float()
     resolution = real.shape[-1]
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        run = ganforge.train(quiet=True, callbacks=[time_budget(args.seconds)], out=tmp, name="demo")
+        where = {"out": str(args.keep.parent), "name": args.keep.name} if args.keep else {"out": tmp, "name": "demo"}
+        run = ganforge.train(quiet=True, callbacks=[time_budget(args.seconds)], train={"steps": 10 ** 6}, **where)
         ours_seconds = time.perf_counter() - start
         model = ganforge.load(run)
         ours = model.sample(args.n, seed=1)
@@ -107,6 +111,7 @@ def main() -> None:
               f"{report.get('largest_class_share', float('nan')):.2f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(torch.cat([base[:32], ours[:32]]), args.out, nrow=16)
+    save_grid(ours[:64], args.grid, nrow=8)
     print(f"grid (top two rows: tutorial, bottom two: ganforge): {args.out}")
 
 
