@@ -21,6 +21,8 @@ name, resolution, device, steps = sys.argv[1], int(sys.argv[2]), sys.argv[3], in
 overrides = {"model.name": name, "train.batch_size": 64, "train.device": device, "data.resolution": resolution}
 if name in ("pix2pix", "cyclegan", "srresnet", "srgan", "esrgan"):
     overrides["data.source"] = sys.argv[5]
+if name in ("srgan", "esrgan"):
+    overrides["model.options.perceptual"] = "ganforge"  # VGG19 weights are not available offline
 config = resolve_config(overrides=overrides)
 config.train.batch_size = 64
 with tempfile.TemporaryDirectory() as tmp:
