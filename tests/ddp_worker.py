@@ -1,6 +1,5 @@
 """Run under torchrun by tests/test_distributed.py: train, then save this rank's weights for comparison."""
 
-import faulthandler
 import json
 import os
 import sys
@@ -12,7 +11,6 @@ from safetensors.torch import save_file
 import ganforge
 from ganforge.training import checkpoint as ckpt
 
-faulthandler.dump_traceback_later(40, exit=True)
 out, overrides, resume = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None
 captured = {}
 

@@ -146,7 +146,9 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_yaml(self.config, self.run_dir / "config.yaml")
-        if not (self.checkpoint_dir / "last.safetensors").exists():
+        # decided by rank 0 alone: another process could otherwise see rank 0's fresh file, skip the save and its
+        # barrier, and the processes would then wait in different collectives
+        if self.dist.broadcast_object(not (self.checkpoint_dir / "last.safetensors").exists()):
             self.save_checkpoint()
         total = self.config.train.steps
         images_per_step = self.config.train.batch_size * self.phases[0].repeat
