@@ -126,3 +126,16 @@ def test_family_learning_rate_schedule_reaches_the_optimisers(tmp_path):
     trainer.train_step()
     assert trainer.optimizers["G"].param_groups[0]["lr"] == config.train.lr_g * 0.25
     assert trainer.optimizers["D"].param_groups[0]["lr"] == config.train.lr_d * 0.25
+
+
+def test_periodic_evaluation_keeps_the_best_checkpoint(tmp_path):
+    run = ganforge.train(quiet=True, **tiny_overrides(tmp_path, **{
+        "train.steps": 6, "train.eval_every": 3, "train.eval_n": 64, "train.eval_metrics": "fid,kid"}))
+    rows = (run / "eval.csv").read_text().splitlines()
+    assert rows[0] == "step,eval/fid,eval/kid,eval/kid_std" and [r.split(",")[0] for r in rows[1:]] == ["3", "6"]
+    fids = {int(r.split(",")[0]): float(r.split(",")[1]) for r in rows[1:]}
+    _, meta = ckpt.load(run / "checkpoints" / "best.safetensors")
+    best_step = min(fids, key=fids.get)
+    assert meta["step"] == best_step and meta["best"]["metric"] == "fid"
+    assert abs(meta["best"]["value"] - fids[best_step]) < 1e-9
+    assert sorted(p.name for p in (run / "eval").iterdir()) == ["step_000003.json", "step_000006.json"]
