@@ -140,6 +140,9 @@ class Pix2Pix(ImageToImage):
         self.discriminator = PatchDiscriminator(2 * info.channels, m.width, o.d_layers, m.d_norm)
         self.stride = self.generator.stride
         init_dcgan_weights(self)
+        if o.residual:  # start as the identity: the output layer adds nothing until training asks it to
+            last = [m for m in self.generator.up[-1].modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
+            nn.init.zeros_(last.weight)
         self._fake: torch.Tensor | None = None
 
     def phases(self) -> list[Phase]:
