@@ -379,7 +379,7 @@ class Trainer:
         return scores
 
     # --- checkpoints ---------------------------------------------------------------------------------------
-    def save_checkpoint(self, name: str = "last", extra: dict | None = None) -> Path:
+    def save_checkpoint(self, name: str = "last") -> Path:
         sampler = self.sampling_generator()
         tensors = ckpt.prefixed("family", self.family.state_dict())
         if self.ema is not None:
@@ -403,7 +403,6 @@ class Trainer:
                      "name": self.data.name},
             "info": dataclasses.asdict(self.family.info),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            **(extra or {}),
         }
         path = self.checkpoint_dir / f"{name}.safetensors"
         if self.dist.is_main:  # every process holds the same weights; one writes, the others wait for it
