@@ -118,6 +118,7 @@ class Trainer:
         self._lr_factor = 1.0  # the family's schedule; lr = phase lr * lr_scale (rollbacks) * this
         self.best: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}  # latest scores, for callbacks (e.g. tuning's pruning)
+        self._norms_fresh_at: int | None = None  # step at which the EMA's norm statistics were last recomputed
         self.stop_reason: str | None = None
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
@@ -300,6 +301,9 @@ class Trainer:
         """The generator used for samples: the EMA copy with fresh norm statistics, else the live one."""
         if self.ema is None:
             return self.family.generator
+        if self._norms_fresh_at == self.step:  # samples, checkpoint and eval of one step share one refresh
+            return self.ema.module
+        self._norms_fresh_at = self.step
         inputs_rng = torch.Generator().manual_seed(12345)
         size = self.config.train.batch_size
 
@@ -445,6 +449,7 @@ class Trainer:
         self.lr_scale = float(meta["lr_scale"])
         self.rollbacks = int(meta["rollbacks"])
         self.best = dict(meta.get("best", {}))
+        self._norms_fresh_at = None  # the EMA weights were just reloaded
 
     # --- plumbing ------------------------------------------------------------------------------------------
     @contextlib.contextmanager
