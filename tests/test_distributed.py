@@ -1,6 +1,7 @@
 """Data-parallel training under torchrun on CPU (gloo, 2 processes)."""
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -59,3 +60,32 @@ def test_ddp_ranks_agree_match_single_process_and_resume(tmp_path, cli_env):
     resumed = load_file(str(tmp_path / "rank0.safetensors"))
     for key in rank0:
         assert torch.allclose(resumed[key], rank0[key], atol=1e-6), key
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_nodes_on_loopback_train_as_one_group(tmp_path, cli_env):
+    # the multi-node form: two torchrun launches (one process each) meet at a c10d rendezvous, so RANK differs
+    # from LOCAL_RANK on the second node; together they must match the single-node run of the same global batch
+    port = free_port()
+    overrides = json.dumps(settings(tmp_path, "nodes", 6))
+    launches = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "ganforge-test",
+         str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path), overrides],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env) for _ in range(2)]
+    for launch in launches:
+        _, stderr = launch.communicate(timeout=600)
+        assert launch.returncode == 0, stderr[-3000:]
+    rank0, rank1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
+    saved, meta = ckpt.load(tmp_path / "nodes" / "checkpoints" / "last.safetensors")
+    assert meta["step"] == 6 and len(list((tmp_path / "nodes" / "tb").iterdir())) == 1
+    single = ganforge.train(quiet=True, **settings(tmp_path, "single", 6))
+    alone, _ = ckpt.load(single / "checkpoints" / "last.safetensors")
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]) and torch.equal(saved[key], rank0[key]), key
+        assert torch.allclose(alone[key], rank0[key], atol=1e-4, rtol=1e-3), key
