@@ -3,19 +3,25 @@
 The baseline is the canonical loop of the PyTorch DCGAN tutorial (BCE on D(real) and D(G(z).detach()), then
 D(G(z)) for G), reading batches from a DataLoader over an in-memory TensorDataset (a generous baseline: no
 per-item decoding). Both run the same ganforge DCGAN networks (batch norm in G and D, latent 100, width 64, RGB),
-interleaved in rounds so that machine noise hits both alike; the best round of each is reported.
+interleaved in short rounds (alternating which runs first) so that machine noise hits both alike; the ratio
+reported is the median of the per-round ratios, with its quartiles, and the img/s columns are medians.
+The work columns count each loop's floating-point operations per step (FlopCounterMode) and the rate each
+achieves, against a float32 matrix product's rate measured in the same run.
 
-    python benchmarks/train_throughput.py [--resolutions 32 64] [--steps 20] [--rounds 3] [--device cpu]
+    python benchmarks/train_throughput.py [--resolutions 32 64] [--steps 10] [--rounds 12] [--device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
+from typing import Callable
 
 import torch
 import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from ganforge.api import resolve_config
 from ganforge.config import RunConfig
@@ -38,8 +44,8 @@ def fake_data(resolution: int, n: int = 2048) -> ImageSet:
     return ImageSet(torch.randint(0, 256, (n, 3, resolution, resolution), dtype=torch.uint8, generator=g), name="random")
 
 
-def tutorial_loop(config: RunConfig, data: ImageSet, steps: int) -> float:
-    """The PyTorch DCGAN tutorial's training loop; returns images/s."""
+def tutorial_step(config: RunConfig, data: ImageSet) -> Callable[[], None]:
+    """One iteration of the PyTorch DCGAN tutorial's training loop."""
     device = torch.device(config.train.device)
     torch.manual_seed(0)
     family = create(config, DataInfo(3, config.data.resolution))
@@ -77,6 +83,23 @@ def tutorial_loop(config: RunConfig, data: ImageSet, steps: int) -> float:
         err_g.backward()
         opt_g.step()
 
+    return step
+
+
+def ganforge_step(config: RunConfig, data: ImageSet, tmp: str) -> Callable[[], None]:
+    """One call of ganforge's Trainer.train_step (EMA update included)."""
+    trainer = Trainer(config, tmp, quiet=True, data=data)
+
+    def step():
+        trainer.train_step()
+        trainer.step += 1
+        if trainer.step % config.train.log_every == 0:
+            float(trainer._finite)  # the loop's one host sync per log interval
+
+    return step
+
+
+def images_per_second(step: Callable[[], None], steps: int, device: torch.device) -> float:
     for _ in range(2):  # warm-up
         step()
     sync(device)
@@ -87,20 +110,25 @@ def tutorial_loop(config: RunConfig, data: ImageSet, steps: int) -> float:
     return steps * 64 / (time.perf_counter() - start)
 
 
-def ganforge_loop(config: RunConfig, data: ImageSet, steps: int, tmp: str) -> float:
-    """ganforge's Trainer.train_step (EMA update included); returns images/s."""
-    trainer = Trainer(config, tmp, quiet=True, data=data)
+def flops_per_step(step: Callable[[], None]) -> float:
+    """Floating-point operations of one step as PyTorch's FlopCounterMode counts them (convolutions and
+    matrix products, forward and backward, only the gradients actually computed)."""
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def matmul_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large float32 matrix product on `device`: the practical ceiling of the convolutions."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     for _ in range(2):
-        trainer.train_step()
-        trainer.step += 1
-    sync(trainer.device)
+        a @ b
+    sync(device)
     start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step()
-        trainer.step += 1
-    float(trainer._finite)  # the loop's one host sync per log interval
-    sync(trainer.device)
-    return steps * 64 / (time.perf_counter() - start)
+    for _ in range(repeats):
+        a @ b
+    sync(device)
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start)
 
 
 def sync(device: torch.device) -> None:
@@ -113,25 +141,37 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolutions", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
-    print("| resolution | tutorial img/s | ganforge img/s | ratio |")
-    print("|---|---|---|---|")
+    device = torch.device(args.device)
+    peak = matmul_peak(device)
+    print(f"float32 matrix-product peak: {peak / 1e9:.0f} GFLOP/s")
+    print("| resolution | tutorial img/s | ganforge img/s | ratio (quartiles) | GFLOP/step tutorial / ganforge | "
+          "work ratio | GFLOP/s tutorial / ganforge (share of peak) |")
+    print("|---|---|---|---|---|---|---|")
     for resolution in args.resolutions:
         config = make_config(resolution, args.steps, args.device, args.amp)
         data = fake_data(resolution)
         base, ours = [], []
         with tempfile.TemporaryDirectory() as tmp:
-            for _ in range(args.rounds):
-                base.append(tutorial_loop(config, data, args.steps))
-                ours.append(ganforge_loop(config, data, args.steps, tmp))
-        print(f"| {resolution} | {max(base):.1f} | {max(ours):.1f} | {max(ours) / max(base):.2f}x |", flush=True)
-
+            tutorial, trainer = tutorial_step(config, data), ganforge_step(config, data, tmp)
+            work = flops_per_step(tutorial), flops_per_step(trainer)
+            for round_ in range(args.rounds):  # alternate which goes first, so slow drifts hit both alike
+                pair = [(base, tutorial), (ours, trainer)][::1 if round_ % 2 == 0 else -1]
+                for rates, step in pair:
+                    rates.append(images_per_second(step, args.steps, device))
+        ratios = sorted(o / b for o, b in zip(ours, base))
+        low, mid, high = (ratios[round(q * (len(ratios) - 1))] for q in (0.25, 0.5, 0.75))
+        flops = [w * statistics.median(r) / 64 for w, r in zip(work, (base, ours))]
+        print(f"| {resolution} | {statistics.median(base):.1f} | {statistics.median(ours):.1f} | **{mid:.2f}x** "
+              f"({low:.2f}-{high:.2f}) | {work[0] / 1e9:.2f} / {work[1] / 1e9:.2f} | {work[0] / work[1]:.2f}x "
+              f"| {flops[0] / 1e9:.0f} ({flops[0] / peak:.0%}) / {flops[1] / 1e9:.0f} ({flops[1] / peak:.0%}) |",
+              flush=True)
 
 if __name__ == "__main__":
     main()

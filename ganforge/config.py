@@ -78,7 +78,7 @@ class RunConfig:
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
+def coerce(value: Any, hint: Any, where: str) -> Any:
     """Check a YAML/CLI value against a field's type hint, converting int -> float where harmless."""
     text = str(hint)
     if value is None:
@@ -141,7 +141,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], origin: str = 
         if name == "options" and isinstance(value, dict):
             target.options.update(value)
             continue
-        setattr(target, name, _coerce(value, hints[name], key))
+        setattr(target, name, coerce(value, hints[name], key))
     return config
 
 

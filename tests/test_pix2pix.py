@@ -155,3 +155,12 @@ def test_residual_option_starts_from_the_input():
     torch.nn.init.zeros_(last.bias)
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     torch.testing.assert_close(family.translate(family.generator.eval(), x), x)
+
+
+def test_family_options_are_typed():
+    # "1e4" is a string to YAML 1.1 (as --opt parses it); a float option takes it as the number
+    family = get("pix2pix")(config(**{"model.options.pixel_weight": "1e4", "model.options.residual": "true"}),
+                            DataInfo(channels=3, resolution=16))
+    assert family.options.pixel_weight == 1e4 and family.options.residual is True
+    with pytest.raises(GanforgeError, match="model.options.pixel_weight: expected a number, got 'abc'"):
+        get("pix2pix")(config(**{"model.options.pixel_weight": "abc"}), DataInfo(channels=3, resolution=16))

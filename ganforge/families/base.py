@@ -6,13 +6,13 @@ The trainer owns the loop, devices, precision, EMA, logging and checkpoints; a f
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_type_hints
 
 import torch
 import torch.nn as nn
 
 from ganforge import losses
-from ganforge.config import RunConfig
+from ganforge.config import RunConfig, coerce
 from ganforge.errors import GanforgeError
 
 
@@ -69,7 +69,8 @@ class Family(nn.Module):
         unknown = sorted(set(given) - known)
         if unknown:
             raise GanforgeError(f"model.options: unknown key '{unknown[0]}' for {self.name} (known: {', '.join(sorted(known))})")
-        return self.Options(**given)
+        hints = get_type_hints(self.Options)
+        return self.Options(**{k: coerce(v, hints[k], f"model.options.{k}") for k, v in given.items()})
 
     @classmethod
     def load_data(cls, config: RunConfig):
