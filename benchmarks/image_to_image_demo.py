@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
+import statistics
 import tarfile
 import tempfile
 import time
@@ -84,7 +85,16 @@ def paired_demo(kind: str, train: Path, test: Path, work: Path, steps: int, n_sh
     scores = paired_scores(outputs, work / f"{kind}-out", work / f"{kind}-test" / "B", inputs=inputs)
     clean = [work / f"{kind}-test" / "B" / p.name for p in inputs]
     figure([inputs[:n_show], outputs[:n_show], clean[:n_show]], FIGURES / f"i2i_{kind}.png")
-    return {"task": kind, "steps": steps, "seconds": seconds, **scores}
+    gains = [image_psnr(out, truth) - image_psnr(given, truth) for given, out, truth in zip(inputs, outputs, clean)]
+    return {"task": kind, "steps": steps, "seconds": seconds, "improved": sum(g > 0 for g in gains) / len(gains),
+            "median_gain": statistics.median(gains), **scores}
+
+
+def image_psnr(picture: Path, truth: Path) -> float:
+    from ganforge.metrics.pixel import psnr
+    from ganforge.translate import read_image, to_tensor
+
+    return psnr(to_tensor(read_image(picture, "RGB"), "cpu"), to_tensor(read_image(truth, "RGB"), "cpu"))
 
 
 def cycle_demo(train: Path, test: Path, work: Path, steps: int, n_show: int) -> dict:
@@ -143,12 +153,14 @@ def main() -> None:
                 steps = args.watermark_steps if task == "watermark" else args.steps
                 results.append(paired_demo(task, train, test, work, steps, args.show))
             print(results[-1], flush=True)
-    print("| task | steps | train s | held-out PSNR input -> output (dB) | SSIM input -> output | cycle L1 first -> last |")
-    print("|---|---|---|---|---|---|")
+    print("| task | steps | train s | held-out PSNR input -> output (dB) | SSIM input -> output "
+          "| images improved (median gain) | cycle L1 first -> last |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         cycle = f"{r['cycle_first']:.3f} -> {r['cycle_last']:.3f}" if "cycle_first" in r else ""
+        improved = f"{r['improved']:.0%} ({r['median_gain']:+.2f} dB)" if "improved" in r else ""
         print(f"| {r['task']} | {r['steps']} | {r['seconds']:.0f} | {r['input']['psnr']:.2f} -> {r['output']['psnr']:.2f} "
-              f"| {r['input']['ssim']:.3f} -> {r['output']['ssim']:.3f} | {cycle} |")
+              f"| {r['input']['ssim']:.3f} -> {r['output']['ssim']:.3f} | {improved} | {cycle} |")
 
 
 if __name__ == "__main__":
