@@ -173,5 +173,6 @@ def main() -> None:
               f"| {flops[0] / 1e9:.0f} ({flops[0] / peak:.0%}) / {flops[1] / 1e9:.0f} ({flops[1] / peak:.0%}) |",
               flush=True)
 
+
 if __name__ == "__main__":
     main()

@@ -73,14 +73,20 @@ def test_two_nodes_on_loopback_train_as_one_group(tmp_path, cli_env):
     # from LOCAL_RANK on the second node; together they must match the single-node run of the same global batch
     port = free_port()
     overrides = json.dumps(settings(tmp_path, "nodes", 6))
+    logs = [tmp_path / f"node{i}.log" for i in range(2)]
+    outputs = [log.open("w") for log in logs]
     launches = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
          "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "ganforge-test",
          str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path), overrides],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env) for _ in range(2)]
-    for launch in launches:
-        _, stderr = launch.communicate(timeout=600)
-        assert launch.returncode == 0, stderr[-3000:]
+        stdout=output, stderr=subprocess.STDOUT, env=cli_env) for output in outputs]
+    try:
+        for launch, log in zip(launches, logs):
+            assert launch.wait(timeout=600) == 0, log.read_text()[-3000:]
+    finally:  # a failed node leaves the other waiting at the rendezvous
+        for launch, output in zip(launches, outputs):
+            launch.kill()
+            output.close()
     rank0, rank1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
     saved, meta = ckpt.load(tmp_path / "nodes" / "checkpoints" / "last.safetensors")
     assert meta["step"] == 6 and len(list((tmp_path / "nodes" / "tb").iterdir())) == 1
