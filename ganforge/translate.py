@@ -150,10 +150,11 @@ def _load_matching(outputs: list[Path], out_root: Path, folder: Path, mode: str)
 
 def paired_scores(outputs: list[Path], out_root: str | Path, targets: str | Path, inputs: list[Path] | None = None) -> dict:
     """Mean PSNR (dB) and SSIM of outputs against same-named ground truth (RGB, [0, 1], no border crop); with
-    `inputs`, the same for the untranslated inputs as the baseline to beat."""
+    `inputs`, the same for the untranslated inputs as the baseline to beat, the share of images whose PSNR rose
+    and the median per-image PSNR gain."""
     from ganforge.metrics.pixel import PROTOCOL, psnr, ssim
 
-    def score(pictures, truths) -> dict:
+    def score(pictures, truths) -> dict[str, list[float]]:
         values = {"psnr": [], "ssim": []}
         for picture, truth in zip(pictures, truths):
             if picture.size != truth.size:
@@ -161,14 +162,21 @@ def paired_scores(outputs: list[Path], out_root: str | Path, targets: str | Path
             x, y = to_tensor(picture, "cpu"), to_tensor(truth, "cpu")
             values["psnr"].append(psnr(x, y))
             values["ssim"].append(ssim(x, y))
-        return {k: float(np.mean(v)) for k, v in values.items()}
+        return values
 
     targets, out_root = Path(targets).expanduser(), Path(out_root)
     pictures, truths = _load_matching(outputs, out_root, targets, "RGB")
-    result = {"n": len(pictures), "output": score(pictures, truths), "protocol": PROTOCOL}
+    output = score(pictures, truths)
+    result = {"n": len(pictures), "output": _means(output), "protocol": PROTOCOL}
     if inputs is not None:
-        result["input"] = score([read_image(p, "RGB") for p in inputs], truths)
+        given = score([read_image(p, "RGB") for p in inputs], truths)
+        gains = np.subtract(output["psnr"], given["psnr"])
+        result |= {"input": _means(given), "improved": float(np.mean(gains > 0)), "median_gain": float(np.median(gains))}
     return result
+
+
+def _means(values: dict[str, list[float]]) -> dict[str, float]:
+    return {k: float(np.mean(v)) for k, v in values.items()}
 
 
 def unpaired_scores(outputs: list[Path], domain: str | Path, extractor: str | None = None,

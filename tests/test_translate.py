@@ -11,7 +11,7 @@ from PIL import Image
 import ganforge
 from ganforge.errors import GanforgeError
 from ganforge.nn.unet import UNetGenerator
-from ganforge.translate import pad_run, translate_files, translate_tiled
+from ganforge.translate import pad_run, paired_scores, translate_files, translate_tiled
 
 
 def test_pad_run_restores_odd_sizes():
@@ -83,7 +83,7 @@ def test_cli_translate_keeps_names_and_sizes(tmp_path):
     assert done.returncode == 0, done.stderr
     assert Image.open(tmp_path / "out" / "odd.png").size == (37, 23)
     assert Image.open(tmp_path / "out" / "deep" / "big.jpg").size == (70, 50)
-    assert "PSNR" in done.stdout and "SSIM" in done.stdout
+    assert "PSNR" in done.stdout and "SSIM" in done.stdout and "improved" in done.stdout
     wrong = subprocess.run([sys.executable, "-m", "ganforge", "translate", str(tmp_path / "runs" / "r"),
                             str(tmp_path / "in"), "--out", str(tmp_path / "o2"), "--direction", "BtoA"],
                            capture_output=True, text=True)
@@ -102,3 +102,19 @@ def test_cyclegan_translates_both_ways(tmp_path):
     assert sorted(p.relative_to(tmp_path / "ab").as_posix() for p in a2b) == ["deep/big.jpg", "odd.png"]
     assert Image.open(b2a[0]).size == (37, 23)
     assert not np.array_equal(np.asarray(Image.open(b2a[0])), np.asarray(Image.open(tmp_path / "ab" / "odd.png")))
+
+
+def test_paired_scores_count_the_images_that_improved(tmp_path):
+    # constant images: the PSNR of an offset d (of 255) is 20 log10(255 / d), so every number is known by hand
+    offsets = {"a.png": (40, 10), "b.png": (20, 5), "c.png": (10, 20)}  # (input offset, output offset)
+    for name, (given, out) in offsets.items():
+        for folder, value in (("truth", 100), ("in", 100 + given), ("out", 100 + out)):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(tmp_path / folder / name)
+    outputs = sorted((tmp_path / "out").iterdir())
+    scores = paired_scores(outputs, tmp_path / "out", tmp_path / "truth", inputs=sorted((tmp_path / "in").iterdir()))
+    gains = [20 * np.log10(given / out) for given, out in offsets.values()]  # +12.04, +12.04, -6.02 dB
+    assert scores["n"] == 3 and scores["improved"] == pytest.approx(2 / 3)
+    assert scores["median_gain"] == pytest.approx(np.median(gains), abs=1e-3)
+    assert scores["output"]["psnr"] == pytest.approx(np.mean([20 * np.log10(255 / o) for _, o in offsets.values()]),
+                                                     abs=1e-3)

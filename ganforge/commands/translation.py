@@ -39,7 +39,8 @@ def translate(
         scores = paired_scores(written, out, targets, inputs=sources)
         typer.echo(f"PSNR {scores['output']['psnr']:.2f} dB (input {scores['input']['psnr']:.2f}), "
                    f"SSIM {scores['output']['ssim']:.4f} (input {scores['input']['ssim']:.4f}) over "
-                   f"{scores['n']} images; {scores['protocol']}")
+                   f"{scores['n']} images, {scores['improved']:.0%} improved (median {scores['median_gain']:+.2f} dB); "
+                   f"{scores['protocol']}")
     if domain is not None:
         scores = unpaired_scores(written, domain, extractor)
         record = scores["record"]
