@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ganforge.data.batches import ShuffledEpochs
-from ganforge.data.sources import list_images, read_image
+from ganforge.data.image_files import is_grey_mode, list_images, read_image
 from ganforge.errors import GanforgeError
 
 PAIRED_DIRS = (("A", "B"), ("trainA", "trainB"))
@@ -29,10 +29,7 @@ def default_load_size(resolution: int) -> int:
 
 
 def _read(path: Path, channels: int) -> torch.Tensor:
-    try:
-        picture = read_image(path, "L" if channels == 1 else "RGB")
-    except Exception as error:
-        raise GanforgeError(f"{path}: cannot read the image ({type(error).__name__}: {error})") from None
+    picture = read_image(path, "L" if channels == 1 else "RGB")  # a GanforgeError naming the file if unreadable
     array = torch.from_numpy(np.asarray(picture, dtype=np.uint8).copy())
     return array.unsqueeze(0) if array.ndim == 2 else array.permute(2, 0, 1)
 
@@ -64,7 +61,7 @@ def _channels(paths: list[Path], requested: int | None) -> int:
     for path in paths[:200]:
         try:
             with Image.open(path) as image:
-                if image.mode not in ("1", "L", "LA", "I", "I;16", "F"):
+                if not is_grey_mode(image.mode):
                     return 3
         except Exception:
             continue

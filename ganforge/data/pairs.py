@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from ganforge.data.sources import list_images, read_image
+from ganforge.data.image_files import list_images, read_image
 from ganforge.errors import GanforgeError
 
 WORDS = ("SAMPLE", "PROOF", "COPYRIGHT", "STOCK", "PREVIEW", "DRAFT", "ganforge", "photo", "(c) 2024", "CONFIDENTIAL")
@@ -175,10 +175,7 @@ def make_pairs(kind: str, source: str | Path, out: str | Path, seed: int = 0, li
         seen[name] = path
     written = 0
     for path, name in zip(files, names):
-        try:
-            image = read_image(path, "RGB")
-        except Exception:
-            raise GanforgeError(f"{path}: cannot read the image") from None
+        image = read_image(path, "RGB")  # a GanforgeError naming the file if unreadable
         if max_size and max(image.size) > max_size:
             image.thumbnail((max_size, max_size), Image.LANCZOS)
         a, b = make_pair(kind, image, seed, name)

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganforge.data.image_files import (IMAGE_SUFFIXES, is_grey_mode, list_images, read_image, to_uint8,
+                                       warn_skipped)
 from ganforge.errors import GanforgeError
 
 TORCHVISION_SETS = {"mnist", "fashion-mnist", "cifar10", "celeba"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
 @dataclass
@@ -157,68 +158,61 @@ def _torchvision(key: str, root: str | None, limit: int | None):
 
 
 def _array(path: Path):
+    where = f"--data {path}"
     try:
         loaded = np.load(path, allow_pickle=False)
-    except Exception as error:
-        raise GanforgeError(f"--data {path}: cannot read the array ({error})") from None
-    labels = None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        keys = list(loaded.keys())
-        image_key = next((k for k in ("images", "x", "arr_0") if k in keys), None)
-        if image_key is None:
-            raise GanforgeError(f"--data {path}: expected an 'images' (or 'x') array, found keys {keys}")
-        array = loaded[image_key]
-        label_key = next((k for k in ("labels", "y") if k in keys), None)
-        labels = None if label_key is None else torch.from_numpy(loaded[label_key].astype(np.int64))
-    else:
-        array = loaded
+        labels = None
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            keys = list(loaded.keys())
+            image_key = next((k for k in ("images", "x", "arr_0") if k in keys), None)
+            if image_key is None:
+                raise GanforgeError(f"{where}: expected an 'images' (or 'x') array, found keys {keys}")
+            array = loaded[image_key]
+            label_key = next((k for k in ("labels", "y") if k in keys), None)
+            labels = None if label_key is None else _labels(loaded[label_key], f"{where} ({label_key})")
+        else:
+            array = loaded
+    except GanforgeError:
+        raise
+    except Exception as error:  # object arrays (never unpickled), truncated files, bad zip members...
+        raise GanforgeError(f"{where}: cannot read the array ({str(error).splitlines()[0]})") from None
+    if array.dtype.kind not in "biuf":
+        raise GanforgeError(f"{where}: pixel values must be numbers, got dtype {array.dtype}")
     if array.ndim == 3:
         array = array[:, None]
     if array.ndim != 4:
-        raise GanforgeError(f"--data {path}: expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), got {array.shape}")
+        raise GanforgeError(f"{where}: expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), got {array.shape}")
     if array.shape[1] not in (1, 3, 4) and array.shape[-1] in (1, 3, 4):
         array = array.transpose(0, 3, 1, 2)
     if array.shape[1] == 4:
         array = array[:, :3]
     if array.shape[1] not in (1, 3):
-        raise GanforgeError(f"--data {path}: expected 1, 3 or 4 channels, got shape {array.shape}")
-    if array.dtype != np.uint8:
-        array = array.astype(np.float64)
-        low, high = float(array.min()), float(array.max())
-        if low >= -1.0 and high <= 1.0:
-            array = (array + 1.0) * 127.5 if low < 0 else array * 255.0
-        elif low < 0 or high > 255:
-            raise GanforgeError(f"--data {path}: values must be uint8, in [0, 1], [-1, 1] or [0, 255]; got [{low}, {high}]")
-        array = np.clip(np.round(array), 0, 255).astype(np.uint8)
+        raise GanforgeError(f"{where}: expected 1, 3 or 4 channels, got shape {array.shape}")
+    if 0 in array.shape:
+        raise GanforgeError(f"{where}: no pixels in an array of shape {array.shape}")
+    array = to_uint8(array, where)
     if labels is not None and len(labels) != len(array):
-        raise GanforgeError(f"--data {path}: {len(array)} images but {len(labels)} labels")
+        raise GanforgeError(f"{where}: {len(array)} images but {len(labels)} labels")
     classes = [str(c) for c in range(int(labels.max()) + 1)] if labels is not None and len(labels) else []
     return torch.from_numpy(np.ascontiguousarray(array)), labels, classes
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files below `folder`, recursively, sorted; other files are ignored."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def read_image(path: Path, mode: str):
-    """Open one image as a PIL image in `mode` ('L' or 'RGB'); transparent pixels are put on white."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.load()
-        if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(background, rgba)
-        return image.convert(mode)
+def _labels(array: np.ndarray, where: str) -> torch.Tensor:
+    """Class labels as int64: one non-negative whole number per image."""
+    if array.ndim != 1 or array.dtype.kind not in "biuf":
+        raise GanforgeError(f"{where}: labels must be one number per image, got dtype {array.dtype} shape {array.shape}")
+    if array.dtype.kind == "f" and not (np.isfinite(array).all() and (array == np.round(array)).all()):
+        raise GanforgeError(f"{where}: labels must be whole numbers")
+    if array.size and array.min() < 0:
+        raise GanforgeError(f"{where}: labels must be 0 or more, got {array.min()}")
+    return torch.from_numpy(array.astype(np.int64))
 
 
 def _is_grey(path: Path) -> bool:
     from PIL import Image
 
     with Image.open(path) as image:
-        return image.mode in ("1", "L", "LA", "I", "I;16", "F")
+        return is_grey_mode(image.mode)
 
 
 def _folder(folder: Path, resolution: int | None, channels: int | None, limit: int | None) -> ImageSet:
@@ -232,14 +226,15 @@ def _folder(folder: Path, resolution: int | None, channels: int | None, limit: i
     if resolution is None:
         sizes = sorted(min(_size(p)) for p in files[:200] if _readable(p))
         resolution = auto_resolution(sizes[len(sizes) // 2], sizes[len(sizes) // 2]) if sizes else 64
-    images, labels, skipped = [], [], 0
+    images, labels, skipped, first_error = [], [], 0, ""
     for path in files:
         if limit is not None and len(images) >= limit:
             break
         try:
-            picture = read_image(path, mode)
-        except Exception:
+            picture = read_image(path, mode, name=str(path.relative_to(folder)))
+        except GanforgeError as error:
             skipped += 1
+            first_error = first_error or str(error)
             continue
         array = torch.from_numpy(np.asarray(picture, dtype=np.uint8).copy())
         array = array.unsqueeze(0) if array.ndim == 2 else array.permute(2, 0, 1)
@@ -247,7 +242,9 @@ def _folder(folder: Path, resolution: int | None, channels: int | None, limit: i
         parts = path.relative_to(folder).parts
         labels.append(class_names.index(parts[0]) if len(parts) > 1 else -1)
     if not images:
-        raise GanforgeError(f"--data {folder}: all {skipped} image files are unreadable or corrupt")
+        raise GanforgeError(f"--data {folder}: all {skipped} image files are unreadable or corrupt "
+                            f"(first: {first_error})")
+    warn_skipped(folder, skipped, first_error)
     label_tensor = torch.tensor(labels) if class_names and min(labels) >= 0 else None
     return ImageSet(torch.cat(images), label_tensor, class_names if label_tensor is not None else [],
                     name=str(folder), skipped=skipped)

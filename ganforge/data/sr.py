@@ -9,7 +9,8 @@ import torch
 
 from ganforge.data.degrade import Degradation, degrade
 from ganforge.data.batches import ShuffledEpochs
-from ganforge.data.sources import list_images, load_images, read_image
+from ganforge.data.image_files import list_images, read_image, warn_skipped
+from ganforge.data.sources import load_images
 from ganforge.errors import GanforgeError
 
 # scikit-image's bundled photographs (no download): a built-in high-resolution source for demos
@@ -57,13 +58,16 @@ def load_hr_images(source: str, crop: int, channels: int | None = None, root: st
         mode = {1: "L", 3: "RGB", None: "RGB"}[channels]
         images, names, bad = [], [], []
         for file in files:
+            name = str(file.relative_to(path))
             try:
-                images.append(_from_array(np.asarray(read_image(file, mode))))
-                names.append(str(file.relative_to(path)))
-            except Exception:
-                bad.append(file.name)
+                images.append(_from_array(np.asarray(read_image(file, mode, name=name))))
+                names.append(name)
+            except GanforgeError as error:
+                bad.append(str(error))
         if not images:
-            raise GanforgeError(f"--data {source}: all {len(bad)} image files are unreadable or corrupt")
+            raise GanforgeError(f"--data {source}: all {len(bad)} image files are unreadable or corrupt "
+                                f"(first: {bad[0]})")
+        warn_skipped(path, len(bad), bad[0] if bad else "")
     else:
         data = load_images(source, crop, channels, root, limit)
         images, names = list(data.images), [f"{i:06d}" for i in range(len(data))]

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 
+from ganforge.data.image_files import IMAGE_SUFFIXES, is_image_file, list_images, read_image
 from ganforge.errors import GanforgeError
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 RESIZE_FILTER = "PIL.BICUBIC"
 
 
@@ -31,12 +31,11 @@ class ImageSet:
 def _members(source: Path) -> list[tuple[str, object]]:
     """(relative name, opener) for every image file in a folder or tar archive, sorted by name."""
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
-        return [(p.relative_to(source).as_posix(), p) for p in files]
+        return [(p.relative_to(source).as_posix(), p) for p in list_images(source)]
     if source.is_file() and tarfile.is_tarfile(source):
         with tarfile.open(source) as tar:
             found = sorted((m.name, tar.extractfile(m).read()) for m in tar.getmembers()
-                           if m.isfile() and Path(m.name).suffix.lower() in EXTENSIONS)
+                           if m.isfile() and is_image_file(m.name))
         return [(name, io.BytesIO(data)) for name, data in found]
     raise GanforgeError(f"{source} is neither an image folder nor a .tar of images")
 
@@ -62,19 +61,17 @@ def load_images(source: str | Path, size: int | None = None, mode: str | None = 
     if limit is not None and len(members) > limit:
         members = members[::len(members) // limit][:limit]  # every k-th file, so all classes stay represented
     if not members:
-        raise GanforgeError(f"no images ({', '.join(EXTENSIONS)}) found in {source}")
+        raise GanforgeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {source}")
     pictures, bad = [], []
     for name, opener in members:
         try:
-            with Image.open(opener) as picture:
-                picture.load()
-                pictures.append(picture.copy())
-        except (UnidentifiedImageError, OSError):
-            bad.append(name)
+            pictures.append(read_image(opener, mode, name=name))  # mode None: 'L' for grey files, else 'RGB'
+        except GanforgeError as error:
+            bad.append(str(error))
     if bad:
         raise GanforgeError(f"{len(bad)} unreadable image(s) in {source}, first: {bad[0]}")
     if mode is None:
-        mode = "L" if all(p.mode in ("L", "1", "I;16", "I") for p in pictures) else "RGB"
+        mode = "L" if all(p.mode == "L" for p in pictures) else "RGB"
     if size is None:
         size = Counter(min(p.size) for p in pictures).most_common(1)[0][0]
     arrays = [np.asarray(_square(p.convert(mode), size), dtype=np.uint8) for p in pictures]

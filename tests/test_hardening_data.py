@@ -1,0 +1,177 @@
+"""Hardening of data input and config validation: one image reader, 16-bit and float images, bad arrays,
+skipped-file reports, numeric config ranges and one-line messages."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganforge.data import load_images, read_image
+from ganforge.errors import GanforgeError
+
+# 16-bit values with known 8-bit results (value / 257, rounded)
+SIXTEEN = np.array([[0, 257, 65535, 32896], [1000, 128, 65280, 300]], dtype=np.uint16)
+EIGHT = np.array([[0, 1, 255, 128], [4, 0, 254, 1]], dtype=np.uint8)
+
+
+def _one_line(error: pytest.ExceptionInfo) -> str:
+    message = str(error.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+# --- one image reader -----------------------------------------------------------------------------------------
+
+def test_metrics_reads_through_the_shared_reader_and_suffix_set(tmp_path):
+    import ganforge.data.image_files as files
+    import ganforge.metrics.images as metric_images
+
+    assert not hasattr(metric_images, "EXTENSIONS")
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "a.ppm")  # a suffix only the data reader knew
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "b.png")
+    loaded = metric_images.load_images(tmp_path)
+    assert loaded.images.shape == (2, 3, 8, 8)
+    assert loaded.image_format == "png,ppm:RGB->PIL.BICUBIC@8"
+    assert files.list_images(tmp_path) == sorted(tmp_path.iterdir())
+
+
+def test_metrics_puts_transparent_pixels_on_white_like_training(tmp_path):
+    from ganforge.metrics.images import load_images as metric_load
+
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(tmp_path / "clear.png")
+    images = metric_load(tmp_path).images
+    assert images.min() == 1.0  # white, as the training loader reads it (it was black)
+
+
+# --- 16-bit and float images ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path, suffix):
+    path = tmp_path / f"deep{suffix}"
+    Image.fromarray(SIXTEEN).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    assert np.array_equal(np.asarray(read_image(path, "L")), EIGHT)
+    rgb = np.asarray(read_image(path, "RGB"))
+    assert np.array_equal(rgb, np.repeat(EIGHT[..., None], 3, -1))
+    assert read_image(path).mode == "L"
+
+
+def test_sixteen_bit_tiff_big_endian_and_16_bit_values_in_32_bit_mode(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "be.tif", SIXTEEN, byteorder=">")
+    assert np.array_equal(np.asarray(read_image(tmp_path / "be.tif", "L")), EIGHT)
+    tifffile.imwrite(tmp_path / "i.tif", SIXTEEN.astype(np.int32))  # opens as 'I', as older Pillows open 16-bit PNGs
+    assert Image.open(tmp_path / "i.tif").mode == "I"
+    assert np.array_equal(np.asarray(read_image(tmp_path / "i.tif", "L")), EIGHT)
+
+
+def test_float_images_and_out_of_range_ints(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "f.tif", (SIXTEEN / 65535.0).astype(np.float32))
+    assert Image.open(tmp_path / "f.tif").mode == "F"
+    assert np.array_equal(np.asarray(read_image(tmp_path / "f.tif", "L")), EIGHT)
+    tifffile.imwrite(tmp_path / "nan.tif", np.full((4, 4), np.nan, np.float32))
+    with pytest.raises(GanforgeError, match="16 non-finite") as error:
+        read_image(tmp_path / "nan.tif", "L")
+    assert "nan.tif" in _one_line(error)
+    tifffile.imwrite(tmp_path / "big.tif", np.array([[-5, 1 << 20]], np.int32))
+    with pytest.raises(GanforgeError, match="do not fit 16 bits"):
+        read_image(tmp_path / "big.tif", "L")
+
+
+def test_sixteen_bit_folder_trains_on_true_values(tmp_path):
+    for i in range(2):
+        Image.fromarray(np.full((8, 8), 32896, np.uint16)).save(tmp_path / f"{i}.png")
+    data = load_images(str(tmp_path), 8)
+    assert data.channels == 1 and data.images.unique().tolist() == [128]
+
+
+def test_unreadable_file_is_a_one_line_error_naming_it(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(GanforgeError, match="x.png: cannot read the image") as error:
+        read_image(tmp_path / "x.png", "RGB")
+    _one_line(error)
+
+
+# --- arrays ---------------------------------------------------------------------------------------------------
+
+def test_non_finite_arrays_are_refused_with_the_count(tmp_path):
+    images = np.zeros((4, 8, 8), np.float32)
+    images[0, 0, :3] = np.nan
+    images[1, 1, 1] = np.inf
+    np.savez(tmp_path / "bad.npz", images=images)
+    with pytest.raises(GanforgeError, match=r"4 non-finite value\(s\)") as error:
+        load_images(str(tmp_path / "bad.npz"), 8)
+    assert "bad.npz" in _one_line(error)
+    np.save(tmp_path / "nan.npy", np.full((2, 8, 8), np.nan))
+    with pytest.raises(GanforgeError, match="128 non-finite"):
+        load_images(str(tmp_path / "nan.npy"), 8)
+
+
+@pytest.mark.parametrize("array, match", [
+    (np.full((2, 3, 8, 8), "ab"), "dtype <U2"),
+    (np.zeros((2, 8, 8), complex), "dtype complex128"),
+    (np.zeros((2, 8, 8), "datetime64[s]"), "dtype datetime64"),
+    (np.zeros((0, 8, 8), np.uint8), "no pixels"),
+])
+def test_arrays_of_the_wrong_kind_are_one_line_errors(tmp_path, array, match):
+    np.save(tmp_path / "x.npy", array)
+    with pytest.raises(GanforgeError, match=match) as error:
+        load_images(str(tmp_path / "x.npy"), 8)
+    _one_line(error)
+
+
+def test_object_arrays_are_refused_without_unpickling(tmp_path, monkeypatch):
+    import pickle
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("unpickled")
+
+    objects = np.empty((2, 8, 8), object)
+    objects[:] = 1
+    np.save(tmp_path / "o.npy", objects, allow_pickle=True)
+    np.savez(tmp_path / "o.npz", images=objects, allow_pickle=True)
+    np.savez(tmp_path / "l.npz", images=np.zeros((2, 8, 8), np.uint8), labels=np.array([1, "a"], object))
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
+    monkeypatch.setattr(pickle, "load", no_unpickling)
+    for name in ("o.npy", "o.npz", "l.npz"):
+        with pytest.raises(GanforgeError, match="cannot read the array") as error:
+            load_images(str(tmp_path / name), 8)
+        _one_line(error)
+
+
+def test_bool_arrays_and_bad_labels(tmp_path):
+    mask = np.zeros((2, 8, 8), bool)
+    mask[:, :4] = True
+    np.save(tmp_path / "m.npy", mask)
+    assert load_images(str(tmp_path / "m.npy"), 8).images.unique().tolist() == [0, 255]
+    for labels, match in ((np.array(["a", "b"]), "labels must be one number"), (np.array([0.5, 1.0]), "whole"),
+                          (np.array([-1, 0]), "0 or more"), (np.array([[0, 1]]), "one number per image")):
+        np.savez(tmp_path / "l.npz", images=np.zeros((2, 8, 8), np.uint8), labels=labels)
+        with pytest.raises(GanforgeError, match=match):
+            load_images(str(tmp_path / "l.npz"), 8)
+
+
+# --- skipped images are reported -----------------------------------------------------------------------------
+
+def test_skipped_images_are_reported_once_on_stderr(tmp_path, capsys):
+    for i in range(2):
+        Image.new("L", (8, 8), 100).save(tmp_path / f"good{i}.png")
+    for name in ("bad1.png", "bad2.jpg", "bad3.png"):
+        (tmp_path / name).write_bytes(b"not an image")
+    data = load_images(str(tmp_path), 8)
+    assert len(data) == 2 and data.skipped == 3
+    err = capsys.readouterr().err
+    assert err.count("warning: skipped 3 unreadable image(s) in") == 1 and "(first: bad1.png" in err
+
+
+def test_skipped_images_are_reported_for_super_resolution_folders(tmp_path, capsys):
+    from ganforge.data.sr import load_hr_images
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "ok.png")
+    (tmp_path / "broken.png").write_bytes(b"nope")
+    images, names, _ = load_hr_images(str(tmp_path), 8)
+    assert names == ["ok.png"]
+    assert "warning: skipped 1 unreadable image(s)" in capsys.readouterr().err
