@@ -198,3 +198,12 @@ def load(target: str | Path, which: str = "last", device: str = "cpu") -> GAN:
         generator = copy.deepcopy(family.generator)
         ckpt.load_module(generator, ckpt.section(tensors, "ema"), "EMA generator", path)
     return GAN(family, generator, config, meta, path, torch.device(device))
+
+
+def generator_state(target: str | Path) -> dict[str, torch.Tensor]:
+    """The generator weights of a run folder or checkpoint (its EMA copy when it has one)."""
+    path = find_checkpoint(target)
+    tensors, meta = ckpt.load(path)
+    if meta.get("has_ema"):
+        return ckpt.section(tensors, "ema")
+    return ckpt.section(tensors, "family.generator")

@@ -127,10 +127,17 @@ def sample(
     model = ganforge.load(run, checkpoint, device)
     inputs = model.sample_inputs(n, seed, labels=klass)
     if truncation is not None:
-        if not hasattr(model.family.options, "truncation"):
+        from ganforge.families import having
+
+        kind = model.family.capabilities.truncation
+        if kind is None:
             raise GanforgeError(f"--truncation: model {model.config.model.name} has no truncation trick "
-                                "(stylegan and biggan have)")
-        inputs["truncation"] = torch.full((n,), float(truncation))
+                                f"({', '.join(having('truncation'))} have)")
+        if not 0.0 <= truncation <= 1.0:
+            raise GanforgeError(f"--truncation must be in [0, 1] (1: none), got {truncation}")
+        inputs.pop("truncation", None)
+        if truncation != kind.neutral:
+            inputs["truncation"] = torch.full((n,), float(truncation))
     images = model.generate(inputs)
     suffix = out.suffix.lower()
     if suffix in (".png", ".jpg", ".jpeg"):

@@ -114,8 +114,12 @@ def translate_files(model, inputs: list[str | Path], out: str | Path, direction:
                     overlap: int = 32) -> list[Path]:
     """Translate image files/folders with a loaded run (`ganforge.load`), writing OUT/<same name>; returns paths."""
     family, generator = model.family, model.generator
-    if not hasattr(family, "translate"):
-        raise GanforgeError(f"model {model.config.model.name} does not translate images (use pix2pix or cyclegan)")
+    if direction not in family.capabilities.translate:
+        if not family.capabilities.translate:
+            raise GanforgeError(f"model {model.config.model.name} does not translate images (use an image-to-image "
+                                "model such as pix2pix or cyclegan)")
+        raise GanforgeError(f"model {model.config.model.name} translates {' and '.join(family.capabilities.translate)} "
+                            f"only, not {direction}")
     mode = "L" if family.info.channels == 1 else "RGB"
     out = Path(out).expanduser()
     written = []

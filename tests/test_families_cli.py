@@ -58,5 +58,5 @@ def test_train_sample_evaluate_every_family_and_generation_commands(tmp_path, cl
     result = subprocess.run([sys.executable, "-m", "ganforge", "style-mix", str(tmp_path / "wgan")], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'wgan'}: model wgan has no style_mix; "
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'wgan'}: model wgan has no style mixing; "
                                                   "this command works with stylegan runs"]

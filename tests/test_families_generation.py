@@ -151,8 +151,8 @@ def test_biggan_truncation_lowers_diversity_monotonically(short_digits_run):
     # one class: truncation trades diversity within a class for fidelity (across classes it can even rise)
     inputs = model.sample_inputs(300, seed=0, labels=3)
     scores = []
-    for threshold in (3.0, 1.0, 0.5, 0.2, 0.05):
-        features, logits = extractor.extract(model.generate(inputs | {"truncation": torch.full((300,), threshold)}))
+    for psi in (1.0, 0.68, 0.38, 0.16, 0.04):  # thresholds inf, 1.0, 0.5, 0.2, 0.05
+        features, logits = extractor.extract(model.generate(inputs | {"truncation": torch.full((300,), psi)}))
         scores.append(diversity(features, logits)[0])
     assert all(a > b for a, b in zip(scores, scores[1:])), scores
 
@@ -161,11 +161,12 @@ def test_truncated_normal_mapping():
     from ganforge.families.biggan import truncated
 
     z = torch.linspace(-4, 4, 101).unsqueeze(0)
-    t = torch.tensor([0.5])
-    out = truncated(z, t)
+    psi = torch.special.ndtr(torch.tensor([0.5])) * 2 - 1  # the central mass of [-0.5, 0.5]
+    out = truncated(z, psi)
     assert out.abs().max() <= 0.5 + 1e-4 and out.min() < -0.49 and out.max() > 0.49
     assert (out[0, 1:] >= out[0, :-1]).all()  # the same draw keeps its rank: quantiles map to quantiles
-    assert torch.allclose(truncated(z[:, 30:70], torch.tensor([12.0])), z[:, 30:70], atol=1e-3)
+    assert torch.equal(truncated(z, torch.tensor([1.0])), z)  # psi 1: no truncation at all
+    assert torch.allclose(truncated(z, torch.tensor([0.0])), torch.zeros_like(z), atol=1e-4)  # psi 0: the mode
 
 
 def test_progan_schedule_is_a_pure_function_of_the_step():

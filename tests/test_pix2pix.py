@@ -8,7 +8,7 @@ from ganforge.config import apply_overrides, RunConfig
 from ganforge.data.paired import load_paired
 from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, get
-from ganforge.families.pix2pix import linear_decay
+from ganforge.families.kinds.image_to_image import linear_decay
 from ganforge.nn.patchgan import PatchDiscriminator, output_size, receptive_field
 from ganforge.nn.unet import UNetGenerator
 

@@ -10,8 +10,10 @@ import ganforge
 from ganforge.config import RunConfig, apply_overrides
 from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, create
-from ganforge.families.esrgan import RRDBNet, interpolate_states, relativistic_logits
-from ganforge.families.srgan import SRResNet, VGGDiscriminator, generator_state
+from ganforge.api import generator_state
+from ganforge.families.esrgan import RRDBNet, relativistic_logits
+from ganforge.nn.srresnet import SRResNet, VGGDiscriminator
+from ganforge.upscale import interpolate_states
 from ganforge.metrics.superres import evaluate_sr, psnr_y, rgb_to_y, ssim_y
 
 
@@ -136,8 +138,9 @@ def test_esrgan_pretraining_then_gan(tmp_path):
     psnr = ganforge.train(tiny(tmp_path, "esrgan", name="psnr", growth=4, adversarial_weight=0.0,
                                perceptual="none", pixel_weight=1.0), quiet=True)
     config = tiny(tmp_path, "esrgan", name="gan", growth=4, perceptual="none", pretrained=str(psnr))
-    family = create(config, DataInfo(3, 16))
-    family.on_step(0)
+    from ganforge.training.trainer import Trainer
+
+    family = Trainer(config, tmp_path / "gan", quiet=True).family  # the trainer loads the declared weights
     psnr_state = generator_state(psnr)
     assert all(torch.equal(v, psnr_state[k]) for k, v in family.generator.state_dict().items())
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from ganforge.errors import GanforgeError
-from ganforge.families.srgan import SRResNet
+from ganforge.nn.srresnet import SRResNet
 from ganforge.upscale import upscale_tiled
 
 

@@ -8,13 +8,15 @@ import typer
 from ganforge.errors import GanforgeError
 
 
-def _load(run: Path, checkpoint: str, needs: str, family_names: str):
+def _load(run: Path, checkpoint: str, capability: str):
+    """A loaded run whose family declares `capability` (e.g. style_mixing, encode)."""
     import ganforge
+    from ganforge.families import having
 
     model = ganforge.load(run, checkpoint)
-    if not hasattr(model.family, needs):
-        raise GanforgeError(f"{run}: model {model.config.model.name} has no {needs}; this command works with "
-                            f"{family_names} runs")
+    if not getattr(model.family.capabilities, capability):
+        raise GanforgeError(f"{run}: model {model.config.model.name} has no {capability.replace('_', ' ')}; "
+                            f"this command works with {', '.join(having(capability))} runs")
     return model
 
 
@@ -62,7 +64,7 @@ def style_mix(
 
     if rows < 1 or cols < 1:
         raise GanforgeError("--rows and --cols must be at least 1")
-    model = _load(run, checkpoint, "style_mix", "stylegan")
+    model = _load(run, checkpoint, "style_mixing")
     family, generator = model.family, model.generator
     span = family.layer_range(generator, layers)
     rng = torch.Generator().manual_seed(seed)
@@ -90,7 +92,7 @@ def reconstruct(
 
     from ganforge.training.samples import save_grid
 
-    model = _load(run, checkpoint, "reconstruct", "vaegan")
+    model = _load(run, checkpoint, "encode")
     info = model.family.info
     real = _read_images(images, info.resolution, info.channels)
     with torch.no_grad():
@@ -119,7 +121,7 @@ def interpolate_images(
         raise GanforgeError(f"--frames must be at least 2, got {frames}")
     if out.suffix.lower() not in (".png", ".gif"):
         raise GanforgeError(f"--out {out}: expected a .png strip or a .gif")
-    model = _load(run, checkpoint, "encode", "vaegan")
+    model = _load(run, checkpoint, "encode")
     info = model.family.info
     real = _read_images([first, second], info.resolution, info.channels)
     with torch.no_grad():

@@ -1,7 +1,8 @@
 """Differentiable Augmentation (Zhao et al. 2020): the same random colour, translation and cutout applied to
 real and generated images before the discriminator, with gradients flowing through to the generator.
 
-Use it in a family with `DiffAugmentMixin` and the model option `diffaugment="color,translation,cutout"`.
+Every noise-to-image family has it as the model option `diffaugment="color,translation,cutout"`
+(ganforge.families.kinds.noise).
 """
 
 from __future__ import annotations
@@ -73,18 +74,3 @@ def diff_augment(x: torch.Tensor, policy: str | list[str]) -> torch.Tensor:
         for transform in POLICIES[part]:
             x = transform(x)
     return x
-
-
-class DiffAugmentMixin:
-    """Put before NoiseGAN in a family's bases: every discriminator input (real, fake, GP/R1 points) is augmented
-    when the family's options have a non-empty `diffaugment` policy."""
-
-    def __init__(self, config, info):
-        super().__init__(config, info)
-        parse_policy(getattr(self.options, "diffaugment", ""))  # a bad policy fails at build time, not mid-run
-
-    def critic(self, images: torch.Tensor, batch):
-        policy = getattr(self.options, "diffaugment", "")
-        if policy:
-            images = diff_augment(images, parse_policy(policy))
-        return super().critic(images, batch)

@@ -11,7 +11,6 @@ from typing import Any, ClassVar, get_type_hints
 import torch
 import torch.nn as nn
 
-from ganforge import losses
 from ganforge.config import RunConfig, coerce
 from ganforge.errors import GanforgeError
 
@@ -40,14 +39,38 @@ class Phase:
 
 Batch = dict[str, torch.Tensor]
 
+MODALITIES = ("image", "video", "audio", "tokens")
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """How a family trades diversity for fidelity at sampling time. The user's value psi is in [0, 1] for every
+    kind, and psi = `neutral` (1) always means no truncation."""
+
+    kind: str  # "psi": w_avg + psi (w - w_avg) (StyleGAN); "mass": keep the central psi of the prior's mass (BigGAN)
+    neutral: float = 1.0
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a family can do beyond training; commands and the UI read this, never a family's name."""
+
+    modality: str = "image"  # what generate() makes: image (N,C,H,W) | video (N,T,C,H,W) | audio (N,C,L) | tokens (N,L)
+    from_noise: bool = True  # samples from noise (False: it needs an input, e.g. an image to translate)
+    conditional: bool = False  # needs class labels: inputs["label"]
+    truncation: Truncation | None = None  # inputs["truncation"]: one psi per sample
+    style_mixing: bool = False  # style_mix(generator, destination, source, layers, psi), layer_range(generator, spec)
+    encode: bool = False  # encode(images) -> latents, reconstruct(generator, images)
+    translate: tuple[str, ...] = ()  # directions of translate(generator, images, direction): AtoB, BtoA
+    upscale: bool = False  # generate({"lr": images}) upscales by `self.scale`
+
 
 class Family(nn.Module):
     """Base class of every GAN family; subclasses register with `@register`."""
 
     name: ClassVar[str] = ""
     preset: ClassVar[dict[str, Any]] = {}  # the paper's recipe, as config overrides under the user's own
-    data_kind: ClassVar[str] = "images"  # images | paired | unpaired
-    conditional: ClassVar[bool] = False  # needs class labels from the data
+    capabilities: ClassVar[Capabilities] = Capabilities()
     Options: ClassVar[type | None] = None  # dataclass of family-specific model.options
 
     generator: nn.Module
@@ -117,82 +140,19 @@ class Family(nn.Module):
         raise NotImplementedError
 
     def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
-        """Images in [-1, 1] from `generator` (the live one or its EMA copy) for `inputs`."""
+        """Samples in [-1, 1] (shaped as its modality says) from `generator` (the live one or its EMA copy)."""
         raise NotImplementedError
 
+    def sample_info(self) -> dict[str, Any]:
+        """What the modality's writers need besides the tensor: e.g. {"sample_rate": 16000} for audio, {"fps": 8}
+        for video, {"vocabulary": [...]} for tokens."""
+        return {}
 
-class NoiseGAN(Family):
-    """A family that maps noise (and optionally class labels) to images with an adversarial loss.
+    def pretrained_generator(self) -> str | None:
+        """A run folder or checkpoint whose generator weights initialise a new run (e.g. a PSNR-oriented model
+        before GAN fine-tuning); the trainer loads it. None: random initialisation."""
+        return None
 
-    Subclasses build `generator` and `discriminator`; conditional ones override `critic` and `generate`.
-    """
-
-    def __init__(self, config: RunConfig, info: DataInfo):
-        super().__init__(config, info)
-        model = config.model
-        losses.check_loss(model.loss)
-        if model.penalty not in losses.PENALTIES:
-            raise GanforgeError(f"model.penalty must be one of {', '.join(losses.PENALTIES)}; got '{model.penalty}'")
-        self._pending: tuple[Batch, torch.Tensor] | None = None
-
-    def phases(self) -> list[Phase]:
-        """D then G; with one critic step the D phase keeps G's graph so the G phase reuses its samples."""
-        phases = super().phases()
-        if self.config.train.n_critic == 1:
-            phases[0].frozen = ()
-        return phases
-
-    def noise(self, n: int, device: torch.device) -> torch.Tensor:
-        """Latents for a training batch of `n`; under torchrun, this process's slice of the global batch's."""
-        rank, world = self.shard
-        z = torch.randn(n * world, self.config.model.latent_dim, device=device)
-        return z[rank * n:(rank + 1) * n]
-
-    def critic(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Discriminator logits for `images`; `batch` carries labels for conditional families."""
-        return self.discriminator(images)
-
-    def generator_inputs(self, batch: Batch) -> Batch:
-        """Fresh generator inputs matching a training batch (same size, same labels)."""
-        real = batch["image"]
-        return {"noise": self.noise(real.shape[0], real.device)}
-
-    def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
-        return {"noise": torch.randn(n, self.config.model.latent_dim, generator=rng)}
-
-    def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
-        return generator(inputs["noise"])
-
-    def loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        model = self.config.model
-        real = batch["image"]
-        inputs = self.generator_inputs(batch)
-        if phase == "G":
-            if self._pending is not None:  # G is unchanged since the D phase made these: same maths, one pass less
-                inputs, fake = self._pending
-                self._pending = None
-            else:
-                fake = self.generate(self.generator, inputs)
-            loss = losses.generator_loss(model.loss, self.critic(fake, inputs))
-            return loss, {"g_loss": loss.detach()}
-        if torch.is_grad_enabled() and next(self.generator.parameters()).requires_grad:
-            live = self.generate(self.generator, inputs)
-            self._pending, fake = (inputs, live), live.detach()
-        else:
-            with torch.no_grad():
-                fake = self.generate(self.generator, inputs)
-        if model.penalty == "r1":
-            real = real.detach().requires_grad_(True)
-        real_logits = self.critic(real, batch)
-        fake_logits = self.critic(fake, inputs)
-        loss = losses.discriminator_loss(model.loss, real_logits, fake_logits)
-        logs = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
-        if model.penalty == "gp":
-            penalty = losses.gradient_penalty(lambda x: self.critic(x, batch), real, fake)
-            loss = loss + model.penalty_weight * penalty
-            logs["gp"] = penalty.detach()
-        elif model.penalty == "r1":
-            penalty = losses.r1_penalty(real_logits, real)
-            loss = loss + 0.5 * model.penalty_weight * penalty
-            logs["r1"] = penalty.detach()
-        return loss, logs
+    @property
+    def conditional(self) -> bool:
+        return self.capabilities.conditional

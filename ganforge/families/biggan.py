@@ -11,11 +11,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
-from ganforge.families.base import Batch, NoiseGAN
-from ganforge.families.cgan import Conditional
+from ganforge.families.base import Batch, Capabilities, Truncation
+from ganforge.families.kinds.noise import Conditional, NoiseGAN, NoiseOptions
 from ganforge.nn.attention import SelfAttention
 from ganforge.nn.layers import spectral
 from ganforge.nn.resblocks import DiscriminatorBlock, GeneratorBlock, ProjectionHead, orthogonal_regularization
@@ -27,13 +26,15 @@ def block_widths(resolution: int, width: int) -> list[int]:
     return [width * min(4, 2 ** (n - 1 - i)) if i < n - 1 else width for i in range(n)]
 
 
-def truncated(z: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
-    """Map standard-normal z to a normal truncated to [-t, t] through the CDF: the same draw lands on the same
-    quantile, so a lower threshold shrinks every sample deterministically (BigGAN sec. 3.1)."""
-    t = threshold.view(-1, *([1] * (z.ndim - 1))).to(z.dtype)
-    low = torch.special.ndtr(-t)
+def truncated(z: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
+    """Map standard-normal z to the normal truncated to its central `psi` of probability mass, i.e. to [-t, t]
+    with t = Phi^-1((1 + psi) / 2), through the CDF: the same draw lands on the same quantile, so a lower psi
+    shrinks every sample deterministically (BigGAN sec. 3.1 truncates at a threshold t). psi = 1 leaves z as it
+    is, psi = 0 gives the mode (zeros), as StyleGAN's psi does for w."""
+    psi = psi.view(-1, *([1] * (z.ndim - 1))).to(z.dtype)
+    low = (1 - psi.clamp(0, 1)) / 2  # = Phi(-t)
     u = low + torch.special.ndtr(z) * (1 - 2 * low)
-    return torch.special.ndtri(u.clamp(1e-6, 1 - 1e-6))
+    return torch.where(psi >= 1, z, torch.special.ndtri(u.clamp(1e-6, 1 - 1e-6)))
 
 
 class BigGenerator(nn.Module):
@@ -87,20 +88,20 @@ class BigDiscriminator(nn.Module):
 
 
 @dataclass
-class BigGANOptions:
+class BigGANOptions(NoiseOptions):
     shared_dim: int = 128  # shared class embedding fed with each latent chunk to every conditional BN
     attention: int = 0  # resolution of the self-attention block; 0: half the image size, at least 8 (64 at 128 px)
     orthogonal: float = 1e-4  # beta of the orthogonal regularisation added to the G loss
-    truncation: float = 0.0  # threshold used by sample_inputs (0: off); per call: inputs["truncation"]
-    diffaugment: str = ""
+    truncation: float = 1.0  # psi used by sample_inputs (1: off); per call: inputs["truncation"]
 
 
 @register
-class BigGAN(DiffAugmentMixin, Conditional, NoiseGAN):
-    """Class-conditional BigGAN; `truncation` in the inputs (a threshold per sample) truncates z."""
+class BigGAN(Conditional, NoiseGAN):
+    """Class-conditional BigGAN; `truncation` in the inputs (psi per sample, 1: off) truncates z."""
 
     name = "biggan"
     Options = BigGANOptions
+    capabilities = Capabilities(conditional=True, truncation=Truncation("mass"))
     # Brock et al. 2019 sec. 4 / app. B: hinge, G lr 1e-4, D lr 4e-4, Adam(0, 0.999), 2 D steps per G step,
     # 120-d z, ortho reg 1e-4, G EMA 0.9999 starting after 20k iterations
     preset = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 120, "width": 64},
@@ -115,8 +116,8 @@ class BigGAN(DiffAugmentMixin, Conditional, NoiseGAN):
         if attention & (attention - 1) or not 8 <= attention <= info.resolution:
             raise GanforgeError(f"model.options.attention must be a power of two from 8 to {info.resolution}, "
                                 f"got {attention}")
-        if o.truncation < 0:
-            raise GanforgeError(f"model.options.truncation must be >= 0 (0: off), got {o.truncation}")
+        if not 0 <= o.truncation <= 1:
+            raise GanforgeError(f"model.options.truncation must be in [0, 1] (1: off), got {o.truncation}")
         self.generator = BigGenerator(model.latent_dim, info.n_classes, o.shared_dim, info.channels, info.resolution,
                                       model.width, attention)
         self.discriminator = BigDiscriminator(info.channels, info.resolution, model.width, info.n_classes, attention)
@@ -127,7 +128,7 @@ class BigGAN(DiffAugmentMixin, Conditional, NoiseGAN):
 
     def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
         inputs = super().sample_inputs(n, rng, labels, data)
-        if self.options.truncation > 0:
+        if self.options.truncation < 1:
             inputs["truncation"] = torch.full((n,), float(self.options.truncation))
         return inputs
 

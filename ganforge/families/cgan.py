@@ -10,41 +10,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganforge import losses
-from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
-from ganforge.families.base import Batch, NoiseGAN
-from ganforge.families.dcgan import Generator, widths
+from ganforge.families.base import Batch, Capabilities
+from ganforge.families.kinds.noise import Conditional, NoiseGAN, NoiseOptions
 from ganforge.nn import conv_block, init_dcgan_weights
+from ganforge.nn.dcgan import Generator, widths
 from ganforge.nn.layers import check_norm, spectral
 from ganforge.nn.resblocks import ProjectionHead
-
-
-class Conditional:
-    """Label plumbing shared by class-conditional NoiseGAN families: labels travel in batch["label"]."""
-
-    conditional = True
-
-    def check_classes(self) -> None:
-        if self.info.n_classes < 2:
-            raise GanforgeError(f"model {self.name} is class-conditional and needs at least 2 classes in the data, "
-                                f"got {self.info.n_classes}")
-
-    def critic(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return self.discriminator(images, batch["label"])
-
-    def generator_inputs(self, batch: Batch) -> Batch:
-        real = batch["image"]
-        return {"noise": self.noise(real.shape[0], real.device), "label": batch["label"]}
-
-    def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
-        noise = torch.randn(n, self.config.model.latent_dim, generator=rng)
-        if labels is None:
-            labels = torch.randint(0, self.info.n_classes, (n,), generator=rng)
-        return {"noise": noise, "label": torch.as_tensor(labels, dtype=torch.long).expand(n).clone()}
-
-    def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
-        return generator(inputs["noise"], inputs["label"])
 
 
 class ConditionalGenerator(nn.Module):
@@ -85,20 +58,20 @@ class ConditionalDiscriminator(nn.Module):
 
 
 @dataclass
-class CGANOptions:
+class CGANOptions(NoiseOptions):
     embed_dim: int = 32  # size of the generator's label embedding
     projection: bool = True  # projection discriminator; off: the label reaches D only through the AC head
     auxiliary: bool = False  # AC-GAN class head on D, trained on real and generated images
     auxiliary_weight: float = 1.0
-    diffaugment: str = ""  # e.g. "color,translation,cutout"
 
 
 @register
-class CGAN(DiffAugmentMixin, Conditional, NoiseGAN):
+class CGAN(Conditional, NoiseGAN):
     """Class-conditional DCGAN-style GAN with a projection discriminator (and optional AC-GAN head)."""
 
     name = "cgan"
     Options = CGANOptions
+    capabilities = Capabilities(conditional=True)
     # the projection-discriminator paper's recipe: hinge loss, spectral norm in D, Adam(2e-4, 0, 0.9), n_dis 5
     preset = {"model": {"loss": "hinge", "d_norm": "spectral", "g_norm": "batch"},
               "train": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}}

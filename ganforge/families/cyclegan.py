@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from ganforge.errors import GanforgeError
 from ganforge.families import register
-from ganforge.families.base import Batch, Phase
-from ganforge.families.pix2pix import ImageToImage, adversarial_losses
+from ganforge.families.base import Batch, Capabilities, Phase
+from ganforge.families.kinds.image_to_image import ImageToImage, adversarial_losses
 from ganforge.nn import init_dcgan_weights
 from ganforge.nn.patchgan import PatchDiscriminator, min_input_size
 from ganforge.nn.resnet_generator import ResnetGenerator
@@ -73,6 +73,7 @@ class CycleGAN(ImageToImage):
     name = "cyclegan"
     data_kind = "unpaired"
     Options = CycleGANOptions
+    capabilities = Capabilities(from_noise=False, translate=("AtoB", "BtoA"))
     stride = ResnetGenerator.stride
     preset = {
         "data": {"resolution": 256, "flip": True},

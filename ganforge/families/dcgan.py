@@ -2,73 +2,23 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import torch.nn as nn
-
-from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
-from ganforge.families.base import NoiseGAN
-from ganforge.nn import conv_block, init_dcgan_weights
+from ganforge.families.kinds.noise import NoiseGAN, NoiseOptions
+from ganforge.nn import init_dcgan_weights
+from ganforge.nn.dcgan import Discriminator, Generator
 from ganforge.nn.layers import check_norm
 
 
-def widths(resolution: int, width: int, cap: int = 8) -> list[int]:
-    """Channels per 4x4..resolution/2 stage: width * 8, 4, 2, 1 (capped), widest at 4x4."""
-    stages = int(math.log2(resolution)) - 2
-    return [width * min(cap, 2 ** (stages - 1 - i)) for i in range(stages)]
-
-
-def upsample(in_ch: int, out_ch: int, mode: str) -> nn.Module:
-    """Double the spatial size: a 4x4 stride-2 transposed conv, or nearest resize then 3x3 conv (no checkerboard)."""
-    if mode == "transpose":
-        return nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False)
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, 1, 1, bias=False))
-
-
-class Generator(nn.Module):
-    def __init__(self, latent_dim: int, channels: int, resolution: int, width: int, norm: str, mode: str):
-        super().__init__()
-        chans = widths(resolution, width)
-        layers = [conv_block(nn.ConvTranspose2d(latent_dim, chans[0], 4, 1, 0, bias=False), norm, chans[0], nn.ReLU(True))]
-        for a, b in zip(chans, chans[1:]):
-            layers.append(conv_block(upsample(a, b, mode), norm, b, nn.ReLU(True)))
-        last = upsample(chans[-1], channels, mode)
-        if mode == "transpose":
-            last.bias = nn.Parameter(last.weight.new_zeros(channels))
-        layers += [last, nn.Tanh()]
-        self.net = nn.Sequential(*layers)
-        self.latent_dim = latent_dim
-
-    def forward(self, z):
-        return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
-
-
-class Discriminator(nn.Module):
-    def __init__(self, channels: int, resolution: int, width: int, norm: str):
-        super().__init__()
-        chans = widths(resolution, width)[::-1]
-        first = nn.Conv2d(channels, chans[0], 4, 2, 1)
-        layers = [conv_block(first, "spectral" if norm == "spectral" else "none", chans[0], nn.LeakyReLU(0.2, True))]
-        for a, b in zip(chans, chans[1:]):
-            layers.append(conv_block(nn.Conv2d(a, b, 4, 2, 1, bias=False), norm, b, nn.LeakyReLU(0.2, True)))
-        layers.append(conv_block(nn.Conv2d(chans[-1], 1, 4, 1, 0), "spectral" if norm == "spectral" else "none", 1, nn.Identity()))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.net(x).flatten()
-
-
 @dataclass
-class DCGANOptions:
+class DCGANOptions(NoiseOptions):
     upsample: str = "transpose"  # transpose | resize (nearest resize + conv, avoids checkerboard artefacts)
-    diffaugment: str = ""  # DiffAugment policy for small data, e.g. "color,translation,cutout"
 
 
 @register
-class DCGAN(DiffAugmentMixin, NoiseGAN):
+class DCGAN(NoiseGAN):
     """Unconditional DCGAN for any power-of-two resolution from 8 to 256."""
 
     name = "dcgan"

@@ -2,7 +2,7 @@
 
 Training follows the paper: a PSNR-oriented generator first (L1 only: `pretrain_steps`, or a separate run passed as
 `pretrained=RUN`), then GAN fine-tuning with L1 1e-2, VGG conv5_4 (before activation) L1 1.0 and relativistic
-adversarial 5e-3. Network interpolation between the PSNR and GAN weights (`interpolate_states`) trades
+adversarial 5e-3. Network interpolation between the PSNR and GAN weights (`ganforge.upscale.interpolate_states`) trades
 fidelity for texture at inference (`ganforge upscale --alpha`).
 """
 
@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from ganforge.errors import GanforgeError
 from ganforge.families import register
-from ganforge.families.srgan import SROptions, SuperResolution, upsample_steps
+from ganforge.families.kinds.super_resolution import SROptions, SuperResolution
+from ganforge.nn.srresnet import upsample_steps
 
 RESIDUAL_SCALE = 0.2  # residual scaling beta of the paper (sec. 3.1)
 
@@ -81,16 +82,6 @@ def relativistic_logits(real_logits: torch.Tensor, fake_logits: torch.Tensor) ->
 @dataclass
 class ESRGANOptions(SROptions):
     growth: int = 32  # channels added by each conv of a dense block
-
-
-def interpolate_states(psnr: dict[str, torch.Tensor], gan: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
-    """(1 - alpha) * PSNR weights + alpha * GAN weights (ESRGAN sec. 3.4); alpha 0 is the PSNR model."""
-    if not 0.0 <= alpha <= 1.0:
-        raise GanforgeError(f"--alpha must be in [0, 1], got {alpha}")
-    if set(psnr) != set(gan) or any(psnr[k].shape != gan[k].shape for k in gan):
-        raise GanforgeError("network interpolation needs two generators of the same architecture")
-    return {k: torch.lerp(psnr[k].float(), gan[k].float(), alpha).to(gan[k].dtype) if gan[k].is_floating_point()
-            else gan[k] for k in gan}
 
 
 @register

@@ -13,11 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
-from ganforge.families.base import NoiseGAN
-from ganforge.families.dcgan import widths
+from ganforge.families.kinds.noise import NoiseGAN, NoiseOptions
+from ganforge.nn.dcgan import widths
 from ganforge.nn.style import EqualConv2d, EqualLinear, MinibatchStd, PixelNorm
 
 
@@ -105,14 +104,13 @@ class ProDiscriminator(Growing):
 
 
 @dataclass
-class ProGANOptions:
+class ProGANOptions(NoiseOptions):
     stage_steps: int = 0  # steps per fade-in and per stable phase; 0: train.steps split evenly over all phases
     drift: float = 0.001  # epsilon_drift * E[D(x)^2] keeps critic outputs near zero (paper sec. A.1)
-    diffaugment: str = ""
 
 
 @register
-class ProGAN(DiffAugmentMixin, NoiseGAN):
+class ProGAN(NoiseGAN):
     """Progressive growing from 4x4 to data.resolution; see `schedule` for the depth/fade-in at each step."""
 
     name = "progan"

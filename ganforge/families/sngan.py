@@ -9,10 +9,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
-from ganforge.families.base import NoiseGAN
+from ganforge.families.kinds.noise import NoiseGAN
 from ganforge.nn.resblocks import DiscriminatorBlock, GeneratorBlock, ProjectionHead
 
 
@@ -50,17 +49,11 @@ class ResNetDiscriminator(nn.Module):
         return self.head(F.relu(self.blocks(x)).sum(dim=(2, 3)))
 
 
-@dataclass
-class SNGANOptions:
-    diffaugment: str = ""  # e.g. "color,translation,cutout"
-
-
 @register
-class SNGAN(DiffAugmentMixin, NoiseGAN):
+class SNGAN(NoiseGAN):
     """Spectral normalisation in every discriminator layer, ResNet blocks, hinge loss."""
 
     name = "sngan"
-    Options = SNGANOptions
     # Table 1 setting for ResNets (Miyato et al. 2018): hinge, Adam(2e-4, 0, 0.9), n_dis 5, 128-d z, 128 channels
     preset = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 128, "width": 128, "d_norm": "spectral",
                         "g_norm": "batch"},

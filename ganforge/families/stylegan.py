@@ -11,11 +11,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
-from ganforge.families.base import Batch, NoiseGAN
-from ganforge.families.dcgan import widths
+from ganforge.families.base import Batch, Capabilities, Truncation
+from ganforge.families.kinds.noise import NoiseGAN, NoiseOptions
+from ganforge.nn.dcgan import widths
 from ganforge.nn.style import EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, ModulatedConv2d, NoiseInjection
 
 
@@ -126,14 +126,13 @@ class StyleDiscriminator(nn.Module):
 
 
 @dataclass
-class StyleGANOptions:
+class StyleGANOptions(NoiseOptions):
     w_dim: int = 0  # 0: same as model.latent_dim
     n_mapping: int = 8
     mapping_lr_mul: float = 0.01
     style_mixing: float = 0.9  # probability of mixing two latents' styles in a training batch
     w_avg_beta: float = 0.995  # decay of the tracked mean w used by truncation
     truncation: float = 1.0  # psi used by sample_inputs (1: off); per call: inputs["truncation"]
-    diffaugment: str = ""
 
 
 def truncation_input(n: int, psi: float) -> dict[str, torch.Tensor]:
@@ -145,11 +144,12 @@ LAYER_GROUPS = ("coarse", "middle", "fine")
 
 
 @register
-class StyleGAN(DiffAugmentMixin, NoiseGAN):
+class StyleGAN(NoiseGAN):
     """StyleGAN2-style generator and residual discriminator; truncation via the `truncation` input or option."""
 
     name = "stylegan"
     Options = StyleGANOptions
+    capabilities = Capabilities(truncation=Truncation("psi"), style_mixing=True)
     # StyleGAN2 config F: non-saturating loss, R1 gamma 10, Adam(0.002, 0, 0.99), 512-d z and w, 8 mapping layers,
     # style mixing 0.9, EMA over 10k images (0.999 per step at batch 32 here); no path-length regulariser
     preset = {"model": {"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 10.0, "latent_dim": 512,

@@ -13,11 +13,11 @@ import torch
 import torch.nn as nn
 
 from ganforge import losses
-from ganforge.data.diffaugment import DiffAugmentMixin
 from ganforge.errors import GanforgeError
 from ganforge.families import register
-from ganforge.families.base import Batch, NoiseGAN, Phase
-from ganforge.families.dcgan import Generator, widths
+from ganforge.families.base import Batch, Capabilities, Phase
+from ganforge.families.kinds.noise import NoiseGAN, NoiseOptions
+from ganforge.nn.dcgan import Generator, widths
 from ganforge.nn import conv_block, init_dcgan_weights
 
 
@@ -60,19 +60,19 @@ class FeatureDiscriminator(nn.Module):
 
 
 @dataclass
-class VAEGANOptions:
+class VAEGANOptions(NoiseOptions):
     gamma: float = 0.01  # weight of the feature reconstruction against the GAN loss in the decoder's update
     kl_weight: float = 1.0
     optimizer: str = "rmsprop"  # rmsprop (the paper's) | adam (with train.beta1/beta2)
-    diffaugment: str = ""  # applied to D's adversarial inputs only, never to the reconstruction features
 
 
 @register
-class VAEGAN(DiffAugmentMixin, NoiseGAN):
+class VAEGAN(NoiseGAN):
     """Encoder + decoder (the generator) + discriminator; `encode`/`reconstruct` map real images to latents."""
 
     name = "vaegan"
     Options = VAEGANOptions
+    capabilities = Capabilities(encode=True)  # DiffAugment (option) reaches D's adversarial inputs only
     # Larsen et al. 2016: DCGAN-like networks with batch norm, RMSprop at 3e-4 for encoder, decoder and D
     preset = {"model": {"loss": "nonsaturating", "penalty": "none", "latent_dim": 128, "g_norm": "batch",
                         "d_norm": "batch"},

@@ -83,6 +83,8 @@ class Trainer:
             config.data.resolution = int(self.data.resolution)
         self.family: Family = create(config, data_info(config, self.data))
         self.family.shard = (self.dist.rank, self.dist.world)
+        if not resume and self.family.pretrained_generator():
+            self._load_pretrained(self.family.pretrained_generator())
         if train.sync_batchnorm:
             self.family.generator = self.dist.sync_batchnorm(self.family.generator)
             self.family.discriminator = self.dist.sync_batchnorm(self.family.discriminator)
@@ -127,6 +129,12 @@ class Trainer:
         if resume:
             self.restore(self.checkpoint_dir / "last.safetensors")
         self.logger = RunLogger(self.run_dir, resume_step=self.step if resume else None, enabled=self.dist.is_main)
+
+    def _load_pretrained(self, source: str) -> None:
+        """Initialise the generator from another run's (e.g. a PSNR-oriented model before GAN fine-tuning)."""
+        from ganforge.api import generator_state
+
+        ckpt.load_module(self.family.generator, generator_state(source), "pretrained generator", Path(source))
 
     # --- precision -----------------------------------------------------------------------------------------
     def _amp_dtype(self) -> torch.dtype | None:

@@ -1,0 +1,1 @@
+"""Shared bases of families: the kinds of GAN game (noise to image, image to image, super-resolution)."""

@@ -1,0 +1,137 @@
+"""The noise-to-image kind of family: an adversarial game between a generator of noise (and class labels) and a
+discriminator, with any loss, gradient penalty or R1, and optional DiffAugment. Most image families only build
+their networks on top of `NoiseGAN`; class-conditional ones mix in `Conditional`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn as nn
+
+from ganforge import losses
+from ganforge.config import RunConfig
+from ganforge.data.diffaugment import diff_augment, parse_policy
+from ganforge.errors import GanforgeError
+from ganforge.families.base import Batch, DataInfo, Family, Phase
+
+
+@dataclass
+class NoiseOptions:
+    """Options every noise-to-image family has; a family's own Options derive from this."""
+
+    diffaugment: str = ""  # DiffAugment policy for small data, e.g. "color,translation,cutout" (Zhao et al. 2020)
+
+
+class NoiseGAN(Family):
+    """A family that maps noise (and optionally class labels) to images with an adversarial loss.
+
+    Subclasses build `generator` and `discriminator`; conditional ones mix in `Conditional`. With the option
+    `diffaugment`, every discriminator input (real, fake, GP/R1 points) is augmented differentiably.
+    """
+
+    Options: ClassVar[type | None] = NoiseOptions
+
+    def __init__(self, config: RunConfig, info: DataInfo):
+        super().__init__(config, info)
+        self.augment = parse_policy(self.options.diffaugment)  # a bad policy fails at build time, not mid-run
+        model = config.model
+        losses.check_loss(model.loss)
+        if model.penalty not in losses.PENALTIES:
+            raise GanforgeError(f"model.penalty must be one of {', '.join(losses.PENALTIES)}; got '{model.penalty}'")
+        self._pending: tuple[Batch, torch.Tensor] | None = None
+
+    def phases(self) -> list[Phase]:
+        """D then G; with one critic step the D phase keeps G's graph so the G phase reuses its samples."""
+        phases = super().phases()
+        if self.config.train.n_critic == 1:
+            phases[0].frozen = ()
+        return phases
+
+    def noise(self, n: int, device: torch.device) -> torch.Tensor:
+        """Latents for a training batch of `n`; under torchrun, this process's slice of the global batch's."""
+        rank, world = self.shard
+        z = torch.randn(n * world, self.config.model.latent_dim, device=device)
+        return z[rank * n:(rank + 1) * n]
+
+    def critic(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Discriminator logits for `images` (augmented when DiffAugment is on); `batch` carries labels."""
+        if self.augment:
+            images = diff_augment(images, self.augment)
+        return self.discriminate(images, batch)
+
+    def discriminate(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The discriminator itself on `images`; conditional families pass the labels too."""
+        return self.discriminator(images)
+
+    def generator_inputs(self, batch: Batch) -> Batch:
+        """Fresh generator inputs matching a training batch (same size, same labels)."""
+        real = batch["image"]
+        return {"noise": self.noise(real.shape[0], real.device)}
+
+    def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
+        return {"noise": torch.randn(n, self.config.model.latent_dim, generator=rng)}
+
+    def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
+        return generator(inputs["noise"])
+
+    def loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        model = self.config.model
+        real = batch["image"]
+        inputs = self.generator_inputs(batch)
+        if phase == "G":
+            if self._pending is not None:  # G is unchanged since the D phase made these: same maths, one pass less
+                inputs, fake = self._pending
+                self._pending = None
+            else:
+                fake = self.generate(self.generator, inputs)
+            loss = losses.generator_loss(model.loss, self.critic(fake, inputs))
+            return loss, {"g_loss": loss.detach()}
+        if torch.is_grad_enabled() and next(self.generator.parameters()).requires_grad:
+            live = self.generate(self.generator, inputs)
+            self._pending, fake = (inputs, live), live.detach()
+        else:
+            with torch.no_grad():
+                fake = self.generate(self.generator, inputs)
+        if model.penalty == "r1":
+            real = real.detach().requires_grad_(True)
+        real_logits = self.critic(real, batch)
+        fake_logits = self.critic(fake, inputs)
+        loss = losses.discriminator_loss(model.loss, real_logits, fake_logits)
+        logs = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        if model.penalty == "gp":
+            penalty = losses.gradient_penalty(lambda x: self.critic(x, batch), real, fake)
+            loss = loss + model.penalty_weight * penalty
+            logs["gp"] = penalty.detach()
+        elif model.penalty == "r1":
+            penalty = losses.r1_penalty(real_logits, real)
+            loss = loss + 0.5 * model.penalty_weight * penalty
+            logs["r1"] = penalty.detach()
+        return loss, logs
+
+
+class Conditional:
+    """Label plumbing shared by class-conditional NoiseGAN families: labels travel in batch["label"].
+    Put it before NoiseGAN in the bases and declare `capabilities.conditional`."""
+
+    def check_classes(self) -> None:
+        if self.info.n_classes < 2:
+            raise GanforgeError(f"model {self.name} is class-conditional and needs at least 2 classes in the data, "
+                                f"got {self.info.n_classes}")
+
+    def discriminate(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.discriminator(images, batch["label"])
+
+    def generator_inputs(self, batch: Batch) -> Batch:
+        real = batch["image"]
+        return {"noise": self.noise(real.shape[0], real.device), "label": batch["label"]}
+
+    def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
+        noise = torch.randn(n, self.config.model.latent_dim, generator=rng)
+        if labels is None:
+            labels = torch.randint(0, self.info.n_classes, (n,), generator=rng)
+        return {"noise": noise, "label": torch.as_tensor(labels, dtype=torch.long).expand(n).clone()}
+
+    def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
+        return generator(inputs["noise"], inputs["label"])
