@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -93,9 +94,14 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
         raise GanforgeError(f"config field {where}: expected true/false, got {value!r}")
     if hint is float or text.startswith("float"):
         try:
-            return float(value)
+            number = float(value) if not isinstance(value, bool) else None
         except (TypeError, ValueError):
-            raise GanforgeError(f"config field {where}: expected a number, got {value!r}") from None
+            number = None
+        if number is None:
+            raise GanforgeError(f"config field {where}: expected a number, got {value!r}")
+        if not math.isfinite(number):
+            raise GanforgeError(f"config field {where}: expected {_finite(where)}, got {value!r}")
+        return number
     if hint is int or text.startswith("int"):
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise GanforgeError(f"config field {where}: expected an integer, got {value!r}")
@@ -108,8 +114,15 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
             raise GanforgeError(f"config field {where}: expected a mapping, got {value!r}")
         return dict(value)
     if hint is str or text.startswith("str"):
+        if isinstance(value, (dict, list, tuple, set)):
+            raise GanforgeError(f"config field {where}: expected a string, got a {_kind(value)} {value!r}")
         return str(value)
     return value
+
+
+def _kind(value: Any) -> str:
+    """'mapping', 'list' or the type name, for messages about YAML values of the wrong shape."""
+    return "mapping" if isinstance(value, dict) else "list" if isinstance(value, (list, tuple)) else type(value).__name__
 
 
 def apply_overrides(config: RunConfig, overrides: dict[str, Any], origin: str = "config") -> RunConfig:
@@ -123,10 +136,15 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], origin: str = 
     for key, value in _flatten(overrides).items():
         section, _, name = key.partition(".")
         if not name:
+            if section in SECTIONS:
+                if value is None:  # `train:` with every key commented out
+                    continue
+                raise GanforgeError(f"{origin}: section '{section}' expects a mapping of {section} settings, "
+                                    f"got a {_kind(value)} ({value!r})")
             if section not in ("out", "name"):
                 known = ", ".join([*SECTIONS, "out", "name"])
                 raise GanforgeError(f"{origin}: unknown key '{section}' (expected one of: {known})")
-            setattr(config, section, None if value is None else str(value))
+            setattr(config, section, coerce(value, str | None, section))
             continue
         if section not in SECTIONS:
             raise GanforgeError(f"{origin}: unknown section '{section}' (expected one of: {', '.join(SECTIONS)})")
@@ -178,22 +196,70 @@ def save_yaml(config: RunConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
+# Allowed ranges of numeric fields, as intervals ("[1, inf)": at least 1); None values (auto) are not checked.
+RANGES = {
+    "data.limit": "[1, inf)",
+    "model.latent_dim": "[1, inf)",
+    "model.width": "[1, inf)",
+    "model.penalty_weight": "[0, inf)",
+    "train.steps": "[1, inf)",
+    "train.batch_size": "[1, inf)",
+    "train.lr_g": "(0, inf)",
+    "train.lr_d": "(0, inf)",
+    "train.beta1": "[0, 1)",  # Adam's betas (Kingma & Ba 2015): 1 or more never forgets, negative is undefined
+    "train.beta2": "[0, 1)",
+    "train.n_critic": "[1, inf)",
+    "train.ema": "[0, 1)",
+    "train.ema_start": "[0, inf)",
+    "train.seed": "[0, 2^63)",  # torch generators take 64 bits; derived seeds add small offsets
+    "train.sample_every": "[1, inf)",
+    "train.checkpoint_every": "[1, inf)",
+    "train.log_every": "[1, inf)",
+    "train.eval_every": "[0, inf)",
+    "train.keep_checkpoints": "[0, inf)",
+    "train.max_rollbacks": "[0, inf)",
+}
+
+
+def _in_range(value: float, interval: str) -> bool:
+    low, high = (_bound(v) for v in interval[1:-1].split(","))
+    above = value > low if interval[0] == "(" else value >= low
+    below = value < high if interval[-1] == ")" else value <= high
+    return above and below
+
+
+def _bound(text: str) -> float:
+    base, _, power = text.strip().partition("^")
+    return float(base) ** float(power) if power else float(base)
+
+
+def _expected(interval: str) -> str:
+    """'[1, inf)' -> 'at least 1', '(0, inf)' -> 'greater than 0', otherwise 'in [0, 1)'."""
+    low, high = (v.strip() for v in interval[1:-1].split(","))
+    if high == "inf":
+        return f"at least {low}" if interval[0] == "[" else f"greater than {low}"
+    return f"in {interval}"
+
+
+def _finite(key: str) -> str:
+    return f"a finite number {_expected(RANGES[key])}" if key in RANGES else "a finite number"
+
+
 def validate(config: RunConfig) -> None:
-    """Reject settings that cannot work, each with one line naming the field."""
+    """Reject settings that cannot work, each with one line naming the field, its allowed range and the value."""
+    for section in SECTIONS:
+        for item in fields(getattr(config, section)):
+            value, key = getattr(getattr(config, section), item.name), f"{section}.{item.name}"
+            if isinstance(value, float) and not math.isfinite(value):
+                raise GanforgeError(f"{key} must be {_finite(key)}, got {value}")
+            if key in RANGES and value is not None and not _in_range(value, RANGES[key]):
+                raise GanforgeError(f"{key} must be {_expected(RANGES[key])}, got {value}")
     res = config.data.resolution
     if res is not None and (res < 8 or res > 1024 or res & (res - 1)):
         raise GanforgeError(f"data.resolution must be a power of two between 8 and 1024, got {res}")
     if config.data.channels not in (None, 1, 3):
         raise GanforgeError(f"data.channels must be 1 or 3, got {config.data.channels}")
     t = config.train
-    for name in ("steps", "batch_size", "n_critic", "sample_every", "checkpoint_every", "log_every"):
-        if getattr(t, name) < 1:
-            raise GanforgeError(f"train.{name} must be at least 1, got {getattr(t, name)}")
-    if not 0.0 <= t.ema < 1.0:
-        raise GanforgeError(f"train.ema must be in [0, 1), got {t.ema}")
-    for name in ("lr_g", "lr_d"):
-        if getattr(t, name) <= 0:
-            raise GanforgeError(f"train.{name} must be positive, got {getattr(t, name)}")
-    m = config.model
-    if m.latent_dim < 1 or m.width < 1:
-        raise GanforgeError("model.latent_dim and model.width must be positive")
+    if t.eval_every > 0 and t.eval_n < 2:  # a score needs statistics over at least 2 samples
+        raise GanforgeError(f"train.eval_n must be at least 2 when train.eval_every is on ({t.eval_every}), "
+                            f"got {t.eval_n}")

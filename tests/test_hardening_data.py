@@ -175,3 +175,77 @@ def test_skipped_images_are_reported_for_super_resolution_folders(tmp_path, caps
     images, names, _ = load_hr_images(str(tmp_path), 8)
     assert names == ["ok.png"]
     assert "warning: skipped 1 unreadable image(s)" in capsys.readouterr().err
+
+
+# --- config validation ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, message", [
+    ({"train": {"beta1": 5}}, "train.beta1 must be in [0, 1), got 5.0"),
+    ({"train": {"beta1": -1}}, "train.beta1 must be in [0, 1), got -1.0"),
+    ({"train": {"beta2": 1}}, "train.beta2 must be in [0, 1), got 1.0"),
+    ({"train": {"lr_d": 0}}, "train.lr_d must be greater than 0, got 0.0"),
+    ({"model": {"penalty_weight": -0.5}}, "model.penalty_weight must be at least 0, got -0.5"),
+    ({"model": {"latent_dim": 0}}, "model.latent_dim must be at least 1, got 0"),
+    ({"model": {"width": -2}}, "model.width must be at least 1, got -2"),
+    ({"data": {"limit": 0}}, "data.limit must be at least 1, got 0"),
+    ({"train": {"keep_checkpoints": -1}}, "train.keep_checkpoints must be at least 0, got -1"),
+    ({"train": {"max_rollbacks": -1}}, "train.max_rollbacks must be at least 0, got -1"),
+    ({"train": {"ema_start": -1}}, "train.ema_start must be at least 0, got -1"),
+    ({"train": {"eval_every": -1}}, "train.eval_every must be at least 0, got -1"),
+    ({"train": {"seed": -1}}, "train.seed must be in [0, 2^63), got -1"),
+    ({"train": {"eval_every": 10, "eval_n": 0}}, "train.eval_n must be at least 2 when train.eval_every is on"),
+])
+def test_numeric_fields_are_range_checked_in_one_line(override, message):
+    from ganforge.config import from_dict, validate
+
+    validate(from_dict({}))
+    with pytest.raises(GanforgeError) as error:
+        validate(from_dict(override))
+    assert message in _one_line(error)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lr_g: .nan", "train.lr_g: expected a finite number greater than 0, got nan"),
+    ("lr_d: .inf", "train.lr_d: expected a finite number greater than 0, got inf"),
+    ("beta1: -.inf", "train.beta1: expected a finite number in [0, 1), got -inf"),
+])
+def test_non_finite_yaml_values_are_refused(tmp_path, text, message):
+    from ganforge.config import from_dict, load_yaml
+
+    (tmp_path / "c.yaml").write_text(f"train:\n  {text}\n")
+    with pytest.raises(GanforgeError) as error:
+        from_dict(load_yaml(tmp_path / "c.yaml"))
+    assert message in _one_line(error)
+
+
+def test_non_finite_values_set_in_python_are_refused_by_validate():
+    from ganforge.config import RunConfig, validate
+
+    config = RunConfig()
+    config.model.penalty_weight = math.inf
+    with pytest.raises(GanforgeError, match=r"model.penalty_weight must be a finite number at least 0, got inf"):
+        validate(config)
+
+
+def test_sections_of_the_wrong_shape_are_named_as_such(tmp_path):
+    from ganforge.config import from_dict, load_yaml
+
+    (tmp_path / "list.yaml").write_text("data: [1, 2]\n")
+    with pytest.raises(GanforgeError, match=r"section 'data' expects a mapping of data settings, got a list \(\[1, 2\]\)"):
+        from_dict(load_yaml(tmp_path / "list.yaml"))
+    (tmp_path / "empty.yaml").write_text("train:\nmodel:\n  latent_dim: 8\n")  # every train key commented out
+    assert from_dict(load_yaml(tmp_path / "empty.yaml")).model.latent_dim == 8
+    for bad in ({"train": {"device": ["cpu"]}}, {"out": {"a": 1}}, {"train": {"lr_g": True}}):
+        with pytest.raises(GanforgeError, match="expected a"):
+            from_dict(bad)
+
+
+def test_cli_limit_zero_names_the_limit_not_the_batch_size(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "ganforge", "train", "--limit", "0", "--steps", "1", "--out",
+                             str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "data.limit must be at least 1, got 0" in result.stderr and "batch" not in result.stderr
+    assert "Traceback" not in result.stderr
