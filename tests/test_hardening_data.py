@@ -249,3 +249,41 @@ def test_cli_limit_zero_names_the_limit_not_the_batch_size(tmp_path):
     assert result.returncode == 2
     assert "data.limit must be at least 1, got 0" in result.stderr and "batch" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- packaging ------------------------------------------------------------------------------------------------
+
+def _project() -> dict:
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    return tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+
+
+def test_dependencies_floor_caps_and_extras():
+    from packaging.requirements import Requirement
+
+    project = _project()
+    core = {Requirement(r).name: Requirement(r).specifier for r in project["dependencies"]}
+    assert "2.3.9" not in core["torch"] and "2.4.0" in core["torch"]  # fused Adam on CPU
+    assert "0.18.9" not in core["torchvision"] and "0.19.0" in core["torchvision"]
+    for name, specifier in core.items():  # no cap pinned to a patch release
+        assert not any(s.operator in ("<=", "==", "<") and s.version.count(".") >= 2 for s in specifier), name
+    assert not {"optuna", "cmaes", "plotly", "matplotlib", "scikit-image"} & set(core)
+    extras = project["optional-dependencies"]
+    assert {Requirement(r).name for r in extras["tune"]} >= {"optuna", "cmaes", "plotly", "matplotlib"}
+    assert "scikit-image" in {Requirement(r).name for r in extras["sr"]}
+    assert any(Requirement(r).name == "ganforge" and Requirement(r).extras >= {"tune", "sr"} for r in extras["test"])
+
+
+def test_missing_scikit_image_names_the_extra(monkeypatch):
+    import sys
+
+    from ganforge.data.sr import load_hr_images
+
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    with pytest.raises(GanforgeError, match=r"pip install 'ganforge\[sr\]'") as error:
+        load_hr_images("skimage", 32)
+    _one_line(error)

@@ -34,7 +34,10 @@ def _set_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
 
 def skimage_photos(channels: int | None = None) -> tuple[list[torch.Tensor], list[str]]:
     """scikit-image's bundled photos as uint8 (C, H, W): the RGB ones, or the grey ones when channels == 1."""
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError:
+        raise GanforgeError("the 'skimage' image source needs scikit-image: pip install 'ganforge[sr]'") from None
 
     names = SKIMAGE_GREY if channels == 1 else SKIMAGE_PHOTOS
     return [_from_array(getattr(skimage.data, name)()) for name in names], list(names)
