@@ -270,9 +270,9 @@ def test_dependencies_floor_caps_and_extras():
     assert "0.18.9" not in core["torchvision"] and "0.19.0" in core["torchvision"]
     for name, specifier in core.items():  # no cap pinned to a patch release
         assert not any(s.operator in ("<=", "==", "<") and s.version.count(".") >= 2 for s in specifier), name
-    assert not {"optuna", "cmaes", "plotly", "matplotlib", "scikit-image"} & set(core)
+    assert not {"optuna", "cmaes", "plotly", "scikit-image"} & set(core)
     extras = project["optional-dependencies"]
-    assert {Requirement(r).name for r in extras["tune"]} >= {"optuna", "cmaes", "plotly", "matplotlib"}
+    assert {Requirement(r).name for r in extras["tune"]} >= {"optuna", "cmaes", "plotly"}
     assert "scikit-image" in {Requirement(r).name for r in extras["sr"]}
     assert any(Requirement(r).name == "ganforge" and Requirement(r).extras >= {"tune", "sr"} for r in extras["test"])
 
