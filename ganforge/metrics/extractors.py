@@ -4,7 +4,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +18,19 @@ from ganforge.errors import GanforgeError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUILTIN = ("digits", "cifar10")
+
+# called as report(images done, images total) after every batch of Extractor.extract; see extraction_progress
+_report: ContextVar[Callable[[int, int], None] | None] = ContextVar("extraction_report", default=None)
+
+
+@contextmanager
+def extraction_progress(report: Callable[[int, int], None]) -> Iterator[None]:
+    """Within the block, every Extractor.extract calls report(images done, images total) after each batch."""
+    token = _report.set(report)
+    try:
+        yield
+    finally:
+        _report.reset(token)
 
 
 def cache_dir() -> Path:
@@ -84,10 +100,13 @@ class Extractor(nn.Module):
         self.eval()
         device = next(self.parameters()).device
         features, logits = [], []
+        report = _report.get()
         for start in range(0, len(images), batch_size):
             f, l = self(images[start:start + batch_size].to(device))
             features.append(f.float().cpu())
             logits.append(l.float().cpu())
+            if report is not None:
+                report(min(start + batch_size, len(images)), len(images))
         if not features:
             raise GanforgeError("no images to extract features from")
         return torch.cat(features), torch.cat(logits)
@@ -147,7 +166,13 @@ def load_extractor(name_or_path: str | Path | Extractor = "digits", device: str 
     """An extractor by name ('digits', 'cifar10', 'inception') or by path (.safetensors + .json, or .pth Inception)."""
     if isinstance(name_or_path, Extractor):
         return name_or_path.to(device).eval()
-    text = str(name_or_path)
+    with torch.random.fork_rng(devices=[]):  # building the layers draws initial weights: leave training's RNG be
+        model = _build_extractor(str(name_or_path))
+    return model.to(device).eval()
+
+
+def _build_extractor(text: str) -> Extractor:
+    """The extractor named TEXT (a built-in name or a weights path), on the CPU."""
     if text in BUILTIN:
         model: Extractor = _load_classifier(WEIGHTS_DIR / f"{text}.safetensors")
     elif text == "inception":
@@ -164,7 +189,7 @@ def load_extractor(name_or_path: str | Path | Extractor = "digits", device: str 
             raise GanforgeError(
                 f"unknown extractor {text!r}: use digits, cifar10, inception, or a path to .safetensors/.pth weights"
             )
-    return model.to(device).eval()
+    return model
 
 
 def default_extractor_for(channels: int, resolution: int) -> str:

@@ -5,6 +5,10 @@ from dataclasses import asdict, dataclass, fields
 
 from ganforge.errors import GanforgeError
 
+# scores named after Inception: (name through Inception, name through any other network)
+INCEPTION_NAMES = {"fid": ("FID", "FD"), "kid": ("KID", "KD"), "kid_std": ("KID std", "KD std"),
+                   "is": ("IS", "IS"), "is_std": ("IS std", "IS std")}
+
 
 @dataclass(frozen=True)
 class EvalRecord:
@@ -22,6 +26,15 @@ class EvalRecord:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def score_name(self, metric: str) -> str:
+        """How to name METRIC's score: 'FID' only through Inception, else e.g. 'FD (digits extractor)'."""
+        names = INCEPTION_NAMES.get(metric)
+        if names is None:
+            return metric
+        if self.extractor == "inception":
+            return names[0]
+        return f"{names[1]} ({self.extractor} {'classifier' if metric.startswith('is') else 'extractor'})"
 
     @classmethod
     def from_dict(cls, data: dict) -> EvalRecord:
