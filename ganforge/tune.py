@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import shutil
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -24,6 +25,16 @@ OBJECTIVES = {"fid": "minimize", "kid": "minimize", "is": "maximize"}
 SECOND_OBJECTIVES = ("time", "params")
 SPEC_KEYS = {"type", "low", "high", "log", "step", "choices"}
 FINISHED = ("COMPLETE", "PRUNED")
+INSTALL = "pip install 'ganforge[tune]'"
+
+
+def require_optuna():
+    """The optuna module, or a one-line error naming the extra that installs it."""
+    try:
+        import optuna
+    except ImportError:
+        raise GanforgeError(f"tune needs optuna: {INSTALL}") from None
+    return optuna
 
 
 @dataclass
@@ -165,7 +176,7 @@ class TuneResult:
 
 def make_sampler(name: str, params: list[Param], trials: int, seed: int, multi: bool):
     """The Optuna sampler for `name`, sized for a search of `trials` trials."""
-    import optuna
+    optuna = require_optuna()
 
     if name == "grid":
         return optuna.samplers.GridSampler({p.key: p.grid_values() for p in params}, seed=seed)
@@ -179,7 +190,7 @@ def make_sampler(name: str, params: list[Param], trials: int, seed: int, multi: 
         try:
             import cmaes  # noqa: F401
         except ImportError:
-            raise GanforgeError("sampler cmaes needs the 'cmaes' package: pip install cmaes") from None
+            raise GanforgeError(f"sampler cmaes needs the 'cmaes' package: {INSTALL}") from None
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "nsga2":  # generations of a third of the budget (4..50) so that small searches still evolve
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, trials // 3)))
@@ -187,7 +198,8 @@ def make_sampler(name: str, params: list[Param], trials: int, seed: int, multi: 
 
 
 def make_pruner(name: str, steps: int, eval_every: int):
-    import optuna
+    """The Optuna pruner for `name` over a trial of `steps` steps evaluated every `eval_every`."""
+    optuna = require_optuna()
 
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
@@ -241,7 +253,7 @@ class _Objective:
         return self._data[key]
 
     def __call__(self, trial) -> float | tuple[float, float]:
-        import optuna
+        optuna = require_optuna()
 
         from ganforge.api import prepare_run
         from ganforge.training.trainer import Trainer
@@ -359,8 +371,9 @@ def tune(space: str | Path | dict[str, Any], base_overrides: dict[str, Any] | No
          pruner: str = "median", second_objective: str | None = None, eval_every: int | None = None,
          seed: int = 0, plots: bool = True, quiet: bool = False,
          callbacks: list[Callable] | None = None) -> TuneResult:
-    """Search `space` with Optuna over `trials` finished trials (resuming a stored study) and write the results."""
-    import optuna
+    """Search `space` with Optuna over `trials` finished trials (resuming a stored study) and write the results
+    to the tune folder `out` (default runs/tune-STUDY)."""
+    optuna = require_optuna()
 
     if objective not in OBJECTIVES:
         raise GanforgeError(f"unknown objective '{objective}' (expected one of: {', '.join(OBJECTIVES)})")
@@ -411,21 +424,22 @@ def tune(space: str | Path | dict[str, Any], base_overrides: dict[str, Any] | No
     remaining = max(0, budget - done)
     if remaining:
         _prepare_resume(study)
-    say = (lambda *_: None) if quiet else print
-    say(f"study '{study_name}' in {storage_url}: {done} finished trial(s), running {remaining} more "
-        f"({sampler} sampler, {'no pruning' if multi else pruner + ' pruner'})")
-    objective_fn = _Objective(params, config_file, base, out, objective, second_objective, callbacks, quiet)
+    say = (lambda *_: None) if quiet else (lambda text: print(text, flush=True))
+    say(f"tune folder {out}: study '{study_name}' in {storage_url}: {done} finished trial(s), running {remaining} "
+        f"more ({sampler} sampler, {'no pruning' if multi else pruner + ' pruner'})")
+    progress = TrialProgress(budget, done, objective, second_objective, quiet)
+    objective_fn = _Objective(params, config_file, base, out, objective, second_objective,
+                              [progress.on_step, *(callbacks or [])], quiet)
     csv_path = out / "trials.csv"
 
     def after_trial(study_, trial) -> None:
         write_trials_csv(study_, csv_path, objective, second_objective)
-        if not quiet:
-            print(describe_trial(trial, objective, second_objective), flush=True)
+        progress.on_trial_end(trial)
 
     if remaining:
         objective_fn.load_data(probe)  # a bad --data fails here once, not in every trial
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), progress:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.optimize(objective_fn, n_trials=remaining, n_jobs=n_jobs, catch=(GanforgeError,),
                                callbacks=[optuna.study.MaxTrialsCallback(budget, states=states), after_trial])
@@ -452,9 +466,14 @@ def _result(study, out: Path, csv_path: Path, multi: bool) -> TuneResult:
                else -t.values[0]) if multi else study.best_trial
     path = out / "best.yaml"
     config = {k: v for k, v in best.user_attrs["config"].items() if k not in ("out", "name")}
+    train = config["train"] = dict(config["train"])
+    search_every, train["eval_every"] = train["eval_every"], train["steps"]
     scores = ", ".join(f"{v:.6g}" for v in best.values)
     header = (f"# best trial {best.number} of study '{study.study_name}' ({scores}); params: "
-              f"{json.dumps(best.params)}\n# reproduce: ganforge train --config {path}\n")
+              f"{json.dumps(best.params)}\n# reproduce: ganforge train --config {path}\n"
+              f"# evaluation: train.eval_every is the trial's steps ({train['steps']}; the search evaluated every "
+              f"{search_every} for pruning), so a run of the same length is scored once, at its end, like the trial; "
+              f"eval_n {train['eval_n']} is the search's, so that score compares with the trial's\n")
     path.write_text(header + yaml.safe_dump(config, sort_keys=False))
     return TuneResult(study, out, best.number, list(best.values), dict(best.params), path, csv_path, counts=counts)
 
@@ -496,6 +515,56 @@ def write_trials_csv(study, path: Path, objective: str, second: str | None) -> N
     tmp.replace(path)
 
 
+class TrialProgress:
+    """A rich bar per running trial (its steps and latest score) and one line per ended trial ('[k/N] trial ...',
+    k counting finished trials); off a terminal only the lines, printed plainly; nothing when quiet."""
+
+    def __init__(self, total: int, finished: int, objective: str, second: str | None, quiet: bool):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        console = Console(quiet=quiet)
+        self.live = console.is_terminal and not quiet
+        self.quiet, self.total, self.finished, self.objective, self.second = quiet, total, finished, objective, second
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[score]}"), console=console, disable=not self.live)
+        self.tasks: dict[str, Any] = {}
+        self.lock = threading.Lock()  # trials of --n-jobs threads report concurrently
+
+    def __enter__(self) -> TrialProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def on_step(self, trainer) -> None:
+        """Trainer callback: advance the trial's bar and show its latest score."""
+        if not self.live:
+            return
+        name, latest = trainer.run_dir.name, trainer.last_eval
+        score = f"{self.objective} {latest[self.objective]:.4g} at step {latest['step']}" if (
+            self.objective in latest) else ""
+        with self.lock:
+            if name not in self.tasks:
+                self.tasks[name] = self.progress.add_task(name.replace("_", " "), total=trainer.config.train.steps,
+                                                          score="")
+        self.progress.update(self.tasks[name], completed=trainer.step, score=score)
+
+    def on_trial_end(self, trial) -> None:
+        """Optuna callback: drop the trial's bar and print its line."""
+        with self.lock:
+            task = self.tasks.pop(f"trial_{trial.number:04d}", None)
+            if task is not None:
+                self.progress.remove_task(task)
+            self.finished += trial.state.name in FINISHED
+            line = f"[{self.finished}/{self.total}] {describe_trial(trial, self.objective, self.second)}"
+        if self.live:
+            self.progress.console.print(line, markup=False, highlight=False)
+        elif not self.quiet:
+            print(line, flush=True)
+
+
 def describe_trial(trial, objective: str, second: str | None) -> str:
     done = trial.state.name == "COMPLETE"
     values = ", ".join(f"{n} {v:.4g}" for n, v in zip(_value_names(objective, second), trial.values if done else []))
@@ -512,11 +581,15 @@ def _short(value: Any) -> str:
 def save_plots(study, folder: Path, objective: str, second: str | None,
                say: Callable[[str], None] = print) -> list[Path]:
     """Optuna's history, parameter-importance, parallel-coordinate (and Pareto-front) plots as HTML and PNG."""
-    import matplotlib
-
+    optuna = require_optuna()
+    try:
+        import matplotlib
+        import plotly  # noqa: F401  (the HTML plots)
+    except ImportError as error:
+        say(f"plots skipped: {error.name} is not installed ({INSTALL})")
+        return []
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optuna
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vismpl
     from optuna.importance import FanovaImportanceEvaluator

@@ -101,7 +101,7 @@ def test_grid_search_through_the_cli(tmp_path, cli_env):
                      "train.n_critic: {type: int, low: 1, high: 2}\n")
     out = tmp_path / "grid"
     command = [sys.executable, "-m", "ganforge", "tune", "--space", str(space), "--trials", "10", "--sampler", "grid",
-               "--out", str(out), "--no-plots", "--pruner", "none", "--data", "digits", "--resolution", "8", "--width", "8",
+               "--out", str(tmp_path), "--name", "grid", "--no-plots", "--pruner", "none", "--data", "digits", "--resolution", "8", "--width", "8",
                "--latent-dim", "16", "--batch-size", "16", "--steps", "4", "--eval-every", "2", "--eval-n", "64",
                "--sample-every", "100", "--checkpoint-every", "100", "--device", "cpu", "--seed", "3"]
     done = subprocess.run(command, capture_output=True, text=True, env=cli_env, timeout=300)
@@ -112,7 +112,9 @@ def test_grid_search_through_the_cli(tmp_path, cli_env):
     assert all(r["state"] == "complete" for r in rows)
     assert "best trial" in done.stdout and (out / "best.yaml").exists()
     best = resolve_config(out / "best.yaml")
-    assert best.train.seed == 3 and best.train.steps == 4 and best.train.eval_every == 2 and best.name is None
+    assert best.train.seed == 3 and best.train.steps == 4 and best.name is None
+    assert best.train.eval_every == 4 and best.train.eval_n == 64  # scored once, at the end, as the trial was
+    assert done.stdout.startswith(f"tune folder {out}:")
 
 
 def test_nsga2_two_objectives(tmp_path):
@@ -169,6 +171,8 @@ def test_best_config_reproduces_the_trial_score(tmp_path, monkeypatch):
     run = ganforge.train(resolve_config(result.best_config), quiet=True)
     assert run.parent == Path("runs")  # out/name left to the defaults: a new run folder
     assert final_score(tmp_path / run) == result.best_value  # bit-exact: same seed, deterministic CPU training
+    # scored once, at the end: the trial's step-3 evaluation (for pruning) did not change its training
+    assert [p.name for p in (tmp_path / run / "eval").glob("step_*.json")] == ["step_000006.json"]
     assert final_score(tmp_path / "b" / f"trial_{result.best_number:04d}") == result.best_value
 
 

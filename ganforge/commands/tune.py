@@ -10,7 +10,7 @@ import typer
 
 from ganforge.errors import GanforgeError
 
-# train's flags that mean something else here: the tune folder replaces the run folder, trials name themselves
+# train's flags that tune defines itself: --out/--name place the tune folder as train's place the run folder
 _NOT_FOR_TUNE = {"out", "name"}
 
 
@@ -18,11 +18,13 @@ def tune_command(
     space: Path = typer.Option(..., help="YAML search space: {config.key: {type, low, high, log, step} | {type: categorical, choices}}"),
     trials: int = typer.Option(20, help="finished trials wanted in the study (those of earlier runs count)"),
     sampler: str = typer.Option("tpe", help="grid | random | tpe | cmaes | nsga2"),
-    storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL shared by workers (default: OUT/study.db)"),
+    storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL shared by workers (default: study.db in the "
+                                                     "tune folder)"),
     study: Optional[str] = typer.Option(None, help="study name (default: the space file's name)"),
     n_jobs: int = typer.Option(1, "--n-jobs", help="trials run in parallel threads of this process"),
-    out: Optional[Path] = typer.Option(None, help="tune folder: study.db, trial_NNNN/, best.yaml, trials.csv, plots/ "
-                                                    "(default runs/tune-STUDY)"),
+    out: Optional[Path] = typer.Option(None, help="folder holding tune folders, as for train (default runs/)"),
+    name: Optional[str] = typer.Option(None, help="tune folder name (default tune-STUDY): holds study.db, "
+                                                  "trial_NNNN/, best.yaml, trials.csv, plots/"),
     objective: str = typer.Option("fid", help="fid | kid (minimised) or is (maximised), scored at the trial's end"),
     second_objective: Optional[str] = typer.Option(None, "--second-objective",
                                                    help="time | params: a second objective to minimise (multi-objective)"),
@@ -49,8 +51,9 @@ def tune_command(
             overrides[key] = value
     if sampler not in tuning.SAMPLERS:
         raise GanforgeError(f"--sampler: unknown sampler '{sampler}' (expected one of: {', '.join(tuning.SAMPLERS)})")
-    result = tuning.tune(space, overrides, trials, sampler, storage=storage, study_name=study or space.stem,
-                         n_jobs=n_jobs, out=out, objective=objective, config_file=train_flags.get("config"),
+    study = study or space.stem
+    result = tuning.tune(space, overrides, trials, sampler, storage=storage, study_name=study, n_jobs=n_jobs,
+                         out=tune_folder(out, name, study), objective=objective, config_file=train_flags.get("config"),
                          pruner=pruner, second_objective=second_objective, eval_every=eval_every, seed=sampler_seed,
                          plots=plots, quiet=bool(train_flags.get("quiet")))
     console = Console()
@@ -74,8 +77,19 @@ def tune_command(
         console.print(f"plots: {result.plots[0].parent}", markup=False)
 
 
+def tune_folder(out: Optional[Path], name: Optional[str], study: str) -> Path:
+    """OUT/NAME (default runs/tune-STUDY); an OUT that already holds a study.db (the old meaning of --out) is used
+    as the tune folder itself, so that earlier searches resume."""
+    if name is not None and (not name or Path(name).name != name or name in (".", "..")):
+        raise GanforgeError(f"--name {name!r}: expected a folder name, not a path (use --out for the parent)")
+    if out is not None and name is None and (out / "study.db").is_file():
+        return out
+    return (out or Path("runs")) / (name or f"tune-{study}")
+
+
 def _with_train_flags(function):
-    """Give `function` every `ganforge train` flag (less --out/--name, plus --config, --opt, --quiet) as options."""
+    """Give `function` every `ganforge train` flag (less --out/--name, which tune defines itself, plus --config,
+    --opt, --quiet) as options."""
     from ganforge.cli import TRAIN_FLAGS, train
 
     train_signature = inspect.signature(train)
