@@ -70,6 +70,7 @@ class Family(nn.Module):
 
     name: ClassVar[str] = ""
     preset: ClassVar[dict[str, Any]] = {}  # the paper's recipe, as config overrides under the user's own
+    tiny: ClassVar[dict[str, Any]] = {}  # overrides for the smallest run that still exercises the family (tests)
     capabilities: ClassVar[Capabilities] = Capabilities()
     Options: ClassVar[type | None] = None  # dataclass of family-specific model.options
 

@@ -74,6 +74,7 @@ class CycleGAN(ImageToImage):
     data_kind = "unpaired"
     Options = CycleGANOptions
     capabilities = Capabilities(from_noise=False, translate=("AtoB", "BtoA"))
+    tiny = {"model": {"options": {"d_layers": 1, "n_blocks": 1}}}
     stride = ResnetGenerator.stride
     preset = {
         "data": {"resolution": 256, "flip": True},

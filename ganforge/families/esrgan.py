@@ -90,6 +90,7 @@ class ESRGAN(SuperResolution):
 
     name = "esrgan"
     Options = ESRGANOptions
+    tiny = {"model": {"options": {"blocks": 1, "growth": 4, "scale": 2, "perceptual": "none"}}}
     preset = {
         "data": {"resolution": 128},
         "model": {"width": 64, "d_norm": "batch", "loss": "nonsaturating",

@@ -47,6 +47,7 @@ class Pix2Pix(ImageToImage):
     data_kind = "paired"
     Options = Pix2PixOptions
     capabilities = Capabilities(from_noise=False, translate=("AtoB", "BtoA"))  # the instance: its trained one
+    tiny = {"model": {"options": {"d_layers": 1}}}
     preset = {
         "data": {"resolution": 256, "flip": True},
         "model": {"width": 64, "g_norm": "batch", "d_norm": "batch", "loss": "nonsaturating"},

@@ -115,6 +115,7 @@ class ProGAN(NoiseGAN):
 
     name = "progan"
     Options = ProGANOptions
+    tiny = {"model": {"options": {"stage_steps": 1}}}
     # Karras et al. 2018 sec. A.1: WGAN-GP (lambda 10) + drift 0.001, Adam(0.001, 0, 0.99), n_critic 1, 512-d z,
     # generator EMA 0.999, no batch norm (pixel norm in G)
     preset = {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 512,

@@ -150,6 +150,7 @@ class StyleGAN(NoiseGAN):
     name = "stylegan"
     Options = StyleGANOptions
     capabilities = Capabilities(truncation=Truncation("psi"), style_mixing=True)
+    tiny = {"model": {"options": {"n_mapping": 2}}}
     # StyleGAN2 config F: non-saturating loss, R1 gamma 10, Adam(0.002, 0, 0.99), 512-d z and w, 8 mapping layers,
     # style mixing 0.9, EMA over 10k images (0.999 per step at batch 32 here); no path-length regulariser
     preset = {"model": {"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 10.0, "latent_dim": 512,

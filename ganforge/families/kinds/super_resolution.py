@@ -49,6 +49,7 @@ class SuperResolution(Family):
 
     Options = SROptions
     capabilities = Capabilities(from_noise=False, upscale=True)
+    tiny = {"model": {"options": {"blocks": 1, "scale": 2, "perceptual": "none"}}}
 
     @classmethod
     def load_data(cls, config):
