@@ -86,9 +86,11 @@ def test_npz_at_another_size_is_resized_and_bad_arrays_are_one_line(tmp_path, ti
     evaluate_command(**args(targets=[str(tmp_path / "real"), str(tmp_path / "big.npz")], json_path=report))
     assert "npz:uint8->bicubic-antialias@16" in json.loads(report.read_text())["record"]["image_format"]
     np.savez(tmp_path / "keys.npz", x=uint8_images(4))
-    np.savez(tmp_path / "float.npz", images=np.full((4, 16, 16, 1), np.nan, dtype=np.float32))
+    np.savez(tmp_path / "nan.npz", images=np.full((4, 16, 16, 1), np.nan, dtype=np.float32))
+    np.savez(tmp_path / "flat.npz", images=np.zeros((4, 256), dtype=np.uint8))
     (tmp_path / "junk.npz").write_bytes(b"not an array")
-    for name, needle in (("keys", "no 'images' array"), ("float", "expected uint8"), ("junk", "cannot read")):
+    for name, needle in (("keys", "no 'images' array"), ("nan", "1024 non-finite"), ("flat", "shaped"),
+                         ("junk", "cannot read")):
         with pytest.raises(GanforgeError, match=needle) as caught:
             evaluate_command(**args(targets=[str(tmp_path / "real"), str(tmp_path / f"{name}.npz")]))
         assert "\n" not in str(caught.value)

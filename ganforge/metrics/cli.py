@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ganforge.data.image_files import to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.metrics.evaluate import evaluate_images, parse_metrics, resolve_extractor
 from ganforge.metrics.extractors import adapt_channels, extraction_progress
@@ -122,7 +123,8 @@ def _load_set(source: Path, size: int | None = None, channels: int | None = None
 
 
 def _read_array(path: Path) -> torch.Tensor:
-    """uint8 images (N,H,W,C) from an .npy, or the 'images' array of an .npz as `ganforge sample` writes it."""
+    """uint8 images (N,H,W,C) from an .npy, or the 'images' array of an .npz as `ganforge sample` writes it
+    (other pixel value ranges are converted as for training data)."""
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -133,10 +135,10 @@ def _read_array(path: Path) -> torch.Tensor:
     except (OSError, ValueError, EOFError) as error:
         raise GanforgeError(f"{path}: cannot read the array ({error})") from None
     array = loaded[..., None] if loaded.ndim == 3 else loaded
-    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] not in (1, 3) or len(array) < 1:
-        raise GanforgeError(f"{path}: expected uint8 images shaped (N, H, W) or (N, H, W, 1|3) as ganforge sample "
-                            f"writes them, got {array.dtype} {array.shape}")
-    return torch.from_numpy(np.ascontiguousarray(array))
+    if array.ndim != 4 or array.shape[-1] not in (1, 3) or len(array) < 1:
+        raise GanforgeError(f"{path}: expected images shaped (N, H, W) or (N, H, W, 1|3) as ganforge sample "
+                            f"writes them, got shape {array.shape}")
+    return torch.from_numpy(np.ascontiguousarray(to_uint8(array, str(path))))
 
 
 def _check_writable(path: Path) -> None:
