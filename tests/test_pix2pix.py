@@ -1,8 +1,11 @@
 """pix2pix: U-Net and PatchGAN shapes, one step lowering L1, paired data layouts, the linear LR decay."""
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+import ganforge.api
 
 from ganforge.config import apply_overrides, RunConfig
 from ganforge.data.paired import load_paired
@@ -164,3 +167,18 @@ def test_family_options_are_typed():
     assert family.options.pixel_weight == 1e4 and family.options.residual is True
     with pytest.raises(GanforgeError, match="model.options.pixel_weight: expected a number, got 'abc'"):
         get("pix2pix")(config(**{"model.options.pixel_weight": "abc"}), DataInfo(channels=3, resolution=16))
+
+
+@pytest.mark.parametrize("size,expected", [(20, 16), (40, 32), (300, 256)])
+def test_default_resolution_comes_from_the_images(tmp_path, size, expected):
+    """pix2pix/CycleGAN at default settings crop the largest power of two the images hold (was always 256 px)."""
+    from ganforge.data.paired import load_unpaired
+
+    for side in ("A", "B"):
+        (tmp_path / side).mkdir()
+        for i in range(2):
+            _save(tmp_path / side / f"{i}.png", np.full((size, size + 7, 3), 40 * i, np.uint8))
+    config = ganforge.api.resolve_config(overrides={"model.name": "pix2pix", "data.source": str(tmp_path)})
+    assert config.data.resolution is None
+    assert get("pix2pix").load_data(config).resolution == expected
+    assert load_unpaired(str(tmp_path), None).resolution == expected

@@ -10,6 +10,7 @@ cropped at random to the training resolution per batch (the same crop for A and 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -104,10 +105,17 @@ def find_layout(source: str) -> tuple[str, Path, Path | None]:
     return "sidebyside", root, None
 
 
-def load_paired(source: str, resolution: int, channels: int | None = None, load_size: int | None = None,
+def crop_resolution(sides: list[int]) -> int:
+    """The training crop for `resolution: null`: the largest power of two that fits every image's shorter side
+    (`sides`), from 16 to 256 (the papers' size)."""
+    side = min(sides)
+    return int(min(256, max(16, 2 ** math.floor(math.log2(max(side, 1))))))
+
+
+def load_paired(source: str, resolution: int | None, channels: int | None = None, load_size: int | None = None,
                 limit: int | None = None) -> "PairedImages":
-    """Aligned (A, B) image pairs from A/ + B/ folders with matching names or from side-by-side AB images."""
-    load_size = load_size or default_load_size(resolution)
+    """Aligned (A, B) image pairs from A/ + B/ folders with matching names or from side-by-side AB images;
+    `resolution` None picks the crop from the images (crop_resolution)."""
     kind, a_dir, b_dir = find_layout(source)
     pairs_a, pairs_b, names = [], [], []
     if kind == "sidebyside":
@@ -145,6 +153,8 @@ def load_paired(source: str, resolution: int, channels: int | None = None, load_
             pairs_a.append(a)
             pairs_b.append(_resize(b, (ha, wa)))
             names.append(key)
+    resolution = resolution or crop_resolution([min(a.shape[-2:]) for a in pairs_a])
+    load_size = load_size or default_load_size(resolution)
     held_a, held_b = [], []
     for a, b, name in zip(pairs_a, pairs_b, names):
         size = held_size(*a.shape[-2:], load_size, resolution, name)
@@ -153,19 +163,28 @@ def load_paired(source: str, resolution: int, channels: int | None = None, load_
     return PairedImages(held_a, held_b, names, resolution, name=source, paired=True)
 
 
-def load_unpaired(source: str, resolution: int, channels: int | None = None, load_size: int | None = None,
+def load_unpaired(source: str, resolution: int | None, channels: int | None = None, load_size: int | None = None,
                   limit: int | None = None) -> "PairedImages":
-    """Two unaligned domains from trainA/ + trainB/ (or any paired layout, its pairing ignored)."""
-    load_size = load_size or default_load_size(resolution)
+    """Two unaligned domains from trainA/ + trainB/ (or any paired layout, its pairing ignored); `resolution`
+    None picks the crop from the images (crop_resolution)."""
     kind, a_dir, b_dir = find_layout(source)
     if kind == "sidebyside":
         data = load_paired(source, resolution, channels, load_size, limit)
-        return PairedImages(data.a, data.b, data.names, resolution, name=source, paired=False)
+        return PairedImages(data.a, data.b, data.names, data.resolution, name=source, paired=False)
     files_a = _images(a_dir, "domain A")[:limit]
     files_b = _images(b_dir, "domain B")[:limit]
     chans = _channels(files_a + files_b, channels)
+    if resolution is None:
+        from PIL import Image
+
+        sides = []
+        for path in files_a + files_b:
+            with Image.open(path) as picture:  # the header only
+                sides.append(min(picture.size))
+        resolution = crop_resolution(sides)
+    load_size = load_size or default_load_size(resolution)
     domains = []
-    for files, folder in ((files_a, a_dir), (files_b, b_dir)):
+    for files in (files_a, files_b):
         held = []
         for path in files:
             image = _read(path, chans)

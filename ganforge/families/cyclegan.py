@@ -77,7 +77,7 @@ class CycleGAN(ImageToImage):
     tiny = {"model": {"options": {"d_layers": 1, "n_blocks": 1}}}
     stride = ResnetGenerator.stride
     preset = {
-        "data": {"resolution": 256, "flip": True},
+        "data": {"flip": True},  # resolution from the data: the largest power of two that fits, up to 256
         "model": {"width": 64, "g_norm": "instance", "d_norm": "instance", "loss": "least-squares"},
         "train": {"batch_size": 1, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0},
     }

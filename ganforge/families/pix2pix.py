@@ -49,7 +49,7 @@ class Pix2Pix(ImageToImage):
     capabilities = Capabilities(from_noise=False, translate=("AtoB", "BtoA"))  # the instance: its trained one
     tiny = {"model": {"options": {"d_layers": 1}}}
     preset = {
-        "data": {"resolution": 256, "flip": True},
+        "data": {"flip": True},  # resolution from the data: the largest power of two that fits, up to 256
         "model": {"width": 64, "g_norm": "batch", "d_norm": "batch", "loss": "nonsaturating"},
         "train": {"batch_size": 1, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0},
     }
