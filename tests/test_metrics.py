@@ -1,5 +1,6 @@
 """Metrics: cross-checks against scipy, numpy, scikit-image and torchmetrics, toy cases with known answers."""
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -317,8 +318,8 @@ def test_cli_scores_a_run_and_writes_eval_json(tmp_path, monkeypatch):
     import ganforge
 
     class Run:
-        def sample(self, n, seed=0):
-            return images(n, channels=1, size=16, seed=seed)
+        def sample(self, n, seed=0):  # a model's samples carry their images as .tensor
+            return SimpleNamespace(tensor=images(n, channels=1, size=16, seed=seed))
 
         def real_images(self):
             return images(40, channels=1, size=16, seed=99)
