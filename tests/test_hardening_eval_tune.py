@@ -223,6 +223,7 @@ def test_trial_progress_bar_per_trial_and_a_line_when_it_ends(monkeypatch, capsy
 
 
 def test_tune_prints_its_folder_and_trials_and_writes_a_training_ready_best_yaml(tmp_path, capsys):
+    pytest.importorskip("optuna")  # the 'tune' extra
     from ganforge.api import resolve_config
     from ganforge.tune import tune
 

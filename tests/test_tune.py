@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import optuna
 import pytest
 import torch
 
@@ -15,6 +14,8 @@ import ganforge
 from ganforge.api import resolve_config
 from ganforge.errors import GanforgeError
 from ganforge.tune import load_space, parse_space, tune
+
+optuna = pytest.importorskip("optuna")  # the 'tune' extra
 
 SPACE = {
     "train.lr_g": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True},
