@@ -2,94 +2,185 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, get_args, get_type_hints
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperCommand
 
+from ganforge.config import FieldDoc, RunConfig, apply_overrides, field_docs, settings
 from ganforge.errors import GanforgeError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train, sample, evaluate and use GANs on your own data.")
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ganforge import __version__
+
+        print(f"ganforge {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="print the version and exit")) -> None:
+    """Train, sample, evaluate and use GANs on your own data."""
+
+
 console = Console()
 
+# flag names users know, where a field's own name would clash (--name is the run folder's) or say less
+FLAG_NAMES = {"data.source": "data", "data.root": "data-root", "model.name": "model"}
+# train's flags that are not config fields of their own (and so not available as field flags)
+OWN_FLAGS = {"scale", "opt", "set", "config", "resume", "dry-run", "quiet", "help"}
+
+
+def _config_flags() -> dict[str, tuple[str, str, FieldDoc]]:
+    """Python parameter -> (config key, flag, field) for every setting of RunConfig: a field added to a config
+    dataclass gets its flag here. Mappings (model.options) are set with --opt / --set."""
+    flags: dict[str, tuple[str, str, FieldDoc]] = {}
+    for key, doc in settings():
+        if getattr(doc.hint, "__origin__", doc.hint) is dict:
+            continue
+        flag = FLAG_NAMES.get(key, doc.name.replace("_", "-"))
+        if flag in OWN_FLAGS or flag.replace("-", "_") in flags:  # e.g. a train.name field: --train-name
+            flag = key.replace(".", "-").replace("_", "-")
+        flags[flag.replace("-", "_")] = (key, flag, doc)
+    return flags
+
+
+CONFIG_FLAGS = _config_flags()
 # CLI flag -> config field; flags map one-to-one onto config fields
-TRAIN_FLAGS = {
-    "data": "data.source", "resolution": "data.resolution", "channels": "data.channels", "data_root": "data.root",
-    "flip": "data.flip", "limit": "data.limit",
-    "model": "model.name", "latent_dim": "model.latent_dim", "width": "model.width", "g_norm": "model.g_norm",
-    "d_norm": "model.d_norm", "loss": "model.loss", "penalty": "model.penalty", "penalty_weight": "model.penalty_weight",
-    "steps": "train.steps", "batch_size": "train.batch_size", "lr_g": "train.lr_g", "lr_d": "train.lr_d",
-    "beta1": "train.beta1", "beta2": "train.beta2", "n_critic": "train.n_critic", "ema": "train.ema",
-    "amp": "train.amp", "seed": "train.seed", "device": "train.device", "sample_every": "train.sample_every",
-    "checkpoint_every": "train.checkpoint_every", "log_every": "train.log_every",
-    "scale": "model.options.scale",
-    "out": "out", "name": "name",
-}
+TRAIN_FLAGS = {param: key for param, (key, _, _) in CONFIG_FLAGS.items()} | {"scale": "model.options.scale"}
 
 
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """--opt key=value pairs (values parsed as YAML scalars) into model.options overrides."""
+def _shown(value: Any, flag: str) -> str:
+    """A default as `--help` shows it."""
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return str(value)
+
+
+def _flag_type(hint: Any) -> type:
+    """The type typer parses a flag's value as (str for anything else; the config coerces it)."""
+    choices = [arg for arg in get_args(hint) if arg is not type(None)] or [hint]
+    return choices[0] if len(choices) == 1 and choices[0] in (bool, int, float, str) else str
+
+
+def _with_config_flags(function):
+    """Give `function` an option per config setting after its own parameters; it receives them in **flags, None
+    when not given, so presets and YAML still apply. `--help` shows each field's default and comment."""
+    own = inspect.signature(function)
+    hints = get_type_hints(function)
+    parameters = [p for p in own.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    for param, (key, flag, doc) in CONFIG_FLAGS.items():
+        kind = _flag_type(doc.hint)
+        section = key.partition(".")[0] if "." in key else "run"
+        option = typer.Option(None, f"--{flag}/--no-{flag}" if kind is bool else f"--{flag}", help=escape(doc.help),
+                              show_default=_shown(doc.default, flag), rich_help_panel=f"Settings: {section}")
+        hints[param] = Optional[kind]
+        parameters.append(inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                            annotation=hints[param]))
+    function.__signature__ = own.replace(parameters=parameters)
+    function.__annotations__ = hints
+    return function
+
+
+def _parse_pairs(pairs: list[str], flag: str, prefix: str = "") -> dict[str, Any]:
+    """key=value pairs (values parsed as YAML scalars) into {prefix + key: value}."""
     import yaml
 
     parsed = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise GanforgeError(f"--opt expects key=value, got '{pair}'")
-        parsed[f"model.options.{key.strip()}"] = yaml.safe_load(value)
+        if not sep or not key.strip():
+            raise GanforgeError(f"{flag} expects key=value, got '{pair}'")
+        try:
+            parsed[f"{prefix}{key.strip()}"] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise GanforgeError(f"{flag} {pair}: the value is not a valid YAML scalar") from None
     return parsed
 
 
-@app.command()
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """--opt key=value pairs (values parsed as YAML scalars) into model.options overrides."""
+    return _parse_pairs(pairs, "--opt", "model.options.")
+
+
+def config_overrides(flags: dict[str, Any], opt: list[str], assignments: list[str]) -> dict[str, Any]:
+    """The config overrides given by field flags (None: not given), --opt and --set, as {'section.key': value}."""
+    overrides = {TRAIN_FLAGS[param]: value for param, value in flags.items() if value is not None}
+    overrides |= parse_options(opt)
+    assigned = _parse_pairs(assignments, "--set")
+    apply_overrides(RunConfig(), assigned, "--set")  # unknown keys and bad values: one line naming --set
+    for key in assigned.keys() & overrides.keys():
+        if assigned[key] != overrides[key]:
+            raise GanforgeError(f"{key} is given twice: --set {key}={assigned[key]} and a flag with {overrides[key]!r}")
+    return assigned | overrides
+
+
+class _TrainCommand(TyperCommand):
+    """`train --help` lists the families; with --model NAME also that family's preset defaults and --opt keys."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta["ganforge.args"] = list(args)  # --help is handled before --model is parsed: keep the raw args
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx, formatter):
+        from ganforge import families
+
+        args = ctx.meta.get("ganforge.args", [])
+        name = next((value for flag, value in zip(args, args[1:]) if flag == "--model"), None)
+        name = next((arg.split("=", 1)[1] for arg in args if arg.startswith("--model=")), name)
+        for param in self.params:
+            if param.name == "model":
+                param.help = f"{param.help}; one of: {', '.join(families.available())}"
+        if name is not None:
+            family = families.get(name)
+            preset = apply_overrides(RunConfig(), family.preset, f"preset of {name}")
+            for param in self.params:
+                key, flag, doc = CONFIG_FLAGS.get(param.name, (None, None, None))
+                value = functools.reduce(getattr, key.split("."), preset) if key else None
+                if key and value != doc.default:
+                    param.show_default = f"{_shown(value, flag)}, {name} preset"
+            self.epilog = escape("\n".join(family_lines(family)))
+        return super().format_help(ctx, formatter)
+
+
+@app.command(cls=_TrainCommand)
+@_with_config_flags
 def train(
-    data: Optional[str] = typer.Option(None, help="digits | mnist | fashion-mnist | cifar10 | celeba | FOLDER | FILE.npy/.npz"),
-    model: Optional[str] = typer.Option(None, help="GAN family, e.g. dcgan"),
-    steps: Optional[int] = typer.Option(None, help="total training steps of the run (also when resuming)"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    resolution: Optional[int] = typer.Option(None, help="image size, a power of two"),
-    channels: Optional[int] = typer.Option(None, help="1 (grey) or 3 (RGB); default: from the data"),
-    seed: Optional[int] = typer.Option(None),
-    out: Optional[str] = typer.Option(None, help="folder holding run folders (default runs/)"),
-    name: Optional[str] = typer.Option(None, help="run folder name (default model-data-time)"),
-    resume: Optional[Path] = typer.Option(None, help="continue the run in this folder"),
+    scale: Optional[int] = typer.Option(None, help="upscaling factor of super-resolution families, 2 or 4 "
+                                        "(model.options.scale)", show_default="the family's"),
+    opt: list[str] = typer.Option([], help="family option key=value (model.options.KEY), repeatable; "
+                                  "ganforge info --model NAME lists the keys"),
+    assignments: list[str] = typer.Option([], "--set", help="any setting section.key=value, repeatable, "
+                                          "e.g. --set train.eval_every=500"),
     config: Optional[Path] = typer.Option(None, help="YAML config file; flags override it"),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="download/cache folder for torchvision data sets"),
-    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="random horizontal flips"),
-    limit: Optional[int] = typer.Option(None, help="use at most this many images"),
-    latent_dim: Optional[int] = typer.Option(None, "--latent-dim"),
-    width: Optional[int] = typer.Option(None, help="network width (channels)"),
-    g_norm: Optional[str] = typer.Option(None, "--g-norm", help="batch | instance | none | spectral"),
-    d_norm: Optional[str] = typer.Option(None, "--d-norm", help="batch | instance | none | spectral"),
-    loss: Optional[str] = typer.Option(None, help="nonsaturating | minimax | hinge | wasserstein | least-squares"),
-    penalty: Optional[str] = typer.Option(None, help="none | gp | r1"),
-    penalty_weight: Optional[float] = typer.Option(None, "--penalty-weight"),
-    lr_g: Optional[float] = typer.Option(None, "--lr-g"),
-    lr_d: Optional[float] = typer.Option(None, "--lr-d"),
-    beta1: Optional[float] = typer.Option(None),
-    beta2: Optional[float] = typer.Option(None),
-    n_critic: Optional[int] = typer.Option(None, "--n-critic"),
-    ema: Optional[float] = typer.Option(None, help="EMA decay of G (0: off)"),
-    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="mixed precision where the device supports it"),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N | mps"),
-    sample_every: Optional[int] = typer.Option(None, "--sample-every"),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
-    log_every: Optional[int] = typer.Option(None, "--log-every"),
-    scale: Optional[int] = typer.Option(None, help="upscaling factor of super-resolution models (2 or 4)"),
-    opt: list[str] = typer.Option([], help="family option key=value (repeatable)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="print the fully resolved config and exit"),
+    resume: Optional[Path] = typer.Option(None, help="continue the run in this folder"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the fully resolved config (family options "
+                                 "included) and exit"),
     quiet: bool = typer.Option(False, help="no progress output"),
+    **flags: Any,
 ) -> None:
-    """Train a GAN; writes config, checkpoints, sample grids, TensorBoard logs and metrics.csv to the run folder."""
+    """Train a GAN; writes config, checkpoints, sample grids, TensorBoard logs and metrics.csv to the run folder.
+
+    Defaults shown are ganforge's own; a family's preset (its paper's recipe) overrides some of them:
+    `ganforge train --model NAME --help` shows them. A --config file overrides both, and flags win.
+    """
     import yaml
 
     from ganforge import api
 
-    given = locals()
-    overrides = {field: given[flag] for flag, field in TRAIN_FLAGS.items() if given[flag] is not None}
-    overrides |= parse_options(opt)
+    overrides = config_overrides(flags | {"scale": scale}, opt, assignments)
     if resume is not None:
         if config is not None:
             raise GanforgeError("--resume uses the run's saved config; drop --config")
@@ -97,10 +188,53 @@ def train(
     else:
         resolved = api.resolve_config(config, overrides)
     if dry_run:
-        console.print(yaml.safe_dump(resolved.to_dict(), sort_keys=False), end="", markup=False)
+        console.print(yaml.safe_dump(with_option_defaults(resolved).to_dict(), sort_keys=False), end="", markup=False)
         return
     run_dir = api.train(resolved, resume=resume, quiet=quiet, **({} if resume is None else overrides))
     console.print(f"run folder: {run_dir}", markup=False)
+
+
+def with_option_defaults(config: RunConfig) -> RunConfig:
+    """A checked copy of `config` whose model.options hold every option of its family, defaults filled in."""
+    from ganforge.config import validate
+    from ganforge.families import Family, get
+
+    validate(config)
+    family = get(config.model.name)
+    options = Family._parse_options(family, config.model.options)  # the family's own check, without building it
+    model = dataclasses.replace(config.model, options={} if options is None else dataclasses.asdict(options))
+    return dataclasses.replace(config, model=model)
+
+
+def family_lines(family: type) -> list[str]:
+    """What a family offers: capabilities, preset and --opt keys with types, defaults and descriptions."""
+    capabilities = []
+    for item in field_docs(type(family.capabilities)):
+        value = getattr(family.capabilities, item.name)
+        if value is True:
+            capabilities.append(item.name)
+        elif value and not isinstance(value, bool):
+            shown = ", ".join(value) if isinstance(value, tuple) else getattr(value, "kind", value)
+            capabilities.append(f"{item.name} {shown}")
+    lines = [f"family {family.name}: {', '.join(capabilities)}",
+             "preset: " + (", ".join(f"{key}={value}" for key, value in _leaves(family.preset)) or "none")]
+    if family.Options is None:
+        return [*lines, "options: none"]
+    lines.append("options (--opt key=value):")
+    for item in field_docs(family.Options):
+        kind = getattr(item.hint, "__name__", None) if not get_args(item.hint) else None
+        default = "required" if item.default is dataclasses.MISSING else repr(item.default)
+        lines.append(f"  {item.name}: {kind or item.hint} = {default}" + (f"  {item.help}" if item.help else ""))
+    return lines
+
+
+def _leaves(tree: dict[str, Any], prefix: str = ""):
+    """('model.options.blocks', 16) for every value of a nested mapping."""
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 @app.command()
@@ -204,9 +338,21 @@ def interpolate(
 
 
 @app.command()
-def info(run: Path = typer.Argument(..., help="run folder or checkpoint file")) -> None:
-    """Show a run's model, data, progress, checkpoints and latest metrics."""
+def info(
+    run: Optional[Path] = typer.Argument(None, help="run folder or checkpoint file"),
+    model: Optional[str] = typer.Option(None, help="describe this family instead: capabilities, preset, --opt keys"),
+) -> None:
+    """Show a run's model, data, progress, checkpoints and latest metrics, or what a family (--model) offers."""
     import csv
+
+    from ganforge import families
+
+    if (run is None) == (model is None):
+        raise GanforgeError(f"info: give a run folder or --model NAME (one of: {', '.join(families.available())})")
+    if model is not None:
+        for line in family_lines(families.get(model)):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
 
     from rich.table import Table
 
@@ -272,7 +418,8 @@ _register_commands()
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback; Ctrl-C before
+    training has started (imports included) prints `interrupted` and exits 130."""
     try:
         app()
     except GanforgeError as error:
@@ -281,6 +428,10 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except SystemExit as exit:
+        if exit.code == 130:  # typer turns a KeyboardInterrupt inside a command into a silent exit 130
+            print("interrupted", file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

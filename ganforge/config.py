@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import io
 import math
+import textwrap
+import tokenize
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -16,8 +21,8 @@ from ganforge.errors import GanforgeError
 @dataclass
 class DataConfig:
     source: str = "digits"  # digits | mnist | fashion-mnist | cifar10 | celeba | a folder | a .npy/.npz file
-    resolution: int | None = None  # None: from the data (power of two >= the shorter side, 16..64)
-    channels: int | None = None  # None: chosen from the data
+    resolution: int | None = None  # image size, a power of two; None: from the data (>= its shorter side, 16..64)
+    channels: int | None = None  # 1 (grey) or 3 (RGB); None: from the data
     root: str | None = None  # torchvision download cache (default ~/.cache/ganforge/datasets)
     flip: bool = False  # random horizontal flips (on the device, per batch)
     limit: int | None = None  # use at most this many images
@@ -25,43 +30,43 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "dcgan"
-    latent_dim: int = 64
+    name: str = "dcgan"  # GAN family (its --opt keys: ganforge info --model NAME)
+    latent_dim: int = 64  # size of the noise vector z the generator starts from
     width: int = 64  # channels of the widest-but-one layer; scales both networks
-    g_norm: str = "batch"  # batch | instance | none | spectral
-    d_norm: str = "batch"
+    g_norm: str = "batch"  # normalisation in the generator: batch | instance | none | spectral
+    d_norm: str = "batch"  # normalisation in the discriminator: batch | instance | none | spectral
     loss: str = "nonsaturating"  # nonsaturating | minimax | hinge | wasserstein | least-squares
     penalty: str = "none"  # none | gp | r1
-    penalty_weight: float = 10.0
+    penalty_weight: float = 10.0  # weight of the gradient penalty (gp) or R1 term
     options: dict[str, Any] = field(default_factory=dict)  # family-specific settings, checked by the family
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 3000
-    batch_size: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    n_critic: int = 1
+    steps: int = 3000  # total training steps of the run (also when resuming)
+    batch_size: int = 64  # images per step (under torchrun: the global batch, split across processes)
+    lr_g: float = 2e-4  # generator learning rate
+    lr_d: float = 2e-4  # discriminator learning rate
+    beta1: float = 0.5  # Adam's first-moment decay
+    beta2: float = 0.999  # Adam's second-moment decay
+    n_critic: int = 1  # discriminator steps per generator step
     ema: float = 0.999  # decay of the generator's moving average (warmed up over early steps); 0 turns it off
     ema_start: int = 0  # before this step the EMA copies G; from it on it averages
     amp: bool = False  # mixed precision; only used where the device supports it
     sync_batchnorm: bool = False  # batch statistics over all processes under torchrun
     channels_last: bool = False  # NHWC memory layout for convolutions (faster on CPU oneDNN and tensor cores)
     compile: bool = False  # torch.compile G and D (falls back to eager with a warning if compilation fails)
-    seed: int = 0
+    seed: int = 0  # seeds the weights, data order and noise
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    log_every: int = 50
+    sample_every: int = 500  # write a sample grid every N steps
+    checkpoint_every: int = 500  # write a checkpoint every N steps
+    log_every: int = 50  # log losses and speed every N steps
     eval_every: int = 0  # score samples every N steps (0: never) and keep the best checkpoint
     eval_metrics: str = "fid"  # comma-separated; the first one picks the best checkpoint
     eval_n: int = 1000  # samples per evaluation
     eval_extractor: str | None = None  # None: ganforge's own extractor matching the data (digits / cifar10)
     keep_checkpoints: int = 2  # periodic step_N files kept besides last
-    max_rollbacks: int = 3
+    max_rollbacks: int = 3  # after NaN or divergence, roll back to the last good checkpoint at most this often
 
 
 @dataclass
@@ -69,7 +74,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    out: str = "runs"
+    out: str = "runs"  # folder holding the run folders
     name: str | None = None  # run folder name; default: model-data-timestamp
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +82,52 @@ class RunConfig:
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    """One field of a config dataclass, as `--help` and `ganforge info` describe it."""
+
+    name: str
+    hint: Any  # the resolved type hint
+    default: Any  # dataclasses.MISSING when the field has none
+    help: str  # the comment after the field in its class's source ("" when there is none)
+
+
+def field_docs(cls: type) -> list[FieldDoc]:
+    """The fields of dataclass `cls` (a config section, a family's Options) with type, default and comment."""
+    hints = get_type_hints(cls)
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):  # a subclass's comment wins over its base's
+        if dataclasses.is_dataclass(klass):
+            comments.update(_field_comments(klass))
+    return [FieldDoc(item.name, hints[item.name],
+                     item.default if item.default_factory is dataclasses.MISSING else item.default_factory(),
+                     comments.get(item.name, "")) for item in fields(cls)]
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """field name -> the comment ending its line in the class's source (nothing when the source is unavailable)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    comments = {token.start[0]: token.string.lstrip("#").strip()
+                for token in tokenize.generate_tokens(io.StringIO(source).readline) if token.type == tokenize.COMMENT}
+    body = ast.parse(source).body[0].body
+    return {node.target.id: comments[node.end_lineno] for node in body
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.end_lineno in comments}
+
+
+def settings() -> list[tuple[str, FieldDoc]]:
+    """Every setting of a run as (key, field), sections expanded: ('data.source', ...), ..., ('out', ...)."""
+    found = []
+    for doc in field_docs(RunConfig):
+        if dataclasses.is_dataclass(doc.hint):
+            found += [(f"{doc.name}.{item.name}", item) for item in field_docs(doc.hint)]
+        else:
+            found.append((doc.name, doc))
+    return found
 
 
 def coerce(value: Any, hint: Any, where: str) -> Any:
