@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ganforge.config import RunConfig, apply_overrides, load_yaml
+from ganforge.config import RunConfig, apply_overrides, load_yaml, validate
 from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, Family, create, get
 from ganforge.training import checkpoint as ckpt
@@ -33,6 +33,8 @@ def resolve_config(config_file: str | Path | None = None, overrides: dict[str, A
     config = apply_overrides(RunConfig(), family.preset, f"preset of {family.name}")
     for tree, origin in layers:
         config = apply_overrides(config, tree, origin)
+    validate(config)
+    family.parse_options(config.model.options)  # option values checked now, not when the networks are built
     return config
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import io
 import math
+import re
 import textwrap
 import tokenize
 from dataclasses import dataclass, field, fields
@@ -67,6 +68,7 @@ class TrainConfig:
     eval_extractor: str | None = None  # None: ganforge's own extractor matching the data (digits / cifar10)
     keep_checkpoints: int = 2  # periodic step_N files kept besides last
     max_rollbacks: int = 3  # after NaN or divergence, roll back to the last good checkpoint at most this often
+    divergence: float = 1e4  # roll back when a loss or weight norm exceeds this many times its recent median (0: off)
 
 
 @dataclass
@@ -92,6 +94,7 @@ class FieldDoc:
     hint: Any  # the resolved type hint
     default: Any  # dataclasses.MISSING when the field has none
     help: str  # the comment after the field in its class's source ("" when there is none)
+    metadata: Any = None  # the field's metadata mapping (e.g. the values it accepts)
 
 
 def field_docs(cls: type) -> list[FieldDoc]:
@@ -103,7 +106,7 @@ def field_docs(cls: type) -> list[FieldDoc]:
             comments.update(_field_comments(klass))
     return [FieldDoc(item.name, hints[item.name],
                      item.default if item.default_factory is dataclasses.MISSING else item.default_factory(),
-                     comments.get(item.name, "")) for item in fields(cls)]
+                     comments.get(item.name, ""), item.metadata) for item in fields(cls)]
 
 
 def _field_comments(cls: type) -> dict[str, str]:
@@ -248,6 +251,31 @@ def save_yaml(config: RunConfig, path: str | Path) -> None:
 
 
 # Allowed ranges of numeric fields, as intervals ("[1, inf)": at least 1); None values (auto) are not checked.
+LOSSES = ("nonsaturating", "minimax", "hinge", "wasserstein", "least-squares")
+PENALTIES = ("none", "gp", "r1")
+NORMS = ("batch", "instance", "none", "spectral")
+CHOICES = {"model.loss": LOSSES, "model.penalty": PENALTIES, "model.g_norm": NORMS, "model.d_norm": NORMS}
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def option(default: Any, *, choices: tuple | None = None, interval: str | None = None, check=None) -> Any:
+    """A family option (a field of its Options dataclass) with the values it accepts: `choices`, an `interval`
+    such as "[0, 1)", or a `check(value)` raising GanforgeError; checked with the config, before anything is
+    built, and listed by `ganforge info`."""
+    return field(default=default, metadata={"choices": choices, "interval": interval, "check": check})
+
+
+def check_value(key: str, value: Any, interval: str | None = None, choices: tuple | None = None) -> None:
+    """One line naming `key`, what it accepts and `value`, unless `value` is within `interval` / `choices`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise GanforgeError(f"{key} must be {'a finite number ' + _expected(interval) if interval else 'finite'}, "
+                            f"got {value}")
+    if interval and value is not None and not _in_range(value, interval):
+        raise GanforgeError(f"{key} must be {_expected(interval)}, got {value}")
+    if choices and value not in choices:
+        raise GanforgeError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
 RANGES = {
     "data.limit": "[1, inf)",
     "model.latent_dim": "[1, inf)",
@@ -300,11 +328,15 @@ def validate(config: RunConfig) -> None:
     """Reject settings that cannot work, each with one line naming the field, its allowed range and the value."""
     for section in SECTIONS:
         for item in fields(getattr(config, section)):
-            value, key = getattr(getattr(config, section), item.name), f"{section}.{item.name}"
-            if isinstance(value, float) and not math.isfinite(value):
-                raise GanforgeError(f"{key} must be {_finite(key)}, got {value}")
-            if key in RANGES and value is not None and not _in_range(value, RANGES[key]):
-                raise GanforgeError(f"{key} must be {_expected(RANGES[key])}, got {value}")
+            key = f"{section}.{item.name}"
+            check_value(key, getattr(getattr(config, section), item.name), RANGES.get(key), CHOICES.get(key))
+    if not DEVICE.fullmatch(config.train.device):
+        raise GanforgeError(f"train.device: unknown device '{config.train.device}' (expected auto, cpu, cuda, cuda:N "
+                            "or mps)")
+    if config.name is not None and (not config.name.strip() or config.name in (".", "..")
+                                    or any(sep in config.name for sep in "/\\")):
+        raise GanforgeError(f"name must be a plain folder name inside --out (no '/', '\\' or '..'), got "
+                            f"{config.name!r}")
     res = config.data.resolution
     if res is not None and (res < 8 or res > 1024 or res & (res - 1)):
         raise GanforgeError(f"data.resolution must be a power of two between 8 and 1024, got {res}")
@@ -314,3 +346,5 @@ def validate(config: RunConfig) -> None:
     if t.eval_every > 0 and t.eval_n < 2:  # a score needs statistics over at least 2 samples
         raise GanforgeError(f"train.eval_n must be at least 2 when train.eval_every is on ({t.eval_every}), "
                             f"got {t.eval_n}")
+    if t.divergence != 0 and not t.divergence > 1:  # a factor of 1 or less would flag ordinary noise
+        raise GanforgeError(f"train.divergence must be 0 (off) or greater than 1, got {t.divergence}")

@@ -91,6 +91,5 @@ def test_family_critic_sees_augmented_images_and_g_gets_gradients(name):
 
 
 def test_unknown_policy_in_a_family_is_a_config_error():
-    config = resolve_config(overrides={"model.name": "sngan", "model.options.diffaugment": "zoom"})
-    with pytest.raises(GanforgeError, match="model.options.diffaugment"):
-        create(config, DataInfo(1, 16))
+    with pytest.raises(GanforgeError, match="model.options.diffaugment: unknown augmentation 'zoom'"):
+        resolve_config(overrides={"model.name": "sngan", "model.options.diffaugment": "zoom"})  # before any build

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, get_type_hints
 import torch
 import torch.nn as nn
 
-from ganforge.config import RunConfig, coerce
+from ganforge.config import RunConfig, check_value, coerce
 from ganforge.errors import GanforgeError
 
 
@@ -81,10 +81,14 @@ class Family(nn.Module):
         super().__init__()
         self.config = config
         self.info = info
-        self.options = self._parse_options(config.model.options)
+        self.options = self.parse_options(config.model.options)
         self.shard = (0, 1)  # (rank, processes) under torchrun; set by the trainer
 
-    def _parse_options(self, given: dict[str, Any]):
+    @classmethod
+    def parse_options(cls, given: dict[str, Any]):
+        """`model.options` as the family's typed Options, each value checked against its type and the values its
+        field accepts (`ganforge.config.option`); one line naming the key otherwise."""
+        self = cls
         if self.Options is None:
             if given:
                 raise GanforgeError(f"model.options: '{self.name}' takes no options; got {', '.join(given)}")
@@ -94,7 +98,14 @@ class Family(nn.Module):
         if unknown:
             raise GanforgeError(f"model.options: unknown key '{unknown[0]}' for {self.name} (known: {', '.join(sorted(known))})")
         hints = get_type_hints(self.Options)
-        return self.Options(**{k: coerce(v, hints[k], f"model.options.{k}") for k, v in given.items()})
+        values = {k: coerce(v, hints[k], f"model.options.{k}") for k, v in given.items()}
+        for item in fields(self.Options):
+            if item.name in values:
+                check_value(f"model.options.{item.name}", values[item.name], item.metadata.get("interval"),
+                            item.metadata.get("choices"))
+                if item.metadata.get("check"):
+                    item.metadata["check"](values[item.name])
+        return self.Options(**values)
 
     @classmethod
     def load_data(cls, config: RunConfig):

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganforge.config import option
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, Capabilities, Truncation
@@ -92,7 +93,7 @@ class BigGANOptions(NoiseOptions):
     shared_dim: int = 128  # shared class embedding fed with each latent chunk to every conditional BN
     attention: int = 0  # resolution of the self-attention block; 0: half the image size, at least 8 (64 at 128 px)
     orthogonal: float = 1e-4  # beta of the orthogonal regularisation added to the G loss
-    truncation: float = 1.0  # psi used by sample_inputs (1: off); per call: inputs["truncation"]
+    truncation: float = option(1.0, interval="[0, 1]")  # psi used by sample_inputs (1: off); per call: inputs["truncation"]
 
 
 @register
@@ -116,8 +117,6 @@ class BigGAN(Conditional, NoiseGAN):
         if attention & (attention - 1) or not 8 <= attention <= info.resolution:
             raise GanforgeError(f"model.options.attention must be a power of two from 8 to {info.resolution}, "
                                 f"got {attention}")
-        if not 0 <= o.truncation <= 1:
-            raise GanforgeError(f"model.options.truncation must be in [0, 1] (1: off), got {o.truncation}")
         self.generator = BigGenerator(model.latent_dim, info.n_classes, o.shared_dim, info.channels, info.resolution,
                                       model.width, attention)
         self.discriminator = BigDiscriminator(info.channels, info.resolution, model.width, info.n_classes, attention)

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganforge.config import option
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, Capabilities, Phase
@@ -60,10 +61,11 @@ class CycleGANOptions:
     pool_size: int = 50
     n_blocks: int = 0  # residual blocks: 0 picks the paper's 6 up to 128 px, 9 above
     d_layers: int = 3  # strided PatchGAN layers: 3 -> 70x70 patches
-    upsample: str = "transpose"  # transpose | resize (nearest resize + conv, avoids checkerboard artefacts)
-    direction: str = "AtoB"  # the direction shown in sample grids
+    upsample: str = option("transpose", choices=("transpose", "resize"))  # resize: nearest resize + conv, avoids
+    # checkerboard artefacts
+    direction: str = option("AtoB", choices=("AtoB", "BtoA"))  # the direction shown in sample grids
     load_size: int = 0  # shorter side images are held at before random crops; 0: resolution * 1.125
-    decay_start: float = 0.5  # fraction of train.steps after which learning rates decay linearly to 0
+    decay_start: float = option(0.5, interval="[0, 1]")  # fraction of train.steps after which learning rates decay linearly to 0
 
 
 @register
@@ -85,8 +87,6 @@ class CycleGAN(ImageToImage):
     def __init__(self, config, info):
         super().__init__(config, info)
         o, m = self.options, config.model
-        if o.upsample not in ("transpose", "resize"):
-            raise GanforgeError(f"model.options.upsample must be 'transpose' or 'resize', got '{o.upsample}'")
         if o.pool_size < 0 or o.n_blocks < 0:
             raise GanforgeError("model.options.pool_size and n_blocks must not be negative")
         if o.d_layers < 1 or min_input_size(o.d_layers) > info.resolution:

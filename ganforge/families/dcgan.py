@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ganforge.config import option
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.kinds.noise import NoiseGAN, NoiseOptions
@@ -14,7 +15,8 @@ from ganforge.nn.layers import check_norm
 
 @dataclass
 class DCGANOptions(NoiseOptions):
-    upsample: str = "transpose"  # transpose | resize (nearest resize + conv, avoids checkerboard artefacts)
+    upsample: str = option("transpose", choices=("transpose", "resize"))  # resize: nearest resize + conv, avoids
+    # checkerboard artefacts
 
 
 @register
@@ -32,8 +34,6 @@ class DCGAN(NoiseGAN):
         model = config.model
         if not 8 <= info.resolution <= 256:
             raise GanforgeError(f"data.resolution: dcgan supports 8 to 256 pixels, got {info.resolution}")
-        if self.options.upsample not in ("transpose", "resize"):
-            raise GanforgeError(f"model.options.upsample must be 'transpose' or 'resize', got '{self.options.upsample}'")
         check_norm(model.g_norm, "model.g_norm")
         check_norm(model.d_norm, "model.d_norm")
         self.generator = Generator(model.latent_dim, info.channels, info.resolution, model.width, model.g_norm,

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.errors import GanforgeError
+from ganforge.config import option
 from ganforge.families import register
 from ganforge.families.kinds.super_resolution import SROptions, SuperResolution
 from ganforge.nn.srresnet import upsample_steps
@@ -81,7 +81,7 @@ def relativistic_logits(real_logits: torch.Tensor, fake_logits: torch.Tensor) ->
 
 @dataclass
 class ESRGANOptions(SROptions):
-    growth: int = 32  # channels added by each conv of a dense block
+    growth: int = option(32, interval="[1, inf)")  # channels added by each conv of a dense block
 
 
 @register
@@ -103,8 +103,6 @@ class ESRGAN(SuperResolution):
 
     def build_generator(self) -> nn.Module:
         o = self.options
-        if o.growth < 1:
-            raise GanforgeError(f"model.options.growth must be positive, got {o.growth}")
         return RRDBNet(self.info.channels, self.config.model.width, o.blocks, o.growth, o.scale)
 
     def generator_adversarial(self, real_logits, fake_logits):

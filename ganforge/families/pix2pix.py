@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganforge.config import option
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, Capabilities, Phase
@@ -26,16 +27,17 @@ PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 @dataclass
 class Pix2PixOptions:
-    pixel_loss: str = "l1"  # l1 (the paper) | mse: the conditional mean, what PSNR scores; L1's median stays at
+    pixel_loss: str = option("l1", choices=("l1", "mse"))  # l1 (the paper) | mse: the conditional mean, what PSNR scores; L1's median stays at
     # the identity where a restoration (e.g. a faint watermark) is uncertain, so MSE suits sparse corrections
     pixel_weight: float = 100.0  # lambda of eq. 4
     d_layers: int = 3  # strided PatchGAN layers: 3 -> 70x70 patches, 1 -> 16x16, 4 -> 142x142
     unet_depth: int = 0  # stride-2 U-Net stages; 0: log2(resolution), down to 1x1 (8 at 256 px)
     dropout: float = 0.5
-    upsample: str = "transpose"  # transpose | resize (nearest resize + conv, avoids checkerboard artefacts)
-    direction: str = "AtoB"  # AtoB | BtoA: which domain is the input
+    upsample: str = option("transpose", choices=("transpose", "resize"))  # resize: nearest resize + conv, avoids
+    # checkerboard artefacts
+    direction: str = option("AtoB", choices=("AtoB", "BtoA"))  # which domain is the input
     load_size: int = 0  # shorter side images are held at before random crops; 0: resolution * 1.125
-    decay_start: float = 1.0  # fraction of train.steps after which learning rates decay linearly to 0 (1: none)
+    decay_start: float = option(1.0, interval="[0, 1]")  # fraction of train.steps after which learning rates decay linearly to 0 (1: none)
     residual: bool = False  # output = input + G(input), clamped: for restoration (denoise, watermark removal)
 
 
@@ -58,10 +60,6 @@ class Pix2Pix(ImageToImage):
         super().__init__(config, info)
         o = self.options
         self.capabilities = replace(self.capabilities, translate=(o.direction,))
-        if o.upsample not in ("transpose", "resize"):
-            raise GanforgeError(f"model.options.upsample must be 'transpose' or 'resize', got '{o.upsample}'")
-        if o.pixel_loss not in PIXEL_LOSSES:
-            raise GanforgeError(f"model.options.pixel_loss must be 'l1' or 'mse', got '{o.pixel_loss}'")
         depth = o.unet_depth or int(math.log2(info.resolution))
         if not 1 <= depth <= int(math.log2(info.resolution)):
             raise GanforgeError(f"model.options.unet_depth must be 1 to {int(math.log2(info.resolution))} at "

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.errors import GanforgeError
+from ganforge.config import option
 from ganforge.families import register
 from ganforge.families.kinds.noise import NoiseGAN, NoiseOptions
 from ganforge.nn.dcgan import widths
@@ -105,7 +105,7 @@ class ProDiscriminator(Growing):
 
 @dataclass
 class ProGANOptions(NoiseOptions):
-    stage_steps: int = 0  # steps per fade-in and per stable phase; 0: train.steps split evenly over all phases
+    stage_steps: int = option(0, interval="[0, inf)")  # steps per fade-in and per stable phase; 0: train.steps split evenly over all phases
     drift: float = 0.001  # epsilon_drift * E[D(x)^2] keeps critic outputs near zero (paper sec. A.1)
 
 
@@ -125,8 +125,6 @@ class ProGAN(NoiseGAN):
 
     def __init__(self, config, info):
         super().__init__(config, info)
-        if self.options.stage_steps < 0:
-            raise GanforgeError(f"model.options.stage_steps must be >= 0, got {self.options.stage_steps}")
         model = config.model
         self.generator = ProGenerator(model.latent_dim, info.channels, info.resolution, model.width)
         self.discriminator = ProDiscriminator(info.channels, info.resolution, model.width)

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganforge.config import option
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, Capabilities, Truncation
@@ -130,9 +131,9 @@ class StyleGANOptions(NoiseOptions):
     w_dim: int = 0  # 0: same as model.latent_dim
     n_mapping: int = 8
     mapping_lr_mul: float = 0.01
-    style_mixing: float = 0.9  # probability of mixing two latents' styles in a training batch
-    w_avg_beta: float = 0.995  # decay of the tracked mean w used by truncation
-    truncation: float = 1.0  # psi used by sample_inputs (1: off); per call: inputs["truncation"]
+    style_mixing: float = option(0.9, interval="[0, 1]")  # probability of mixing two latents' styles in a training batch
+    w_avg_beta: float = option(0.995, interval="[0, 1)")  # decay of the tracked mean w used by truncation
+    truncation: float = option(1.0, interval="[0, 1]")  # psi used by sample_inputs (1: off); per call: inputs["truncation"]
 
 
 def truncation_input(n: int, psi: float) -> dict[str, torch.Tensor]:
@@ -161,8 +162,6 @@ class StyleGAN(NoiseGAN):
     def __init__(self, config, info):
         super().__init__(config, info)
         o, model = self.options, config.model
-        if not 0 <= o.style_mixing <= 1 or not 0 <= o.w_avg_beta < 1 or o.truncation < 0:
-            raise GanforgeError("model.options: style_mixing must be in [0, 1], w_avg_beta in [0, 1), truncation >= 0")
         self.generator = StyleGenerator(model.latent_dim, o.w_dim or model.latent_dim, info.channels, info.resolution,
                                         model.width, o.n_mapping, o.mapping_lr_mul, o.style_mixing, o.w_avg_beta)
         self.discriminator = StyleDiscriminator(info.channels, info.resolution, model.width)

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from ganforge import losses
+from ganforge.config import option
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, Capabilities, Phase
@@ -61,9 +62,9 @@ class FeatureDiscriminator(nn.Module):
 
 @dataclass
 class VAEGANOptions(NoiseOptions):
-    gamma: float = 0.01  # weight of the feature reconstruction against the GAN loss in the decoder's update
-    kl_weight: float = 1.0
-    optimizer: str = "rmsprop"  # rmsprop (the paper's) | adam (with train.beta1/beta2)
+    gamma: float = option(0.01, interval="[0, inf)")  # weight of the feature reconstruction against the GAN loss in the decoder's update
+    kl_weight: float = option(1.0, interval="[0, inf)")
+    optimizer: str = option("rmsprop", choices=("rmsprop", "adam"))  # rmsprop (the paper's) | adam (with train.beta1/beta2)
 
 
 @register
@@ -85,8 +86,6 @@ class VAEGAN(NoiseGAN):
             raise GanforgeError(f"data.resolution: vaegan supports 8 to 256 pixels, got {info.resolution}")
         if o.optimizer not in ("rmsprop", "adam"):
             raise GanforgeError(f"model.options.optimizer must be rmsprop or adam, got '{o.optimizer}'")
-        if o.gamma < 0 or o.kl_weight < 0:
-            raise GanforgeError("model.options.gamma and kl_weight must be >= 0")
         self.encoder = Encoder(model.latent_dim, info.channels, info.resolution, model.width)
         self.generator = Generator(model.latent_dim, info.channels, info.resolution, model.width, model.g_norm,
                                    "transpose")

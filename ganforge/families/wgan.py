@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ganforge.config import option
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Phase
@@ -15,7 +16,7 @@ from ganforge.families.dcgan import DCGAN, DCGANOptions
 
 @dataclass
 class WGANOptions(DCGANOptions):
-    clip: float = 0.01  # critic weights are clipped to [-clip, clip] after every critic step
+    clip: float = option(0.01, interval="(0, inf)")  # critic weights are clipped to [-clip, clip] after every critic step
 
 
 @register
@@ -30,8 +31,6 @@ class WGAN(DCGAN):
 
     def __init__(self, config, info):
         super().__init__(config, info)
-        if self.options.clip <= 0:
-            raise GanforgeError(f"model.options.clip must be positive, got {self.options.clip}")
 
     def phases(self) -> list[Phase]:
         t = self.config.train

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from ganforge.config import NORMS
 from ganforge.errors import GanforgeError
-
-NORMS = ("batch", "instance", "none", "spectral")
 
 
 def check_norm(kind: str, field: str) -> None:

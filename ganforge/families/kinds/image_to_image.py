@@ -13,7 +13,6 @@ from ganforge.errors import GanforgeError
 from ganforge.families.base import Batch, Family
 from ganforge.nn.layers import check_norm
 
-DIRECTIONS = ("AtoB", "BtoA")
 def adversarial_losses(kind: str, real_logits: torch.Tensor | None, fake_logits: torch.Tensor, phase: str) -> torch.Tensor:
     """The papers' weighting: D minimises (L_real + L_fake) / 2, G minimises its full GAN loss (BCE or MSE)."""
     if phase == "G":
@@ -38,14 +37,9 @@ class ImageToImage(Family):
 
     def __init__(self, config, info):
         super().__init__(config, info)
-        if self.options.direction not in DIRECTIONS:
-            raise GanforgeError(f"model.options.direction must be AtoB or BtoA, got '{self.options.direction}'")
         losses.check_loss(config.model.loss)
         check_norm(config.model.g_norm, "model.g_norm")
         check_norm(config.model.d_norm, "model.d_norm")
-        if not 0.0 <= self.options.decay_start <= 1.0:
-            raise GanforgeError("model.options.decay_start must be in [0, 1] (a fraction of train.steps), "
-                                f"got {self.options.decay_start}")
 
     @classmethod
     def load_data(cls, config):

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from ganforge import losses
-from ganforge.config import RunConfig
+from ganforge.config import RunConfig, option
 from ganforge.data.diffaugment import diff_augment, parse_policy
 from ganforge.errors import GanforgeError
 from ganforge.families.base import Batch, DataInfo, Family, Phase
@@ -21,7 +21,8 @@ from ganforge.families.base import Batch, DataInfo, Family, Phase
 class NoiseOptions:
     """Options every noise-to-image family has; a family's own Options derive from this."""
 
-    diffaugment: str = ""  # DiffAugment policy for small data, e.g. "color,translation,cutout" (Zhao et al. 2020)
+    diffaugment: str = option("", check=parse_policy)  # DiffAugment policy for small data, e.g.
+    # "color,translation,cutout" (Zhao et al. 2020)
 
 
 class NoiseGAN(Family):

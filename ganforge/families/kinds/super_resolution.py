@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ganforge import losses
 from ganforge.data.degrade import Degradation
+from ganforge.config import option
 from ganforge.errors import GanforgeError
 from ganforge.families.base import Capabilities, Family, Phase
 from ganforge.nn.layers import check_norm
@@ -24,12 +25,12 @@ NOT_COMPUTED = torch.tensor(float("nan"))  # logged for losses that are off duri
 class SROptions:
     scale: int = 4
     blocks: int = 16  # residual blocks of the generator
-    pixel_loss: str = "mse"  # mse | l1
+    pixel_loss: str = option("mse", choices=("mse", "l1"))
     pixel_weight: float = 1.0
-    perceptual: str = "none"  # vgg | ganforge | none (see ganforge.nn.perceptual)
+    perceptual: str = option("none", choices=("vgg", "ganforge", "none"))  # see ganforge.nn.perceptual
     perceptual_layer: str = "relu5_4"  # VGG19 layer whose features are compared
     perceptual_weight: float = 0.0
-    perceptual_criterion: str = "mse"  # mse | l1
+    perceptual_criterion: str = option("mse", choices=("mse", "l1"))
     vgg_weights: str | None = None  # torchvision VGG19 weights file; default: the torch hub cache
     adversarial_weight: float = 0.0  # 0: no discriminator (SRResNet)
     residual: bool = False  # learn only the residual over bicubic upscaling (VDSR-style): fast early training
@@ -56,7 +57,7 @@ class SuperResolution(Family):
         from ganforge.data.sr import SuperResolutionImages
         from ganforge.nn.perceptual import check_available
 
-        options = Family._parse_options(cls, config.model.options)  # also run at build time; here for the scale
+        options = cls.parse_options(config.model.options)  # also run at build time; here for the scale
         d = config.data
         data = SuperResolutionImages.from_source(d.source, d.resolution, options.degradation(), d.channels, d.root,
                                                  d.limit)
@@ -68,11 +69,6 @@ class SuperResolution(Family):
         super().__init__(config, info)
         o = self.options
         o.degradation().check()
-        for name, value, allowed in (("pixel_loss", o.pixel_loss, ("mse", "l1")),
-                                     ("perceptual_criterion", o.perceptual_criterion, ("mse", "l1")),
-                                     ("perceptual", o.perceptual, ("vgg", "ganforge", "none"))):
-            if value not in allowed:
-                raise GanforgeError(f"model.options.{name} must be one of {', '.join(allowed)}, got '{value}'")
         if info.resolution % o.scale:
             raise GanforgeError(f"data.resolution {info.resolution} is not a multiple of the scale {o.scale}")
         check_norm(config.model.g_norm, "model.g_norm")
