@@ -197,11 +197,11 @@ def train(
 def with_option_defaults(config: RunConfig) -> RunConfig:
     """A checked copy of `config` whose model.options hold every option of its family, defaults filled in."""
     from ganforge.config import validate
-    from ganforge.families import Family, get
+    from ganforge.families import get
 
     validate(config)
     family = get(config.model.name)
-    options = Family._parse_options(family, config.model.options)  # the family's own check, without building it
+    options = family.parse_options(config.model.options)  # the family's own check, without building it
     model = dataclasses.replace(config.model, options={} if options is None else dataclasses.asdict(options))
     return dataclasses.replace(config, model=model)
 
@@ -224,7 +224,10 @@ def family_lines(family: type) -> list[str]:
     for item in field_docs(family.Options):
         kind = getattr(item.hint, "__name__", None) if not get_args(item.hint) else None
         default = "required" if item.default is dataclasses.MISSING else repr(item.default)
-        lines.append(f"  {item.name}: {kind or item.hint} = {default}" + (f"  {item.help}" if item.help else ""))
+        accepts = item.metadata.get("choices") and f"one of {', '.join(map(str, item.metadata['choices']))}"
+        accepts = accepts or item.metadata.get("interval") and f"in {item.metadata['interval']}"
+        described = "; ".join(text for text in (item.help, accepts) if text)
+        lines.append(f"  {item.name}: {kind or item.hint} = {default}" + (f"  {described}" if described else ""))
     return lines
 
 
@@ -235,106 +238,6 @@ def _leaves(tree: dict[str, Any], prefix: str = ""):
             yield from _leaves(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
-
-
-@app.command()
-def sample(
-    run: Path = typer.Argument(..., help="run folder or checkpoint file"),
-    n: int = typer.Option(64, help="number of samples"),
-    out: Path = typer.Option(Path("samples.png"), help="grid.png, a folder of PNGs, or file.npz"),
-    seed: int = typer.Option(0),
-    klass: Optional[int] = typer.Option(None, "--class", help="class index for conditional models"),
-    checkpoint: str = typer.Option("last", help="which checkpoint: last, best, step_000500..."),
-    device: str = typer.Option("cpu"),
-    truncation: Optional[float] = typer.Option(None, help="truncation psi for stylegan/biggan (1: none)"),
-) -> None:
-    """Generate samples from a trained run as a grid image, a folder of images or an .npz array."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    import ganforge
-    from ganforge.training.samples import save_grid, to_uint8
-
-    if n < 1:
-        raise GanforgeError(f"--n must be at least 1, got {n}")
-    model = ganforge.load(run, checkpoint, device)
-    inputs = model.sample_inputs(n, seed, labels=klass)
-    if truncation is not None:
-        from ganforge.families import having
-
-        kind = model.family.capabilities.truncation
-        if kind is None:
-            raise GanforgeError(f"--truncation: model {model.config.model.name} has no truncation trick "
-                                f"({', '.join(having('truncation'))} have)")
-        if not 0.0 <= truncation <= 1.0:
-            raise GanforgeError(f"--truncation must be in [0, 1] (1: none), got {truncation}")
-        inputs.pop("truncation", None)
-        if truncation != kind.neutral:
-            inputs["truncation"] = torch.full((n,), float(truncation))
-    images = model.generate(inputs)
-    suffix = out.suffix.lower()
-    if suffix in (".png", ".jpg", ".jpeg"):
-        save_grid(images, out)
-    elif suffix == ".npz":
-        arrays = {"images": to_uint8(images).numpy()}
-        if "label" in inputs:
-            arrays["labels"] = inputs["label"].numpy()
-        _writable(out)
-        np.savez_compressed(out, **arrays)
-    elif suffix == "":
-        _writable(out / "x")
-        for i, picture in enumerate(to_uint8(images).numpy()):
-            Image.fromarray(picture.squeeze(-1) if picture.shape[-1] == 1 else picture).save(out / f"{i:05d}.png")
-    else:
-        raise GanforgeError(f"--out {out}: expected a .png/.jpg grid, a .npz file or a folder, got '{suffix}'")
-    console.print(f"wrote {n} samples to {out}", markup=False)
-
-
-def _writable(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise GanforgeError(f"cannot write to {path.parent}: {error.strerror or error}") from None
-
-
-@app.command()
-def interpolate(
-    run: Path = typer.Argument(..., help="run folder or checkpoint file"),
-    out: Path = typer.Option(Path("walk.gif"), help="animated GIF"),
-    n: int = typer.Option(8, help="walks shown side by side"),
-    points: int = typer.Option(4, help="latent key points each walk loops through"),
-    frames: int = typer.Option(16, help="frames between two key points"),
-    seed: int = typer.Option(0),
-    checkpoint: str = typer.Option("last"),
-    fps: int = typer.Option(12),
-) -> None:
-    """Write a looping latent walk (spherical interpolation between random latents) as a GIF."""
-    import torch
-    from PIL import Image
-    from torchvision.utils import make_grid
-
-    import ganforge
-    from ganforge.training.samples import slerp
-
-    if out.suffix.lower() != ".gif":
-        raise GanforgeError(f"--out {out}: interpolate writes an animated .gif")
-    if min(n, points, frames) < 1 or points < 2:
-        raise GanforgeError("--n and --frames must be at least 1 and --points at least 2")
-    model = ganforge.load(run, checkpoint)
-    keys = [model.sample_inputs(n, seed + k) for k in range(points)]
-    pictures = []
-    for k in range(points):
-        a, b = keys[k], keys[(k + 1) % points]
-        for t in torch.linspace(0, 1, frames + 1)[:-1]:
-            inputs = {name: slerp(a[name], b[name], t.expand(n)) if a[name].is_floating_point() and a[name].ndim == 2
-                      else a[name] for name in a}
-            grid = make_grid(model.generate(inputs), nrow=n, normalize=True, value_range=(-1, 1))
-            array = grid.mul(255).round().byte().permute(1, 2, 0).numpy()
-            pictures.append(Image.fromarray(array))
-    _writable(out)
-    pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=int(1000 / fps), loop=0)
-    console.print(f"wrote {len(pictures)} frames to {out}", markup=False)
 
 
 @app.command()
@@ -387,10 +290,12 @@ def info(
 # modules adding commands of their own (image-to-image, super-resolution, tuning...): each defines
 # `register(app)`; a module missing from this install is skipped
 COMMAND_MODULES = (
+    "ganforge.commands.sampling",
     "ganforge.commands.generation",
     "ganforge.commands.translation",
     "ganforge.commands.superres",
     "ganforge.commands.tune",
+    "ganforge.commands.evaluate",
 )
 
 
@@ -407,13 +312,6 @@ def _register_commands() -> None:
             importlib.import_module(module).register(app)
 
 
-def _register_evaluate() -> None:
-    from ganforge.metrics.cli import evaluate_command
-
-    app.command("evaluate", context_settings={"allow_extra_args": False})(evaluate_command)
-
-
-_register_evaluate()
 _register_commands()
 
 

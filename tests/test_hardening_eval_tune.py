@@ -14,7 +14,7 @@ from PIL import Image
 from ganforge.commands.tune import tune_folder
 from ganforge.errors import GanforgeError
 from ganforge.metrics import stats as stats_module
-from ganforge.metrics.cli import evaluate_command
+from ganforge.commands.evaluate import evaluate_command
 from ganforge.metrics.extractors import DomainClassifier, classifier_config, extraction_progress, load_extractor
 from ganforge.metrics.record import EvalRecord
 

@@ -12,7 +12,7 @@ from ganforge.errors import GanforgeError
 from ganforge.metrics import EvalRecord, Evaluator, compare, evaluate_images, frechet_distance
 from ganforge.metrics import stats as stats_module
 from ganforge.metrics.classes import class_kl, diversity, mode_collapse_report
-from ganforge.metrics.cli import evaluate_command
+from ganforge.commands.evaluate import evaluate_command
 from ganforge.metrics.extractors import DomainClassifier, classifier_config
 from ganforge.metrics.inception_score import inception_score
 from ganforge.metrics.kid import kernel_inception_distance, polynomial_mmd

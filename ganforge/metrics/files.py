@@ -1,5 +1,5 @@
-"""`ganforge evaluate`: score a run's samples or two image sets (folders, .tar, .npz), or fit a feature extractor
-on a labelled folder."""
+"""What `ganforge evaluate` does with files: read image sets (folders, .tar, .npz/.npy), score them with a progress
+bar and a low-sample warning, report and save the scores, fit a feature extractor on a labelled folder."""
 from __future__ import annotations
 
 import json
@@ -7,12 +7,10 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -23,65 +21,7 @@ from ganforge.metrics.evaluate import evaluate_images, parse_metrics, resolve_ex
 from ganforge.metrics.extractors import adapt_channels, extraction_progress
 from ganforge.metrics.images import ImageSet, load_images
 
-FIT = "fit-extractor"
-
-
-def evaluate_command(
-    targets: list[str] = typer.Argument(None, help="RUN folder; or REAL FAKE (folders, .tar or .npz, like "
-                                        "pytorch-fid); or 'fit-extractor DIR' (sub-folders = classes)."),
-    metrics: str = typer.Option("fid,kid,pr", "--metrics", help="Comma-separated: fid,kid,is,pr,dc,kl,diversity,"
-                                "mode_collapse,ssim,ms_ssim,psnr."),
-    n: int = typer.Option(10000, "--n", help="Samples drawn from RUN; at most this many images (evenly spaced) "
-                          "read per folder or .npz."),
-    extractor: Optional[str] = typer.Option(None, "--extractor", help="digits, cifar10, inception, or a weights "
-                                            "path; default: digits for grey images, cifar10 for RGB."),
-    real: Optional[Path] = typer.Option(None, "--real", help="Folder, .tar or .npz of real images."),
-    fake: Optional[Path] = typer.Option(None, "--fake", help="Folder, .tar or .npz of generated images (e.g. "
-                                        "from ganforge sample --out x.npz)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the scores and record here."),
-    out: Optional[Path] = typer.Option(None, "--out", help="fit-extractor: where to write NAME.safetensors/.json."),
-    epochs: int = typer.Option(10, "--epochs", help="fit-extractor: training epochs."),
-    seed: int = typer.Option(0, "--seed", help="Sampling and metric seed (stored in the record)."),
-    batch_size: int = typer.Option(250, "--batch-size", help="Images per feature-extraction batch."),
-) -> None:
-    """Evaluate a run or two image sets (FID, KID, IS, precision/recall, ...), or fit a feature extractor."""
-    targets = list(targets or [])
-    console = Console()
-    if targets[:1] == [FIT]:
-        if len(targets) != 2 or out is None:
-            raise GanforgeError("usage: ganforge evaluate fit-extractor DIR --out PATH")
-        _fit(Path(targets[1]), out, epochs, seed, console)
-        return
-    if n < 1:
-        raise GanforgeError(f"--n must be at least 1, got {n}")
-    if json_path is not None:
-        _check_writable(json_path)
-    if real is not None or fake is not None or len(targets) == 2:
-        if (real is None) != (fake is None) or (real is not None and targets):
-            raise GanforgeError("folder evaluation needs REAL FAKE, or both --real and --fake, and no RUN")
-        real, fake = (real, fake) if real is not None else map(Path, targets)
-        real_set = _load_set(real, limit=n)
-        fake_set = _load_set(fake, size=real_set.images.shape[-1], channels=real_set.images.shape[1], limit=n)
-        result = _evaluate(fake_set.images, real_set.images, metrics, extractor, batch_size, seed,
-                           reference_split=f"folder {real.name}",
-                           image_format=f"real {real_set.image_format}; fake {fake_set.image_format}")
-        _report(result, console, [json_path] if json_path else [])
-        return
-    if len(targets) != 1:
-        raise GanforgeError("usage: ganforge evaluate RUN | REAL FAKE | --real REAL --fake FAKE | "
-                            "fit-extractor DIR --out PATH")
-    run = Path(targets[0])
-    import ganforge  # the run loader lives in the core package; imported here so metrics do not depend on it
-
-    model = ganforge.load(run)
-    samples = model.sample(n, seed=seed).tensor
-    result = _evaluate(samples, model.real_images(), metrics, extractor, batch_size, seed,
-                       reference_split="train", image_format="tensor")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    _report(result, console, [run / "eval" / f"{stamp}.json"] + ([json_path] if json_path else []))
-
-
-def _evaluate(fake: torch.Tensor, real: torch.Tensor, metrics: str, extractor: Optional[str], batch_size: int,
+def evaluate_sets(fake: torch.Tensor, real: torch.Tensor, metrics: str, extractor: str | None, batch_size: int,
               seed: int, **record) -> dict:
     """evaluate_images with a progress bar on stderr and a warning when FID's covariance is singular."""
     model = resolve_extractor(extractor, fake)
@@ -104,7 +44,7 @@ def _evaluate(fake: torch.Tensor, real: torch.Tensor, metrics: str, extractor: O
             return evaluate_images(fake, real, metrics, model, batch_size=batch_size, seed=seed, **record)
 
 
-def _load_set(source: Path, size: int | None = None, channels: int | None = None, limit: int | None = None
+def load_set(source: Path, size: int | None = None, channels: int | None = None, limit: int | None = None
               ) -> ImageSet:
     """A folder/.tar (read by load_images) or an .npz/.npy array, at SIZE px with CHANNELS channels when given."""
     if source.suffix.lower() not in (".npz", ".npy"):
@@ -141,7 +81,7 @@ def _read_array(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(to_uint8(array, str(path))))
 
 
-def _check_writable(path: Path) -> None:
+def check_writable(path: Path) -> None:
     """Fail before the work when PATH cannot be written: a folder, or below a regular file or read-only folder."""
     if path.is_dir():
         raise GanforgeError(f"--json {path} is a folder; give a file name")
@@ -162,7 +102,7 @@ def result_to_json(result: dict) -> dict:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def _report(result: dict, console: Console, paths: list[Path]) -> None:
+def report_scores(result: dict, console: Console, paths: list[Path]) -> None:
     record = result["record"]
     table = Table(title="ganforge evaluate")
     table.add_column("metric")
@@ -195,7 +135,7 @@ def _format(value) -> str:
     return str(value)
 
 
-def _fit(folder: Path, out: Path, epochs: int, seed: int, console: Console) -> None:
+def fit_folder(folder: Path, out: Path, epochs: int, seed: int, console: Console) -> None:
     from ganforge.metrics.fit import fit_extractor
 
     data = load_images(folder)

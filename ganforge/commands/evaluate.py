@@ -1,0 +1,78 @@
+"""`ganforge evaluate`: score a run's samples or two image sets (folders, .tar, .npz), or fit a feature extractor
+on a labelled folder. Heavy imports happen inside, so the CLI starts without torch."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ganforge.errors import GanforgeError
+
+FIT = "fit-extractor"
+
+
+def evaluate_command(
+    targets: list[str] = typer.Argument(None, help="RUN folder; or REAL FAKE (folders, .tar or .npz, like "
+                                        "pytorch-fid); or 'fit-extractor DIR' (sub-folders = classes)."),
+    metrics: str = typer.Option("fid,kid,pr", "--metrics", help="Comma-separated: fid,kid,is,pr,dc,kl,diversity,"
+                                "mode_collapse,ssim,ms_ssim,psnr."),
+    n: int = typer.Option(10000, "--n", help="Samples drawn from RUN; at most this many images (evenly spaced) "
+                          "read per folder or .npz."),
+    extractor: Optional[str] = typer.Option(None, "--extractor", help="digits, cifar10, inception, or a weights "
+                                            "path; default: digits for grey images, cifar10 for RGB."),
+    real: Optional[Path] = typer.Option(None, "--real", help="Folder, .tar or .npz of real images."),
+    fake: Optional[Path] = typer.Option(None, "--fake", help="Folder, .tar or .npz of generated images (e.g. "
+                                        "from ganforge sample --out x.npz)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the scores and record here."),
+    out: Optional[Path] = typer.Option(None, "--out", help="fit-extractor: where to write NAME.safetensors/.json."),
+    epochs: int = typer.Option(10, "--epochs", help="fit-extractor: training epochs."),
+    seed: int = typer.Option(0, "--seed", help="Sampling and metric seed (stored in the record)."),
+    batch_size: int = typer.Option(250, "--batch-size", help="Images per feature-extraction batch."),
+) -> None:
+    """Evaluate a run or two image sets (FID, KID, IS, precision/recall, ...), or fit a feature extractor."""
+    from rich.console import Console
+
+    from ganforge.metrics.files import check_writable, evaluate_sets, fit_folder, load_set, report_scores
+
+    targets = list(targets or [])
+    console = Console()
+    if targets[:1] == [FIT]:
+        if len(targets) != 2 or out is None:
+            raise GanforgeError("usage: ganforge evaluate fit-extractor DIR --out PATH")
+        fit_folder(Path(targets[1]), out, epochs, seed, console)
+        return
+    if n < 1:
+        raise GanforgeError(f"--n must be at least 1, got {n}")
+    if json_path is not None:
+        check_writable(json_path)
+    if real is not None or fake is not None or len(targets) == 2:
+        if (real is None) != (fake is None) or (real is not None and targets):
+            raise GanforgeError("folder evaluation needs REAL FAKE, or both --real and --fake, and no RUN")
+        real, fake = (real, fake) if real is not None else map(Path, targets)
+        real_set = load_set(real, limit=n)
+        fake_set = load_set(fake, size=real_set.images.shape[-1], channels=real_set.images.shape[1], limit=n)
+        result = evaluate_sets(fake_set.images, real_set.images, metrics, extractor, batch_size, seed,
+                           reference_split=f"folder {real.name}",
+                           image_format=f"real {real_set.image_format}; fake {fake_set.image_format}")
+        report_scores(result, console, [json_path] if json_path else [])
+        return
+    if len(targets) != 1:
+        raise GanforgeError("usage: ganforge evaluate RUN | REAL FAKE | --real REAL --fake FAKE | "
+                            "fit-extractor DIR --out PATH")
+    run = Path(targets[0])
+    import ganforge  # the run loader lives in the core package; imported here so metrics do not depend on it
+
+    model = ganforge.load(run)
+    samples = model.sample(n, seed=seed).tensor
+    result = evaluate_sets(samples, model.real_images(), metrics, extractor, batch_size, seed,
+                       reference_split="train", image_format="tensor")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report_scores(result, console, [run / "eval" / f"{stamp}.json"] + ([json_path] if json_path else []))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `evaluate` to the ganforge CLI."""
+    app.command("evaluate", context_settings={"allow_extra_args": False})(evaluate_command)
