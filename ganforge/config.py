@@ -110,16 +110,25 @@ def field_docs(cls: type) -> list[FieldDoc]:
 
 
 def _field_comments(cls: type) -> dict[str, str]:
-    """field name -> the comment ending its line in the class's source (nothing when the source is unavailable)."""
+    """field name -> the comment ending its line, with the comment-only lines right below it that continue it, in
+    the class's source (nothing when the source is unavailable)."""
     try:
         source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):
         return {}
-    comments = {token.start[0]: token.string.lstrip("#").strip()
-                for token in tokenize.generate_tokens(io.StringIO(source).readline) if token.type == tokenize.COMMENT}
-    body = ast.parse(source).body[0].body
-    return {node.target.id: comments[node.end_lineno] for node in body
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.end_lineno in comments}
+    tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT]
+    comments = {token.start[0]: token.string.lstrip("#").strip() for token in tokens}
+    continuations = {token.start[0] for token in tokens if token.line.lstrip().startswith("#")}
+    found = {}
+    for node in ast.parse(source).body[0].body:
+        line = node.end_lineno
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and line in comments:
+            parts = [comments[line]]
+            while line + 1 in continuations:
+                line += 1
+                parts.append(comments[line])
+            found[node.target.id] = " ".join(parts)
+    return found
 
 
 def settings() -> list[tuple[str, FieldDoc]]:
