@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -13,10 +14,11 @@ from ganforge.config import RunConfig, apply_overrides, load_yaml, validate
 from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, Family, create, get
 from ganforge.training import checkpoint as ckpt
+from ganforge.training.lock import LOCK_NAME
 
 # settings that may change when a run is resumed; everything else must match the checkpoint
 RESUMABLE = {"train.steps", "train.sample_every", "train.checkpoint_every", "train.log_every", "train.device",
-             "train.keep_checkpoints", "train.max_rollbacks", "out", "name"}
+             "train.keep_checkpoints", "train.max_rollbacks", "train.divergence", "out", "name"}
 
 
 def resolve_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -64,8 +66,8 @@ def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> Run
     path = run_dir / "checkpoints" / "last.safetensors"
     if not path.exists():
         raise GanforgeError(f"--resume {run_dir}: no checkpoint found (expected {path})")
-    saved = RunConfig()
-    saved = apply_overrides(saved, ckpt.read_meta(path)["config"], f"checkpoint {path}")
+    meta = ckpt.read_meta(path)
+    saved = apply_overrides(RunConfig(), meta["config"], f"checkpoint {path}")
     flat = {}
     for key, value in (overrides or {}).items():
         if isinstance(value, dict):
@@ -80,6 +82,9 @@ def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> Run
         if key not in RESUMABLE and before != after:
             raise GanforgeError(f"--resume {run_dir}: the checkpoint was trained with {key}={before!r}, not {after!r}; "
                                 f"only {', '.join(sorted(k for k in RESUMABLE if '.' in k))} may change on resume")
+    if merged.train.steps <= meta["step"]:  # nothing to train: say so and leave the run folder as it is
+        raise GanforgeError(f"--resume {run_dir}: the run is already at step {meta['step']} and train.steps is "
+                            f"{merged.train.steps}; pass --steps above {meta['step']} to train further")
     return merged
 
 
@@ -97,9 +102,25 @@ def train(config: RunConfig | None = None, *, config_file: str | Path | None = N
             config = resolve_config(config_file, overrides)
         elif overrides:
             config = apply_overrides(config, overrides, "option")
+        validate(config)  # before the run folder exists: a bad setting must not leave an empty one behind
         run_dir = _prepare_on_main(config)
-    trainer = Trainer(config, run_dir, resume=resume is not None, quiet=quiet, callbacks=callbacks)
+    fresh = resume is None and not any(run_dir.iterdir())
+    try:
+        trainer = Trainer(config, run_dir, resume=resume is not None, quiet=quiet, callbacks=callbacks)
+    except BaseException:
+        if fresh:
+            _remove_unused(run_dir)
+        raise
     return trainer.fit()
+
+
+def _remove_unused(run_dir: Path) -> None:
+    """Delete a run folder that a failed start left with nothing but its lock file and empty checkpoint folder."""
+    with contextlib.suppress(OSError):
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)
+        (run_dir / "checkpoints").rmdir()
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()  # fails, and keeps it, if anything else is in there
 
 
 def _prepare_on_main(config: RunConfig) -> Path:

@@ -1,8 +1,10 @@
-"""Run logging without accounts or servers: a metrics CSV and TensorBoard event files in the run folder."""
+"""Run logging without accounts or servers: a metrics CSV and TensorBoard event files in the run folder, and the
+progress shown while training."""
 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import torch
@@ -16,17 +18,27 @@ class RunLogger:
         self.enabled = enabled
         self.fields: dict[str, list[str]] = {}
         self.writer = None
-        if not enabled:
-            return
-        for path in run_dir.glob("*.csv"):
-            if resume_step is not None:
-                self._truncate(path, resume_step)
+        if enabled:
+            self._open(resume_step)
+
+    def _open(self, step: int | None) -> None:
+        """Start logging; after `step` (None: a new run) when continuing: what was logged later is dropped."""
+        if step is not None:
+            for path in self.run_dir.glob("*.csv"):
+                self._truncate(path, step)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
+            # events at `step` itself came before its checkpoint and stay; later ones are purged
+            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=None if step is None else step + 1)
         except ImportError:  # tensorboard is a dependency; a broken install should not stop training
             self.writer = None
+
+    def rewind(self, step: int) -> None:
+        """Forget what was logged after `step` (training rolled back to that step's checkpoint)."""
+        if self.enabled:
+            self.close()
+            self._open(step)
 
     def _truncate(self, path: Path, step: int) -> None:
         """Drop rows written after `step` by a run that died before its next checkpoint."""
@@ -75,3 +87,22 @@ class RunLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
+
+
+def describe(values: dict[str, float]) -> str:
+    """One progress line: the losses, then the speed (two significant digits below 10 img/s, not a rounded 0)."""
+    parts = [f"{k} {v:.3f}" for k, v in values.items() if k not in ("img_per_s", "lr_scale") and math.isfinite(v)]
+    rate = values.get("img_per_s", 0.0)
+    return " ".join(parts + [f"{rate:.0f} img/s" if rate >= 10 else f"{rate:.2g} img/s"])
+
+
+def progress_display(quiet: bool):
+    """A rich progress bar, live only on a terminal (piped output gets plain lines from the trainer instead)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(quiet=quiet)
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
+                    disable=quiet or not console.is_terminal)

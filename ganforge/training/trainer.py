@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import signal
 import threading
@@ -14,7 +13,6 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ganforge import __version__
 from ganforge.config import RunConfig, save_yaml, validate
 from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, Family, create
@@ -22,7 +20,9 @@ from ganforge.families import get as get_family
 from ganforge.training import checkpoint as ckpt
 from ganforge.training.distributed import Distributed
 from ganforge.training.ema import EMA, refresh_norm_stats
-from ganforge.training.logger import RunLogger
+from ganforge.training.guard import DivergenceGuard, all_finite, newest_good_checkpoint, weight_norms
+from ganforge.training.lock import claim_run_folder
+from ganforge.training.logger import RunLogger, describe, progress_display
 from ganforge.training.samples import save_grid
 
 GRID_SIZE = 64
@@ -126,9 +126,24 @@ class Trainer:
         self._count = 0
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
         self.checkpoint_dir = self.run_dir / "checkpoints"
-        if resume:
-            self.restore(self.checkpoint_dir / "last.safetensors")
-        self.logger = RunLogger(self.run_dir, resume_step=self.step if resume else None, enabled=self.dist.is_main)
+        self.guard = DivergenceGuard(train.divergence)
+        self.lock = claim_run_folder(self.run_dir) if self.dist.is_main else None  # only rank 0 writes
+        try:
+            if resume:
+                self.restore(self.checkpoint_dir / "last.safetensors")
+            self.logger = RunLogger(self.run_dir, resume_step=self.step if resume else None, enabled=self.dist.is_main)
+        except BaseException:
+            self.release()
+            raise
+        self.guard.check(weight_norms(self._networks()))  # the starting norms open the history
+
+    def release(self) -> None:
+        """Unlock the run folder for other processes (fit does this when it ends)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _networks(self) -> dict[str, nn.Module]:
+        return {p.module: getattr(self.family, p.module) for p in self.phases}
 
     def _load_pretrained(self, source: str) -> None:
         """Initialise the generator from another run's (e.g. a PSNR-oriented model before GAN fine-tuning)."""
@@ -152,6 +167,15 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------------
     def fit(self) -> Path:
         """Train until config.train.steps; returns the run folder. Ctrl-C or SIGTERM stop after a checkpoint."""
+        try:
+            return self._fit()
+        finally:
+            self.logger.close()
+            self.release()
+
+    def _fit(self) -> Path:
+        if not self.quiet:  # also when piped: where the results go is the first thing to know
+            print(f"run folder: {self.run_dir}" + (f" (resuming at step {self.step})" if self.step else ""), flush=True)
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_yaml(self.config, self.run_dir / "config.yaml")
@@ -161,7 +185,7 @@ class Trainer:
             self.save_checkpoint()
         total = self.config.train.steps
         images_per_step = self.config.train.batch_size * self.phases[0].repeat
-        with self._signals(), self._progress(total) as progress:
+        with self._signals(), progress_display(self.quiet) as progress:
             task = progress.add_task("train", total=total, completed=self.step, info="")
             window_start, window_step, self._overhead = time.perf_counter(), self.step, 0.0
             while self.step < total and self.stop_reason is None:
@@ -180,9 +204,9 @@ class Trainer:
                     window_start, window_step, self._overhead = time.perf_counter(), self.step, 0.0
                     if values is None:
                         continue  # rolled back to the last good checkpoint
-                    progress.update(task, info=_describe(values))
-                    if not self._interactive():
-                        progress.console.print(f"step {self.step}/{total} {_describe(values)}")
+                    progress.update(task, info=describe(values))
+                    if not self.quiet and not progress.console.is_terminal:
+                        progress.console.print(f"step {self.step}/{total} {describe(values)}")
                 side_start = time.perf_counter()
                 if self.step % self.config.train.sample_every == 0 or self.step == total:
                     self.save_samples()
@@ -198,7 +222,6 @@ class Trainer:
                 self.checkpoint_if_finite()
                 print(f"{self.stop_reason}: stopped at step {self.step} with a checkpoint; "
                       f"continue with: ganforge train --resume {self.run_dir}", flush=True)
-        self.logger.close()
         return self.run_dir
 
     def train_step(self) -> None:
@@ -260,36 +283,38 @@ class Trainer:
             self.dist.average_gradients(p for group in optimizer.param_groups for p in group["params"])
 
     def flush_logs(self, rate: float) -> dict[str, float] | None:
-        """Write the averaged losses; on a NaN/inf loss roll back instead and return None."""
-        if not self.dist.all_true(self._finite):
-            self.rollback()
-            return None
+        """Write the averaged losses; on a NaN/inf or exploding loss or weight roll back instead and return None."""
         values = {k: float(v) / max(self._count, 1) for k, v in self._sums.items()}
+        diverged = self.guard.check(values | weight_norms(self._networks()))
+        if not self.dist.all_true(self._finite & (diverged is None)):
+            self.rollback(diverged or "a loss became NaN/inf")
+            return None
         values |= {"img_per_s": rate, "lr_scale": self.lr_scale}
         self.logger.scalars(self.step, values)
         self._sums, self._count = {}, 0
         return values
 
-    def rollback(self) -> None:
-        """Return to the last good checkpoint with half the learning rate; give up after max_rollbacks."""
+    def rollback(self, reason: str) -> None:
+        """Return to the newest good checkpoint with half the learning rate; give up after max_rollbacks."""
         bad_step = self.step
         self.rollbacks += 1
-        path = self.checkpoint_dir / "last.safetensors"
         if self.rollbacks > self.config.train.max_rollbacks:
             raise GanforgeError(
-                f"training diverged: a loss became NaN/inf {self.rollbacks} times (last near step {bad_step}) even "
-                f"after lowering the learning rate; the last good checkpoint is kept in {path}")
-        rollbacks = self.rollbacks
-        lr_scale = self.lr_scale * 0.5
-        self.restore(path)
+                f"training diverged: {reason} near step {bad_step}, {self.rollbacks} times even after lowering the "
+                f"learning rate; the last good checkpoint is kept in {self.checkpoint_dir}")
+        rollbacks, lr_scale = self.rollbacks, self.lr_scale * 0.5
+        path, tensors, meta, skipped = newest_good_checkpoint(self.checkpoint_dir, self.device)
+        self.restore(path, (tensors, meta))
         self.rollbacks, self.lr_scale = rollbacks, lr_scale
         self._apply_lr()
         self._sums, self._count = {}, 0
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
-        message = (f"non-finite loss before step {bad_step}: rolled back to step {self.step}, "
-                   f"learning rates x{self.lr_scale:g} (rollback {self.rollbacks}/{self.config.train.max_rollbacks})")
+        self.logger.rewind(self.step)
+        self.save_checkpoint()  # the rollback count and learning-rate scale reach the disk now
         if not self.quiet:
-            print(message)
+            print("".join(f"skipped {why}\n" for why in skipped) + f"{reason} before step {bad_step}: rolled back to "
+                  f"{path.name} (step {self.step}), learning rates x{self.lr_scale:g} "
+                  f"(rollback {self.rollbacks}/{self.config.train.max_rollbacks})", flush=True)
 
     def _apply_lr(self) -> None:
         for phase in self.phases:
@@ -297,12 +322,13 @@ class Trainer:
                 group["lr"] = phase.lr * self.lr_scale * self._lr_factor
 
     def checkpoint_if_finite(self) -> None:
-        """Save, unless a loss or a weight went NaN/inf since the last check: then roll back instead."""
-        weights_ok = torch.stack([torch.isfinite(p).all() for p in self.family.parameters()]).all()
-        if self.dist.all_true(self._finite & weights_ok):
+        """Save, unless a loss or a weight went NaN/inf or exploded since the last check: then roll back instead."""
+        diverged = self.guard.check(weight_norms(self._networks()))
+        finite = all_finite([self.family] + ([self.ema.module] if self.ema is not None else []))
+        if self.dist.all_true(self._finite & finite & (diverged is None)):
             self.save_checkpoint()
         else:
-            self.rollback()
+            self.rollback(diverged or "a loss or weight became NaN/inf")
 
     # --- sampling ------------------------------------------------------------------------------------------
     def sampling_generator(self) -> nn.Module:
@@ -392,36 +418,10 @@ class Trainer:
 
     # --- checkpoints ---------------------------------------------------------------------------------------
     def save_checkpoint(self, name: str = "last") -> Path:
-        sampler = self.sampling_generator()
-        tensors = ckpt.prefixed("family", self.family.state_dict())
-        if self.ema is not None:
-            tensors |= ckpt.prefixed("ema", sampler.state_dict())
-        optimizers = {}
-        for phase_name, optimizer in self.optimizers.items():
-            opt_tensors, opt_meta = ckpt.optimizer_state(optimizer, f"optim.{phase_name}")
-            tensors |= opt_tensors
-            optimizers[phase_name] = opt_meta
-        batch_state = self.batches.state_dict()
-        tensors["rng.cpu"] = torch.get_rng_state()
-        tensors["rng.batches"] = batch_state["epoch_start"]
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        meta = {
-            "step": self.step, "config": self.config.to_dict(), "model": self.config.model.name,
-            "versions": {"ganforge": __version__, "torch": torch.__version__},
-            "optimizers": optimizers, "batch_offset": batch_state["offset"], "lr_scale": self.lr_scale,
-            "rollbacks": self.rollbacks, "best": self.best, "has_ema": self.ema is not None,
-            "data": {"channels": self.data.channels, "classes": self.data.classes, "n": len(self.data),
-                     "name": self.data.name},
-            "info": dataclasses.asdict(self.family.info),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-        }
+        tensors, meta = ckpt.trainer_state(self)
         path = self.checkpoint_dir / f"{name}.safetensors"
         if self.dist.is_main:  # every process holds the same weights; one writes, the others wait for it
-            try:
-                ckpt.save(path, tensors, meta)
-            except OSError as error:
-                raise GanforgeError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
+            ckpt.save(path, tensors, meta)  # a failed write (disk full...) is one line and keeps the previous file
             if name == "last":
                 self._keep_periodic(tensors, meta)
         if name == "last":
@@ -434,29 +434,14 @@ class Trainer:
             return
         ckpt.save(self.checkpoint_dir / f"step_{self.step:06d}.safetensors", tensors, meta)
         for old in sorted(self.checkpoint_dir.glob("step_*.safetensors"))[:-keep]:
-            old.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a file that will not go away must not stop training
+                old.unlink(missing_ok=True)
 
-    def restore(self, path: Path) -> None:
-        """Load the whole training state (weights, EMA, optimisers, RNG, data position, counters)."""
-        tensors, meta = ckpt.load(path, self.device)
-        check_same_model(meta["config"]["model"], self.config.to_dict()["model"], path)
-        ckpt.load_module(self.family, ckpt.section(tensors, "family"), "model", path)
-        if self.ema is not None:
-            if not meta.get("has_ema"):
-                raise GanforgeError(f"{path}: checkpoint has no EMA generator but this config asks for one (train.ema)")
-            ckpt.load_module(self.ema.module, ckpt.section(tensors, "ema"), "EMA generator", path)
-        for phase_name, optimizer in self.optimizers.items():
-            ckpt.restore_optimizer(optimizer, ckpt.section(tensors, f"optim.{phase_name}"), meta["optimizers"][phase_name])
-        torch.set_rng_state(tensors["rng.cpu"].cpu())
-        if self.device.type == "cuda" and "rng.cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), self.device)
-        self.batches.load_state_dict({"epoch_start": tensors["rng.batches"].cpu(), "offset": meta["batch_offset"]})
-        if self.scaler is not None and meta.get("scaler"):
-            self.scaler.load_state_dict(meta["scaler"])
-        self.step = int(meta["step"])
-        self.lr_scale = float(meta["lr_scale"])
-        self.rollbacks = int(meta["rollbacks"])
-        self.best = dict(meta.get("best", {}))
+    def restore(self, path: Path, loaded: tuple[dict, dict] | None = None) -> None:
+        """Load the whole training state (weights, EMA, optimisers, RNG, data position, counters) from `path`
+        (or from its already `loaded` tensors and metadata)."""
+        tensors, meta = loaded or ckpt.load(path, self.device)
+        ckpt.restore_trainer(self, tensors, meta, path)
         self._norms_fresh_at = None  # the EMA weights were just reloaded
 
     # --- plumbing ------------------------------------------------------------------------------------------
@@ -479,19 +464,6 @@ class Trainer:
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
-    def _interactive(self) -> bool:
-        return not self.quiet and self._console_is_terminal
-
-    def _progress(self, total: int):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        console = Console(quiet=self.quiet)
-        self._console_is_terminal = console.is_terminal
-        return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
-                        disable=self.quiet or not console.is_terminal)
-
 
 class ShardedBatches:
     """This process's slice of each global batch: every process draws the same global batch (same seed), so
@@ -508,16 +480,3 @@ class ShardedBatches:
 
     def load_state_dict(self, state: dict) -> None:
         self.batches.load_state_dict(state)
-
-
-def check_same_model(saved: dict, current: dict, path: Path) -> None:
-    """Refuse a checkpoint whose model settings differ from the run's: its weights would not mean the same."""
-    for key in sorted(set(saved) | set(current)):
-        if saved.get(key) != current.get(key):
-            raise GanforgeError(f"{path}: checkpoint has model.{key}={saved.get(key)!r} but this run has "
-                                f"{current.get(key)!r}; resume with the run's own model settings")
-
-
-def _describe(values: dict[str, float]) -> str:
-    parts = [f"{k} {v:.3f}" for k, v in values.items() if k not in ("img_per_s", "lr_scale") and math.isfinite(v)]
-    return " ".join(parts + [f"{values.get('img_per_s', 0):.0f} img/s"])
