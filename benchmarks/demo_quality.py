@@ -24,7 +24,7 @@ from ganforge.config import RunConfig, apply_overrides
 from ganforge.data import load_images
 from ganforge.families import DataInfo, create
 from ganforge.metrics import evaluate_images
-from ganforge.training.samples import save_grid
+from ganforge import media
 
 
 def tutorial(seconds: float, resolution: int, seed: int = 0) -> tuple[nn.Module, int]:
@@ -87,7 +87,7 @@ def main() -> None:
         run = ganforge.train(quiet=True, callbacks=[time_budget(args.seconds)], train={"steps": 10 ** 6}, **where)
         ours_seconds = time.perf_counter() - start
         model = ganforge.load(run)
-        ours = model.sample(args.n, seed=1)
+        ours = model.sample(args.n, seed=1).tensor
         ours_steps = model.step
 
     start = time.perf_counter()
@@ -110,8 +110,8 @@ def main() -> None:
         print(f"| {name} | {steps} | {seconds:.0f} | {fid:.2f} | {kid:.4f} | {report.get('classes_covered')} | "
               f"{report.get('largest_class_share', float('nan')):.2f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_grid(torch.cat([base[:32], ours[:32]]), args.out, nrow=16)
-    save_grid(ours[:64], args.grid, nrow=8)
+    media.save(media.Images(torch.cat([base[:32], ours[:32]]).clamp(-1, 1)), args.out, nrow=16)
+    media.save(media.Images(ours[:64]), args.grid, nrow=8)
     print(f"grid (top two rows: tutorial, bottom two: ganforge): {args.out}")
 
 

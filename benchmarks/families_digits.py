@@ -24,7 +24,7 @@ import ganforge
 from ganforge.api import resolve_config
 from ganforge.data import load_images
 from ganforge.metrics import evaluate_images, load_extractor
-from ganforge.training.samples import save_grid
+from ganforge import media
 from ganforge.training.trainer import Trainer
 
 FAMILIES = ["dcgan", "cgan", "wgan", "wgan-gp", "sngan", "stylegan", "progan", "biggan", "vaegan"]
@@ -63,7 +63,7 @@ def class_accuracy(model, extractor, per_class: int) -> float:
     """Share of samples generated for class k that the extractor classifies as k, over all classes."""
     k = len(model.classes)
     labels = torch.arange(k).repeat_interleave(per_class)
-    images = model.sample(len(labels), seed=1, labels=labels)
+    images = model.sample(len(labels), seed=1, labels=labels).tensor
     _, logits = extractor.extract(images)
     return (logits.argmax(1) == labels).float().mean().item()
 
@@ -85,7 +85,7 @@ def run_family(family: str, args, options: dict | None = None, tag: str = "") ->
     run = ganforge.train(config, quiet=True, callbacks=[guard])
     seconds = time.process_time() - started
     model = ganforge.load(run)
-    fake = model.sample(args.n, seed=0)
+    fake = model.sample(args.n, seed=0).tensor
     # with --limit the reference is still the whole data set: a small-data run is judged on what it did not see
     real = load_images(args.data, args.resolution).as_float() if args.limit else model.real_images()
     scores = evaluate_images(fake, real, ("fid", "kid", "pr"), extractor=args.extractor, seed=0)
@@ -98,7 +98,7 @@ def run_family(family: str, args, options: dict | None = None, tag: str = "") ->
     else:
         grid = model.sample(100, seed=2)
     if args.figures:
-        save_grid(grid, FIGURES / f"gen_{args.prefix}{name}.png", nrow=10)
+        media.save(grid, FIGURES / f"gen_{args.prefix}{name}.png", nrow=10)
     return row
 
 

@@ -63,7 +63,7 @@ def rows_for(name: str, data: Path, run: str | None, seed: int = 0) -> list[tupl
     if run:
         import ganforge  # DCGAN (or any run) row: the run's samples against this set's reference half
 
-        candidates.append((f"run {Path(run).name}", ganforge.load(run).sample(n, seed=seed)))
+        candidates.append((f"run {Path(run).name}", ganforge.load(run).sample(n, seed=seed).tensor))
     extractor = load_extractor(name)
     rows = []
     for label, fake in candidates:

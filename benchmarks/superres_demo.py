@@ -24,7 +24,8 @@ import ganforge
 from ganforge.data.degrade import bicubic_downscale, bicubic_upscale, quantize
 from ganforge.data.sr import SKIMAGE_PHOTOS, skimage_photos
 from ganforge.metrics.superres import evaluate_sr, mod_crop
-from ganforge.upscale import load_upscaler, upscale_tiled
+from ganforge.tiling import tiled
+from ganforge.upscale import load_upscaler
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR_TAR = ROOT.parent / "shared" / "data" / "cifar10-test-jpg.tar"
@@ -88,7 +89,7 @@ def figure(runs: dict[str, Path], path: Path, scale: int = 4, box=(60, 170, 96))
               "bicubic": bicubic_upscale(lr, scale).clamp(0, 1)}
     for label, run in runs.items():
         network, _, _ = load_upscaler(run)
-        panels[label] = upscale_tiled(network, lr * 2 - 1, scale, tile=0).add(1).div(2).clamp(0, 1)
+        panels[label] = tiled(network, lr * 2 - 1, tile=0, overlap=0, scale=scale).add(1).div(2).clamp(0, 1)
     panels["ground truth"] = hr
     from PIL import ImageDraw
 
@@ -128,7 +129,7 @@ def main() -> None:
         network, _, _ = load_upscaler(run)
         results[name] = {"train_seconds": round(seconds, 1), "steps": n}
         for label, images in tests.items():
-            scores = evaluate_sr(lambda lr: upscale_tiled(network, lr, scale, tile=128), images, scale)
+            scores = evaluate_sr(lambda lr: tiled(network, lr, tile=128, overlap=16, scale=scale), images, scale)
             scores.pop("images")
             results[name][label] = scores
         print(f"{name}: trained {n} steps in {seconds:.0f} s", flush=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ganforge import media
 from ganforge.config import RunConfig, apply_overrides, load_yaml, validate
 from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, Family, create, get
@@ -174,14 +175,16 @@ class GAN:
         return int(self.meta["step"])
 
     @torch.no_grad()
-    def generate(self, inputs: dict[str, torch.Tensor], batch_size: int = 256) -> torch.Tensor:
-        """Images in [-1, 1] (on the CPU) for explicit generator inputs (e.g. from `sample_inputs`)."""
+    def generate(self, inputs: dict[str, torch.Tensor], batch_size: int = 256) -> media.Samples:
+        """Samples of the model's modality (on the CPU; images, video and audio clamped to [-1, 1], labels from
+        inputs["label"]) for explicit generator inputs (e.g. from `sample_inputs`), in batches of `batch_size`."""
         n = next(iter(inputs.values())).shape[0]
         out = []
         for start in range(0, n, batch_size):
             chunk = {k: v[start:start + batch_size].to(self.device) for k, v in inputs.items()}
-            out.append(self.family.generate(self.generator, chunk).float().clamp(-1, 1).cpu())
-        return torch.cat(out)
+            out.append(self.family.generate(self.generator, chunk).cpu())
+        return media.wrap(torch.cat(out), self.family.capabilities.modality, labels=inputs.get("label"),
+                          **self.family.sample_info())
 
     def sample_inputs(self, n: int, seed: int = 0, labels: torch.Tensor | int | None = None) -> dict[str, torch.Tensor]:
         rng = torch.Generator().manual_seed(seed)
@@ -197,8 +200,9 @@ class GAN:
         return self.family.sample_inputs(n, rng, labels=labels)
 
     def sample(self, n: int, seed: int = 0, labels: torch.Tensor | int | None = None,
-               batch_size: int = 256) -> torch.Tensor:
-        """`n` images in [-1, 1], shape (n, C, H, W), reproducible for a given seed."""
+               batch_size: int = 256) -> media.Samples:
+        """`n` samples of the model's modality (e.g. `.tensor` images (n, C, H, W) in [-1, 1]), reproducible for a
+        given seed."""
         return self.generate(self.sample_inputs(n, seed, labels), batch_size)
 
     def real_images(self) -> torch.Tensor:

@@ -1,53 +1,11 @@
-"""Super-resolution inference on images of any size: overlapping tiles keep memory bounded.
-
-Each tile is processed with `overlap` pixels of real context on every side (clipped at the image border) and only
-its centre is kept, so when the overlap covers the network's receptive field the result equals whole-image
-inference exactly (up to float rounding).
-"""
+"""Super-resolution models for inference: a trained run's generator as an upscaling function (run tile by tile
+with ganforge.tiling), optionally interpolated with its PSNR-oriented weights."""
 
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 
 from ganforge.errors import GanforgeError
-
-
-@torch.no_grad()
-def upscale_tiled(upscale: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, scale: int,
-                  tile: int = 256, overlap: int = 16) -> torch.Tensor:
-    """Apply `upscale` (a (1, C, h, w) -> (1, C, h*scale, w*scale) network) to `image` (1, C, H, W) tile by tile.
-
-    `tile` is the size of the kept region of each tile in input pixels (0: the whole image at once).
-    """
-    if image.dim() != 4 or image.shape[0] != 1:
-        raise GanforgeError(f"upscale_tiled expects one image shaped (1, C, H, W), got {tuple(image.shape)}")
-    if tile < 0 or overlap < 0:
-        raise GanforgeError(f"--tile and --overlap must be >= 0, got {tile} and {overlap}")
-    _, channels, height, width = image.shape
-    if tile == 0 or (height <= tile and width <= tile):
-        return _checked(upscale(image), image, scale)
-    out = None
-    for top in range(0, height, tile):
-        for left in range(0, width, tile):
-            bottom, right = min(top + tile, height), min(left + tile, width)
-            y0, x0 = max(0, top - overlap), max(0, left - overlap)
-            y1, x1 = min(height, bottom + overlap), min(width, right + overlap)
-            piece = _checked(upscale(image[..., y0:y1, x0:x1]), image[..., y0:y1, x0:x1], scale)
-            if out is None:
-                out = piece.new_empty(1, piece.shape[1], height * scale, width * scale)
-            keep = piece[..., (top - y0) * scale:(bottom - y0) * scale, (left - x0) * scale:(right - x0) * scale]
-            out[..., top * scale:bottom * scale, left * scale:right * scale] = keep
-    return out
-
-
-def _checked(output: torch.Tensor, source: torch.Tensor, scale: int) -> torch.Tensor:
-    expected = (source.shape[-2] * scale, source.shape[-1] * scale)
-    if tuple(output.shape[-2:]) != expected:
-        raise GanforgeError(f"the network turned {tuple(source.shape[-2:])} into {tuple(output.shape[-2:])}, "
-                            f"not {expected} (x{scale})")
-    return output
 
 
 def interpolate_states(psnr: dict[str, torch.Tensor], gan: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
@@ -70,7 +28,9 @@ def load_upscaler(run, checkpoint: str = "last", device: str = "cpu", alpha: flo
     import ganforge
     from ganforge.api import generator_state
     from ganforge.families import having
+    from ganforge.training.trainer import resolve_device
 
+    device = str(resolve_device(device))
     model = ganforge.load(run, checkpoint, device)
     if not model.family.capabilities.upscale:
         raise GanforgeError(f"{run}: a {model.config.model.name} run, not a super-resolution model "

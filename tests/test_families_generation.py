@@ -90,9 +90,9 @@ def test_checkpoint_round_trip_gives_identical_samples(name, tmp_path):
     with torch.no_grad():
         expected = trainer.family.generate(generator, inputs)
     loaded = ganforge.load(tmp_path / name)
-    assert torch.equal(loaded.generate(inputs), expected.clamp(-1, 1))
-    again = ganforge.load(tmp_path / name).sample(6, seed=4, labels=3 if name in CONDITIONAL else None)
-    assert torch.equal(loaded.sample(6, seed=4, labels=3 if name in CONDITIONAL else None), again)
+    assert torch.equal(loaded.generate(inputs).tensor, expected.clamp(-1, 1))
+    again = ganforge.load(tmp_path / name).sample(6, seed=4, labels=3 if name in CONDITIONAL else None).tensor
+    assert torch.equal(loaded.sample(6, seed=4, labels=3 if name in CONDITIONAL else None).tensor, again)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def short_digits_run(tmp_path_factory):
 def test_conditional_families_obey_labels_after_a_short_digits_run(name, short_digits_run):
     model = short_digits_run(name)
     labels = torch.arange(10).repeat_interleave(30)
-    _, logits = load_extractor("digits").extract(model.sample(len(labels), seed=1, labels=labels))
+    _, logits = load_extractor("digits").extract(model.sample(len(labels), seed=1, labels=labels).tensor)
     accuracy = (logits.argmax(1) == labels).float().mean().item()
     assert accuracy > 0.3, f"{name}: digits classifier agrees with the requested class for {accuracy:.0%} (chance 10%)"
     with pytest.raises(GanforgeError, match="out of range"):
@@ -139,7 +139,7 @@ def test_stylegan_truncation_lowers_diversity_monotonically(tmp_path):
     for psi in (1.0, 0.7, 0.4, 0.1, 0.0):
         inputs = model.sample_inputs(150, seed=0)
         inputs["truncation"] = torch.full((150,), psi)
-        features, logits = extractor.extract(model.generate(inputs))
+        features, logits = extractor.extract(model.generate(inputs).tensor)
         scores.append(diversity(features, logits)[0])
     assert all(a > b for a, b in zip(scores, scores[1:])), scores
     assert scores[-1] < 1e-3  # psi 0: every sample is the image of the mean w
@@ -152,7 +152,7 @@ def test_biggan_truncation_lowers_diversity_monotonically(short_digits_run):
     inputs = model.sample_inputs(300, seed=0, labels=3)
     scores = []
     for psi in (1.0, 0.68, 0.38, 0.16, 0.04):  # thresholds inf, 1.0, 0.5, 0.2, 0.05
-        features, logits = extractor.extract(model.generate(inputs | {"truncation": torch.full((300,), psi)}))
+        features, logits = extractor.extract(model.generate(inputs | {"truncation": torch.full((300,), psi)}).tensor)
         scores.append(diversity(features, logits)[0])
     assert all(a > b for a, b in zip(scores, scores[1:])), scores
 
@@ -194,7 +194,7 @@ def test_progan_resume_mid_fade_in_matches_an_uninterrupted_run(tmp_path):
     a, b = ganforge.load(straight), ganforge.load(resumed)
     for (key, x), (_, y) in zip(a.family.state_dict().items(), b.family.state_dict().items()):
         assert torch.equal(x, y), key
-    assert torch.equal(a.sample(4), b.sample(4))
+    assert torch.equal(a.sample(4).tensor, b.sample(4).tensor)
 
 
 def test_biggan_orthogonal_regularisation_enters_the_generator_loss():

@@ -25,11 +25,11 @@ def test_run_folder_contents(tmp_path):
 
 def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
     run = ganforge.train(quiet=True, **tiny_overrides(tmp_path))
-    first = ganforge.load(run).sample(10, seed=3)
-    second = ganforge.load(run).sample(10, seed=3)
+    first = ganforge.load(run).sample(10, seed=3).tensor
+    second = ganforge.load(run).sample(10, seed=3).tensor
     assert torch.equal(first, second)
     assert first.shape == (10, 1, 16, 16) and first.min() >= -1 and first.max() <= 1
-    assert not torch.equal(first, ganforge.load(run).sample(10, seed=4))
+    assert not torch.equal(first, ganforge.load(run).sample(10, seed=4).tensor)
 
 
 def test_resume_equals_uninterrupted(tmp_path):
@@ -58,8 +58,8 @@ def test_short_digits_run_moves_samples_toward_the_data(tmp_path):
     untrained = ganforge.train(quiet=True, **tiny_overrides(tmp_path, **{
         "name": "untrained", "train.steps": 1, "train.lr_g": 1e-9, "train.lr_d": 1e-9, "model.width": 16,
         "train.ema": 0.0}))
-    d_trained = distance(before.sample(256))
-    d_untrained = distance(ganforge.load(untrained).sample(256))
+    d_trained = distance(before.sample(256).tensor)
+    d_untrained = distance(ganforge.load(untrained).sample(256).tensor)
     assert d_trained < 0.6 * d_untrained
 
 

@@ -11,7 +11,8 @@ from PIL import Image
 import ganforge
 from ganforge.errors import GanforgeError
 from ganforge.nn.unet import UNetGenerator
-from ganforge.translate import pad_run, paired_scores, translate_files, translate_tiled
+from ganforge.tiling import pad_run, tiled
+from ganforge.translate import paired_scores, translate_files
 
 
 def test_pad_run_restores_odd_sizes():
@@ -28,14 +29,14 @@ def test_pad_run_restores_odd_sizes():
     torch.testing.assert_close(out, x[:, :1] * 2)
 
 
-def test_tiles_blend_to_the_whole_image_result_for_a_local_net():
+def test_tiles_equal_the_whole_image_result_for_a_local_net():
     torch.manual_seed(0)
     net = torch.nn.Conv2d(3, 2, 1)  # pointwise: tiles cannot differ from the whole image
     x = torch.randn(1, 3, 70, 101)
     with torch.no_grad():
         whole = net(x)
-    tiled = translate_tiled(net, x, stride=4, tile=32, overlap=8)
-    torch.testing.assert_close(tiled, whole, rtol=1e-5, atol=1e-5)
+    result = tiled(net, x, tile=32, overlap=8, stride=4)
+    torch.testing.assert_close(result, whole, rtol=1e-5, atol=1e-5)
 
 
 def test_tiled_unet_keeps_size_and_stays_close_to_the_whole_image():
@@ -44,14 +45,14 @@ def test_tiled_unet_keeps_size_and_stays_close_to_the_whole_image():
     x = torch.nn.functional.interpolate(torch.randn(1, 3, 9, 12), size=(45, 61), mode="bilinear")
     with torch.no_grad():
         whole = net(x)
-    seams = (translate_tiled(net, x, stride=net.stride, tile=24, overlap=0) - whole).abs()
-    tiled = translate_tiled(net, x, stride=net.stride, tile=24, overlap=8)
-    assert tiled.shape == whole.shape
-    error = (tiled - whole).abs()
+    seams = (tiled(net, x, tile=24, overlap=0, stride=net.stride) - whole).abs()
+    result = tiled(net, x, tile=24, overlap=8, stride=net.stride)
+    assert result.shape == whole.shape
+    error = (result - whole).abs()
     assert error.mean() < 0.05 * whole.abs().mean()
-    assert error.max() < 0.5 * seams.max()  # blending the overlap hides the seams
+    assert error.max() < 0.5 * seams.max()  # context around each tile hides the seams
     with pytest.raises(GanforgeError, match="multiple of the generator's stride"):
-        translate_tiled(net, x, stride=4, tile=30)
+        tiled(net, x, tile=30, overlap=8, stride=4)
 
 
 def _write_pairs(root, n=6, size=20):

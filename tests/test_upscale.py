@@ -8,7 +8,7 @@ from PIL import Image
 
 from ganforge.errors import GanforgeError
 from ganforge.nn.srresnet import SRResNet
-from ganforge.upscale import upscale_tiled
+from ganforge.tiling import tiled
 
 
 def test_tiling_equals_whole_image_inference():
@@ -19,16 +19,16 @@ def test_tiling_equals_whole_image_inference():
     image = torch.rand(1, 3, 21, 27) * 2 - 1
     with torch.no_grad():
         whole = net(image)
-    tiled = upscale_tiled(net, image, 2, tile=8, overlap=12)  # overlap covers the ~10-px receptive radius
-    assert tiled.shape == (1, 3, 42, 54)
-    assert torch.allclose(tiled, whole, atol=1e-5)
-    seams = upscale_tiled(net, image, 2, tile=8, overlap=0)  # without context the tile borders differ
+    result = tiled(net, image, tile=8, overlap=12, scale=2)  # overlap covers the ~10-px receptive radius
+    assert result.shape == (1, 3, 42, 54)
+    assert torch.allclose(result, whole, atol=1e-5)
+    seams = tiled(net, image, tile=8, overlap=0, scale=2)  # without context the tile borders differ
     assert not torch.allclose(seams, whole, atol=1e-3)
 
 
 def test_tiling_checks_the_network_scale():
     with pytest.raises(GanforgeError, match="not"):
-        upscale_tiled(lambda x: x, torch.zeros(1, 3, 8, 8), 2, tile=4)
+        tiled(lambda x: x, torch.zeros(1, 3, 8, 8), tile=4, overlap=0, scale=2)
 
 
 def test_cli_train_upscale_and_evaluate(tmp_path, cli_env):

@@ -22,34 +22,30 @@ def _load(run: Path, checkpoint: str, capability: str):
 
 def _read_images(paths: list[Path], resolution: int, channels: int):
     """Images from files, resized (shorter side) and centre-cropped to the model's size, as float in [-1, 1]."""
-    import numpy as np
     import torch
     import torch.nn.functional as F
 
     from ganforge.data import read_image
+    from ganforge.media.images import from_picture
 
     out = []
     for path in paths:
         if not path.is_file():
             raise GanforgeError(f"{path}: no such image file")
-        try:
-            picture = read_image(path, "L" if channels == 1 else "RGB")
-        except Exception as error:
-            raise GanforgeError(f"{path}: cannot read the image ({type(error).__name__})") from None
-        array = torch.from_numpy(np.asarray(picture, dtype=np.float32).copy())
-        image = (array.unsqueeze(0) if array.ndim == 2 else array.permute(2, 0, 1)).unsqueeze(0)
+        image = from_picture(read_image(path, "L" if channels == 1 else "RGB"))
         h, w = image.shape[-2:]
         scale = resolution / min(h, w)
         size = (max(resolution, round(h * scale)), max(resolution, round(w * scale)))
         image = F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
         top, left = (size[0] - resolution) // 2, (size[1] - resolution) // 2
-        out.append(image[..., top:top + resolution, left:left + resolution] / 127.5 - 1)
+        out.append(image[..., top:top + resolution, left:left + resolution])
     return torch.cat(out)
 
 
 def style_mix(
     run: Path = typer.Argument(..., help="stylegan run folder or checkpoint file"),
     out: Path = typer.Option(Path("style_mix.png"), help="grid PNG"),
+    zoom: int = typer.Option(1, help="enlarge the grid this many times (nearest neighbour)"),
     rows: int = typer.Option(5, help="destination latents (rows)"),
     cols: int = typer.Option(5, help="source latents (columns)"),
     layers: str = typer.Option("coarse", help="styles taken from the sources: coarse | middle | fine | A-B"),
@@ -60,7 +56,7 @@ def style_mix(
     """Write the style-mixing grid: sources across the top, destinations down the left, mixes in between."""
     import torch
 
-    from ganforge.training.samples import save_grid
+    from ganforge import media
 
     if rows < 1 or cols < 1:
         raise GanforgeError("--rows and --cols must be at least 1")
@@ -77,7 +73,7 @@ def style_mix(
     cells = [blank, *tops]
     for r in range(rows):
         cells += [lefts[r], *mixed[r]]
-    save_grid(torch.stack(cells).clamp(-1, 1), out, nrow=cols + 1)
+    media.save(media.Images(torch.stack(cells).clamp(-1, 1)), out, zoom=zoom, nrow=cols + 1)
     typer.echo(f"wrote a {rows}x{cols} style-mixing grid (layers {span.start}-{span.stop - 1}) to {out}")
 
 
@@ -90,17 +86,17 @@ def reconstruct(
     """Encode real images and decode them again; writes each reconstruction and an input/output grid."""
     import torch
 
-    from ganforge.training.samples import save_grid
+    from ganforge import media
+    from ganforge.media.images import write_image
 
     model = _load(run, checkpoint, "encode")
     info = model.family.info
     real = _read_images(images, info.resolution, info.channels)
     with torch.no_grad():
         recon = model.family.reconstruct(model.generator, real).clamp(-1, 1)
-    out.mkdir(parents=True, exist_ok=True)
     for path, picture in zip(images, recon):
-        save_grid(picture.unsqueeze(0), out / f"{path.stem}_recon.png", nrow=1)
-    save_grid(torch.cat([real, recon]), out / "grid.png", nrow=len(images))
+        write_image(picture, out / f"{path.stem}_recon.png")
+    media.save(media.Images(torch.cat([real, recon])), out / "grid.png", nrow=len(images))
     typer.echo(f"wrote {len(images)} reconstructions and grid.png (inputs above, reconstructions below) to {out}")
 
 
@@ -108,37 +104,33 @@ def interpolate_images(
     run: Path = typer.Argument(..., help="vaegan run folder or checkpoint file"),
     first: Path = typer.Argument(..., help="image to start from"),
     second: Path = typer.Argument(..., help="image to end at"),
-    out: Path = typer.Option(Path("morph.png"), help="a .png strip or an animated .gif"),
+    out: Path = typer.Option(Path("morph.png"), help="a .png strip, or an animated .gif or .mp4"),
     frames: int = typer.Option(8, help="images from first to second, both ends included"),
     checkpoint: str = typer.Option("last"),
+    zoom: int = typer.Option(1, help="enlarge the strip or animation this many times (nearest neighbour)"),
 ) -> None:
     """Walk linearly between the latents of two real images and decode every step."""
     import torch
 
-    from ganforge.training.samples import save_grid
+    from ganforge import media
 
     if frames < 2:
         raise GanforgeError(f"--frames must be at least 2, got {frames}")
-    if out.suffix.lower() not in (".png", ".gif"):
-        raise GanforgeError(f"--out {out}: expected a .png strip or a .gif")
+    animated = out.suffix.lower() in (".gif", ".mp4")
+    if not animated:
+        media.check_format(out, "image")
     model = _load(run, checkpoint, "encode")
     info = model.family.info
     real = _read_images([first, second], info.resolution, info.channels)
     with torch.no_grad():
         a, b = model.family.encode(real)
         t = torch.linspace(0, 1, frames).unsqueeze(1)
-        pictures = model.generate({"noise": a.lerp(b, t)})
-    if out.suffix.lower() == ".png":
-        save_grid(torch.cat([real[:1], pictures, real[1:]]), out, nrow=frames + 2)
+        pictures = model.generate({"noise": a.lerp(b, t)}).tensor
+    if animated:  # there and back again, without repeating the ends
+        there_and_back = torch.cat([pictures, pictures.flip(0)[1:-1]])
+        media.save(media.Video(there_and_back.unsqueeze(0), fps=8), out, zoom=zoom)
     else:
-        from PIL import Image
-
-        from ganforge.training.samples import to_uint8
-
-        arrays = to_uint8(pictures).numpy()
-        gif = [Image.fromarray(x.squeeze(-1) if x.shape[-1] == 1 else x) for x in arrays]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        gif[0].save(out, save_all=True, append_images=gif[1:] + gif[-2:0:-1], duration=120, loop=0)
+        media.save(media.Images(torch.cat([real[:1], pictures, real[1:]])), out, zoom=zoom, nrow=frames + 2)
     typer.echo(f"wrote {frames} interpolated images to {out}")
 
 

@@ -18,24 +18,26 @@ def translate(
     out: Path = typer.Option(..., help="folder for the translated images (same file names as the inputs)"),
     direction: str = typer.Option("AtoB", help="AtoB | BtoA (CycleGAN translates both ways)"),
     checkpoint: str = typer.Option("last", help="which checkpoint: last, best, step_000500..."),
-    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N | mps"),
-    tile: int = typer.Option(512, help="images larger than this go through overlapping tiles of this side"),
-    overlap: int = typer.Option(32, help="overlap of neighbouring tiles, blended linearly"),
+    device: str = typer.Option("cpu", help="auto | cpu | cuda | cuda:N | mps"),
+    tile: int = typer.Option(512, help="images larger than this go through tiles of this side (0: whole image)"),
+    overlap: int = typer.Option(32, help="context pixels run around each tile (cropped off)"),
     targets: Optional[Path] = typer.Option(None, help="ground-truth folder (same names): report PSNR/SSIM"),
     domain: Optional[Path] = typer.Option(None, help="target-domain folder: report FID/KID of the translations"),
     extractor: Optional[str] = typer.Option(None, help="feature extractor for --domain (default: by channels)"),
 ) -> None:
     """Translate images with a trained image-to-image run, keeping their sizes and file names."""
     import ganforge
-    from ganforge.translate import expand_inputs, paired_scores, translate_files, unpaired_scores
+    from ganforge.media.files import image_inputs
+    from ganforge.training.trainer import resolve_device
+    from ganforge.translate import paired_scores, translate_files, unpaired_scores
 
     if direction not in ("AtoB", "BtoA"):
         raise GanforgeError(f"--direction must be AtoB or BtoA, got '{direction}'")
-    model = ganforge.load(run, checkpoint, device)
+    model = ganforge.load(run, checkpoint, str(resolve_device(device)))
     written = translate_files(model, inputs, out, direction, tile, overlap)
     typer.echo(f"wrote {len(written)} images to {out}")
     if targets is not None:
-        sources = [path for path, _ in expand_inputs(inputs)]
+        sources = [path for path, _ in image_inputs(inputs)]
         scores = paired_scores(written, out, targets, inputs=sources)
         typer.echo(f"PSNR {scores['output']['psnr']:.2f} dB (input {scores['input']['psnr']:.2f}), "
                    f"SSIM {scores['output']['ssim']:.4f} (input {scores['input']['ssim']:.4f}) over "

@@ -7,8 +7,6 @@ import csv
 import math
 from pathlib import Path
 
-import torch
-
 
 class RunLogger:
     """Appends scalar rows to metrics.csv and TensorBoard; images go to TensorBoard too."""
@@ -80,9 +78,26 @@ class RunLogger:
             for key, value in values.items():
                 self.writer.add_scalar(key, value, step)
 
-    def image(self, step: int, tag: str, grid: torch.Tensor) -> None:
-        if self.enabled and self.writer is not None:
-            self.writer.add_image(tag, grid, step)
+    def samples(self, step: int, tag: str, samples) -> None:
+        """Typed samples (ganforge.media) in TensorBoard's tab for their modality: a grid image, an animated GIF
+        grid (written here: add_video needs moviepy), the clips joined by silence (mono), or text lines."""
+        if not self.enabled or self.writer is None:
+            return
+        from ganforge.media import audio, images, to_uint8, tokens, video
+
+        if samples.modality == "image":
+            self.writer.add_image(tag, images.grid(to_uint8(samples.tensor))[0], step)
+        elif samples.modality == "video":
+            from tensorboard.compat.proto.summary_pb2 import Summary
+
+            frames, _ = video.grid_frames(samples)
+            picture = Summary.Image(height=frames.shape[-2], width=frames.shape[-1], colorspace=frames.shape[-3],
+                                    encoded_image_string=video.gif_bytes(frames, samples.fps))
+            self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=picture)]), step)
+        elif samples.modality == "audio":
+            self.writer.add_audio(tag, audio.joined(samples).mean(0, keepdim=True), step, samples.sample_rate)
+        else:
+            self.writer.add_text(tag, "\n".join("    " + line for line in tokens.lines(samples)), step)
 
     def close(self) -> None:
         if self.writer is not None:

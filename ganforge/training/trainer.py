@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ganforge import media
 from ganforge.config import RunConfig, save_yaml, validate
 from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, Family, create
@@ -23,7 +24,6 @@ from ganforge.training.ema import EMA, refresh_norm_stats
 from ganforge.training.guard import DivergenceGuard, all_finite, newest_good_checkpoint, weight_norms
 from ganforge.training.lock import claim_run_folder
 from ganforge.training.logger import RunLogger, describe, progress_display
-from ganforge.training.samples import save_grid
 
 GRID_SIZE = 64
 
@@ -362,10 +362,12 @@ class Trainer:
         was_training = generator.training
         generator.eval()
         with self.autocast():
-            images = self.family.generate(generator, self.grid_inputs).float()
+            output = self.family.generate(generator, self.grid_inputs)
         generator.train(was_training)
-        grid = save_grid(images, self.run_dir / "samples" / f"step_{self.step:06d}.png")
-        self.logger.image(self.step, "samples", grid)
+        samples = media.wrap(output, self.family.capabilities.modality, labels=self.grid_inputs.get("label"),
+                             **self.family.sample_info())
+        shown = media.save_preview(samples, self.run_dir / "samples" / f"step_{self.step:06d}")
+        self.logger.samples(self.step, "samples", shown)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, batch_size: int = 250) -> torch.Tensor:
