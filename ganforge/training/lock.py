@@ -53,6 +53,8 @@ class RunLock:
                 handle.close()
                 raise GanforgeError(f"run folder {self.path.parent} is in use by {holder}; wait for it to finish "
                                     "or stop it first") from None
+            except OSError:  # a file system without flock (some network mounts): train unlocked rather than not
+                pass
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
