@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import sys
 from pathlib import Path
-from typing import Any, Optional, get_args, get_type_hints
+from typing import Any, Optional, get_args
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand
 
-from ganforge.config import FieldDoc, RunConfig, apply_overrides, field_docs, settings
+from ganforge.config import RunConfig, apply_overrides, field_docs
+from ganforge.flags import CONFIG_FLAGS, config_overrides, shown, with_config_flags
 from ganforge.errors import GanforgeError
 
 
@@ -36,96 +36,6 @@ def _root(version: bool = typer.Option(False, "--version", is_eager=True, callba
 
 
 console = Console()
-
-# flag names users know, where a field's own name would clash (--name is the run folder's) or say less
-FLAG_NAMES = {"data.source": "data", "data.root": "data-root", "model.name": "model"}
-# train's flags that are not config fields of their own (and so not available as field flags)
-OWN_FLAGS = {"scale", "opt", "set", "config", "resume", "dry-run", "quiet", "help"}
-
-
-def _config_flags() -> dict[str, tuple[str, str, FieldDoc]]:
-    """Python parameter -> (config key, flag, field) for every setting of RunConfig: a field added to a config
-    dataclass gets its flag here. Mappings (model.options) are set with --opt / --set."""
-    flags: dict[str, tuple[str, str, FieldDoc]] = {}
-    for key, doc in settings():
-        if getattr(doc.hint, "__origin__", doc.hint) is dict:
-            continue
-        flag = FLAG_NAMES.get(key, doc.name.replace("_", "-"))
-        if flag in OWN_FLAGS or flag.replace("-", "_") in flags:  # e.g. a train.name field: --train-name
-            flag = key.replace(".", "-").replace("_", "-")
-        flags[flag.replace("-", "_")] = (key, flag, doc)
-    return flags
-
-
-CONFIG_FLAGS = _config_flags()
-# CLI flag -> config field; flags map one-to-one onto config fields
-TRAIN_FLAGS = {param: key for param, (key, _, _) in CONFIG_FLAGS.items()} | {"scale": "model.options.scale"}
-
-
-def _shown(value: Any, flag: str) -> str:
-    """A default as `--help` shows it."""
-    if isinstance(value, bool):
-        return f"--{flag}" if value else f"--no-{flag}"
-    return str(value)
-
-
-def _flag_type(hint: Any) -> type:
-    """The type typer parses a flag's value as (str for anything else; the config coerces it)."""
-    choices = [arg for arg in get_args(hint) if arg is not type(None)] or [hint]
-    return choices[0] if len(choices) == 1 and choices[0] in (bool, int, float, str) else str
-
-
-def _with_config_flags(function):
-    """Give `function` an option per config setting after its own parameters; it receives them in **flags, None
-    when not given, so presets and YAML still apply. `--help` shows each field's default and comment."""
-    own = inspect.signature(function)
-    hints = get_type_hints(function)
-    parameters = [p for p in own.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-    for param, (key, flag, doc) in CONFIG_FLAGS.items():
-        kind = _flag_type(doc.hint)
-        section = key.partition(".")[0] if "." in key else "run"
-        option = typer.Option(None, f"--{flag}/--no-{flag}" if kind is bool else f"--{flag}", help=escape(doc.help),
-                              show_default=_shown(doc.default, flag), rich_help_panel=f"Settings: {section}")
-        hints[param] = Optional[kind]
-        parameters.append(inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=option,
-                                            annotation=hints[param]))
-    function.__signature__ = own.replace(parameters=parameters)
-    function.__annotations__ = hints
-    return function
-
-
-def _parse_pairs(pairs: list[str], flag: str, prefix: str = "") -> dict[str, Any]:
-    """key=value pairs (values parsed as YAML scalars) into {prefix + key: value}."""
-    import yaml
-
-    parsed = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise GanforgeError(f"{flag} expects key=value, got '{pair}'")
-        try:
-            parsed[f"{prefix}{key.strip()}"] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise GanforgeError(f"{flag} {pair}: the value is not a valid YAML scalar") from None
-    return parsed
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """--opt key=value pairs (values parsed as YAML scalars) into model.options overrides."""
-    return _parse_pairs(pairs, "--opt", "model.options.")
-
-
-def config_overrides(flags: dict[str, Any], opt: list[str], assignments: list[str]) -> dict[str, Any]:
-    """The config overrides given by field flags (None: not given), --opt and --set, as {'section.key': value}."""
-    overrides = {TRAIN_FLAGS[param]: value for param, value in flags.items() if value is not None}
-    overrides |= parse_options(opt)
-    assigned = _parse_pairs(assignments, "--set")
-    apply_overrides(RunConfig(), assigned, "--set")  # unknown keys and bad values: one line naming --set
-    for key in assigned.keys() & overrides.keys():
-        if assigned[key] != overrides[key]:
-            raise GanforgeError(f"{key} is given twice: --set {key}={assigned[key]} and a flag with {overrides[key]!r}")
-    return assigned | overrides
-
 
 class _TrainCommand(TyperCommand):
     """`train --help` lists the families; with --model NAME also that family's preset defaults and --opt keys."""
@@ -150,13 +60,13 @@ class _TrainCommand(TyperCommand):
                 key, flag, doc = CONFIG_FLAGS.get(param.name, (None, None, None))
                 value = functools.reduce(getattr, key.split("."), preset) if key else None
                 if key and value != doc.default:
-                    param.show_default = f"{_shown(value, flag)}, {name} preset"
+                    param.show_default = f"{shown(value, flag)}, {name} preset"
             self.epilog = escape("\n".join(family_lines(family)))
         return super().format_help(ctx, formatter)
 
 
 @app.command(cls=_TrainCommand)
-@_with_config_flags
+@with_config_flags
 def train(
     scale: Optional[int] = typer.Option(None, help="upscaling factor of super-resolution families, 2 or 4 "
                                         "(model.options.scale)", show_default="the family's"),
@@ -296,6 +206,8 @@ COMMAND_MODULES = (
     "ganforge.commands.superres",
     "ganforge.commands.tune",
     "ganforge.commands.evaluate",
+    "ganforge.commands.export",
+    "ganforge.commands.report",
 )
 
 
@@ -319,13 +231,27 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback; Ctrl-C before
     training has started (imports included) prints `interrupted` and exits 130."""
     try:
-        app()
+        result = typer.main.get_command(app).main(standalone_mode=False)
+        sys.exit(result if isinstance(result, int) else 0)  # --help and --version return their exit code
     except GanforgeError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as error:
+        kinds = {kind.__name__ for kind in type(error).__mro__}  # click's, or the copy newer typers vendor
+        if "Abort" in kinds:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+        if "NoArgsIsHelpError" in kinds:  # bare `ganforge`: the help was printed, nothing more to say
+            sys.exit(0)
+        if "UsageError" not in kinds:
+            raise
+        context = getattr(error, "ctx", None)  # a malformed flag or command: one line, as any other bad input
+        where = f" (see ganforge {context.info_name} --help)" if context is not None and context.parent else ""
+        print(f"error: {error.format_message()}{where}", file=sys.stderr)
+        sys.exit(2)
     except SystemExit as exit:
         if exit.code == 130:  # typer turns a KeyboardInterrupt inside a command into a silent exit 130
             print("interrupted", file=sys.stderr)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
-from typing import Any, Optional, get_type_hints
+from typing import Any, Optional
 
 import typer
 
 from ganforge.errors import GanforgeError
+from ganforge.flags import config_overrides, with_config_flags
 
 # train's flags that tune defines itself: --out/--name place the tune folder as train's place the run folder
 _NOT_FOR_TUNE = {"out", "name"}
@@ -34,6 +34,11 @@ def tune_command(
     eval_extractor: Optional[str] = typer.Option(None, "--eval-extractor", help="feature extractor for the scores"),
     sampler_seed: int = typer.Option(0, "--sampler-seed", help="seed of the sampler (train's --seed seeds each trial)"),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write Optuna plots as HTML and PNG"),
+    opt: list[str] = typer.Option([], help="family option key=value (model.options.KEY), repeatable"),
+    assignments: list[str] = typer.Option([], "--set", help="any setting section.key=value, repeatable"),
+    config: Optional[Path] = typer.Option(None, help="YAML config file of the trials' fixed settings; flags "
+                                          "override it"),
+    quiet: bool = typer.Option(False, help="no progress output"),
     **train_flags: Any,
 ) -> None:
     """Search hyperparameters with Optuna; writes best.yaml (for `ganforge train --config`), trials.csv and plots."""
@@ -41,11 +46,7 @@ def tune_command(
     from rich.table import Table
 
     from ganforge import tune as tuning
-    from ganforge.cli import TRAIN_FLAGS, parse_options
-
-    overrides = {field: train_flags[flag] for flag, field in TRAIN_FLAGS.items()
-                 if flag not in _NOT_FOR_TUNE and train_flags.get(flag) is not None}
-    overrides |= parse_options(train_flags.get("opt") or [])
+    overrides = config_overrides(train_flags, opt, assignments)
     for key, value in (("train.eval_n", eval_n), ("train.eval_extractor", eval_extractor)):
         if value is not None:
             overrides[key] = value
@@ -53,9 +54,9 @@ def tune_command(
         raise GanforgeError(f"--sampler: unknown sampler '{sampler}' (expected one of: {', '.join(tuning.SAMPLERS)})")
     study = study or space.stem
     result = tuning.tune(space, overrides, trials, sampler, storage=storage, study_name=study, n_jobs=n_jobs,
-                         out=tune_folder(out, name, study), objective=objective, config_file=train_flags.get("config"),
+                         out=tune_folder(out, name, study), objective=objective, config_file=config,
                          pruner=pruner, second_objective=second_objective, eval_every=eval_every, seed=sampler_seed,
-                         plots=plots, quiet=bool(train_flags.get("quiet")))
+                         plots=plots, quiet=quiet)
     console = Console()
     columns, rows = tuning.trial_rows(result.study, objective, second_objective)
     table = Table(title=f"study {result.study.study_name}: {len(rows)} trials")
@@ -87,35 +88,5 @@ def tune_folder(out: Optional[Path], name: Optional[str], study: str) -> Path:
     return (out or Path("runs")) / (name or f"tune-{study}")
 
 
-def _with_train_flags(function):
-    """Give `function` every `ganforge train` flag (less --out/--name, which tune defines itself, plus --config,
-    --opt, --quiet) as options."""
-    from ganforge.cli import TRAIN_FLAGS, train
-
-    train_signature = inspect.signature(train)
-    train_hints = get_type_hints(train)
-    wanted = (set(TRAIN_FLAGS) - _NOT_FOR_TUNE) | {"config", "opt", "quiet"}
-    own = inspect.signature(function)
-    hints = get_type_hints(function)
-    parameters = [p for p in own.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-    taken = {p.name for p in parameters}
-    for name, parameter in train_signature.parameters.items():
-        if name in wanted and name not in taken:
-            parameters.append(parameter.replace(annotation=train_hints[name], kind=inspect.Parameter.KEYWORD_ONLY))
-            hints[name] = train_hints[name]
-    hints.pop("train_flags", None)
-
-    def command(**kwargs: Any) -> None:
-        mine = {name: kwargs.pop(name) for name in list(kwargs) if name in own.parameters}
-        function(**mine, **kwargs)
-
-    command.__signature__ = own.replace(parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-                                                    for p in parameters])
-    command.__annotations__ = hints
-    command.__doc__ = function.__doc__
-    command.__name__ = function.__name__
-    return command
-
-
 def register(app: typer.Typer) -> None:
-    app.command("tune")(_with_train_flags(tune_command))
+    app.command("tune")(with_config_flags(tune_command, exclude=_NOT_FOR_TUNE))
