@@ -45,8 +45,8 @@ def sample(
     n: int = typer.Option(64, help="number of samples"),
     out: Optional[Path] = typer.Option(None, help="by the model's modality: images: grid.png/.jpg, a folder of PNGs, "
                                                   "file.npz; video: .gif, .mp4, a folder, .npz; audio: .wav, .png "
-                                                  "(spectrograms), a folder, .npz; tokens: .txt, .npz "
-                                                  "[default: samples.png, .gif, .wav or .txt]"),
+                                                  "(spectrograms), a folder, .npz; tokens: .txt, .npz (default: "
+                                                  "samples.png, .gif, .wav or .txt)"),
     seed: int = typer.Option(0),
     klass: Optional[int] = typer.Option(None, "--class", help="class index for conditional models"),
     checkpoint: str = typer.Option("last", help="which checkpoint: last, best, step_000500..."),
