@@ -211,7 +211,11 @@ class GAN:
 
 
 def load(target: str | Path, which: str = "last", device: str = "cpu") -> GAN:
-    """Load a trained run (folder or checkpoint file) for sampling; the EMA generator when the run had one."""
+    """Load a trained run (folder or checkpoint file) for sampling; the EMA generator when the run had one.
+    `device` may be auto | cpu | cuda | cuda:N | mps."""
+    from ganforge.device import resolve_device
+
+    device = str(resolve_device(device))
     path = find_checkpoint(target, which)
     tensors, meta = ckpt.load(path, device)
     config = apply_overrides(RunConfig(), meta["config"], f"checkpoint {path}")

@@ -28,10 +28,8 @@ def load_upscaler(run, checkpoint: str = "last", device: str = "cpu", alpha: flo
     import ganforge
     from ganforge.api import generator_state
     from ganforge.families import having
-    from ganforge.training.trainer import resolve_device
-
-    device = str(resolve_device(device))
     model = ganforge.load(run, checkpoint, device)
+    device = model.device
     if not model.family.capabilities.upscale:
         raise GanforgeError(f"{run}: a {model.config.model.name} run, not a super-resolution model "
                             f"({', '.join(having('upscale'))})")

@@ -82,7 +82,7 @@ def test_one_step_lowers_the_pixel_loss(pixel_loss):
 
 
 def test_unknown_pixel_loss_is_a_clear_error():
-    with pytest.raises(GanforgeError, match="pixel_loss must be 'l1' or 'mse', got 'l2'"):
+    with pytest.raises(GanforgeError, match="model.options.pixel_loss must be one of l1, mse; got 'l2'"):
         get("pix2pix")(config(**{"model.options.pixel_loss": "l2"}), DataInfo(channels=3, resolution=16))
 
 

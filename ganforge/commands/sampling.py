@@ -15,9 +15,8 @@ BATCH = 256  # samples generated at a time
 
 def _load(run: Path, checkpoint: str, device: str):
     import ganforge
-    from ganforge.training.trainer import resolve_device
 
-    return ganforge.load(run, checkpoint, str(resolve_device(device)))
+    return ganforge.load(run, checkpoint, device)
 
 
 def _truncated(model, inputs: dict, truncation: float | None) -> dict:

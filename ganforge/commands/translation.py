@@ -28,12 +28,11 @@ def translate(
     """Translate images with a trained image-to-image run, keeping their sizes and file names."""
     import ganforge
     from ganforge.media.files import image_inputs
-    from ganforge.training.trainer import resolve_device
     from ganforge.translate import paired_scores, translate_files, unpaired_scores
 
     if direction not in ("AtoB", "BtoA"):
         raise GanforgeError(f"--direction must be AtoB or BtoA, got '{direction}'")
-    model = ganforge.load(run, checkpoint, str(resolve_device(device)))
+    model = ganforge.load(run, checkpoint, device)
     written = translate_files(model, inputs, out, direction, tile, overlap)
     typer.echo(f"wrote {len(written)} images to {out}")
     if targets is not None:

@@ -2,6 +2,6 @@
 
 from ganforge.data.batches import TensorBatches
 from ganforge.data.image_files import IMAGE_SUFFIXES, list_images, read_image
-from ganforge.data.sources import ImageSet, load_images, to_float
+from ganforge.data.sources import ImageSet, load_images
 
-__all__ = ["IMAGE_SUFFIXES", "ImageSet", "TensorBatches", "list_images", "load_images", "read_image", "to_float"]
+__all__ = ["IMAGE_SUFFIXES", "ImageSet", "TensorBatches", "list_images", "load_images", "read_image"]

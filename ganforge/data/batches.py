@@ -6,6 +6,7 @@ import torch
 
 from ganforge.data.sources import ImageSet
 from ganforge.errors import GanforgeError
+from ganforge.media import from_uint8
 
 
 class ShuffledEpochs:
@@ -59,7 +60,7 @@ class TensorBatches(ShuffledEpochs):
     def next(self) -> dict[str, torch.Tensor]:
         index, _ = self.take()
         index = index.to(self.images.device, non_blocking=True)
-        image = self.images[index].float().div_(127.5).sub_(1.0)
+        image = from_uint8(self.images[index])
         if self.flip:
             flip = torch.rand(image.shape[0], 1, 1, 1, device=image.device) < 0.5
             image = torch.where(flip, image.flip(-1), image)

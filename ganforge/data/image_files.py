@@ -35,7 +35,7 @@ def is_grey_mode(mode: str) -> bool:
     return mode in GREY_MODES or mode.startswith("I;16")
 
 
-def to_uint8(array: np.ndarray, where: str) -> np.ndarray:
+def pixels_to_uint8(array: np.ndarray, where: str) -> np.ndarray:
     """Pixel values as uint8: uint8 kept, other numbers (bool included) taken as [0, 1], [-1, 1] or [0, 255];
     non-finite values and non-numeric dtypes are refused naming `where`."""
     if array.dtype == np.uint8:
@@ -65,7 +65,7 @@ def _eight_bit(image, where: str):
         return image
     array = np.asarray(image)
     if image.mode == "F":
-        return Image.fromarray(to_uint8(array, where), "L")
+        return Image.fromarray(pixels_to_uint8(array, where), "L")
     if image.mode == "I":  # 16-bit PNGs may open as 32-bit 'I'; other 32-bit data is too ambiguous to scale
         low, high = int(array.min()), int(array.max())
         if low < 0 or high > 65535:

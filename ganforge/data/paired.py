@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ganforge.data.batches import ShuffledEpochs
 from ganforge.data.image_files import is_grey_mode, list_images, read_image
 from ganforge.errors import GanforgeError
+from ganforge.media import from_uint8
 
 PAIRED_DIRS = (("A", "B"), ("trainA", "trainB"))
 
@@ -229,7 +230,7 @@ class PairedImages:
             image = images[int(i)]
             top, left = (image.shape[-2] - r) // 2, (image.shape[-1] - r) // 2
             out.append(image[:, top:top + r, left:left + r])
-        return torch.stack(out).float().div_(127.5).sub_(1.0)
+        return from_uint8(torch.stack(out))
 
     def as_float(self) -> torch.Tensor:
         """The target-domain (B) images, centre-cropped, as float32 in [-1, 1]."""
@@ -280,6 +281,5 @@ class PairedBatches(ShuffledEpochs):
             else:
                 j = int(torch.randint(0, len(self.b), (1,), generator=rng))
                 crops_b.append(self._crop(self.b[j], *self._place(self.b[j], rng)))
-        return {"a": torch.stack(crops_a).float().div_(127.5).sub_(1.0),
-                "b": torch.stack(crops_b).float().div_(127.5).sub_(1.0)}
+        return {"a": from_uint8(torch.stack(crops_a)), "b": from_uint8(torch.stack(crops_b))}
 

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganforge.data.image_files import (IMAGE_SUFFIXES, is_grey_mode, list_images, read_image, to_uint8,
+from ganforge.data.image_files import (IMAGE_SUFFIXES, is_grey_mode, list_images, read_image, pixels_to_uint8,
                                        warn_skipped)
 from ganforge.errors import GanforgeError
+from ganforge.media import from_uint8
 
 TORCHVISION_SETS = {"mnist", "fashion-mnist", "cifar10", "celeba"}
 
@@ -47,11 +48,9 @@ class ImageSet:
 
     def as_float(self) -> torch.Tensor:
         """All images as float32 in [-1, 1]."""
-        return to_float(self.images)
+        return from_uint8(self.images)
 
 
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    return images.float().div_(127.5).sub_(1.0)
 
 
 def default_cache() -> Path:
@@ -190,7 +189,7 @@ def _array(path: Path):
         raise GanforgeError(f"{where}: expected 1, 3 or 4 channels, got shape {array.shape}")
     if 0 in array.shape:
         raise GanforgeError(f"{where}: no pixels in an array of shape {array.shape}")
-    array = to_uint8(array, where)
+    array = pixels_to_uint8(array, where)
     if labels is not None and len(labels) != len(array):
         raise GanforgeError(f"{where}: {len(array)} images but {len(labels)} labels")
     classes = [str(c) for c in range(int(labels.max()) + 1)] if labels is not None and len(labels) else []

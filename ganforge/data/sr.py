@@ -12,6 +12,7 @@ from ganforge.data.batches import ShuffledEpochs
 from ganforge.data.image_files import list_images, read_image, warn_skipped
 from ganforge.data.sources import load_images
 from ganforge.errors import GanforgeError
+from ganforge.media import from_uint8
 
 # scikit-image's bundled photographs (no download): a built-in high-resolution source for demos
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
@@ -148,7 +149,7 @@ class SuperResolutionImages:
             h, w = image.shape[-2:]
             top, left = (h - self.crop) // 2, (w - self.crop) // 2
             out.append(image[:, top:top + self.crop, left:left + self.crop])
-        return torch.stack(out).float().div(127.5).sub(1)
+        return from_uint8(torch.stack(out))
 
     def batches(self, batch_size: int, device: torch.device, seed: int, flip: bool = False) -> "PairBatches":
         """Endless batches {"lr", "hr"} on `device`."""

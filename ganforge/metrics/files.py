@@ -15,11 +15,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ganforge.data.image_files import to_uint8
+from ganforge.data.image_files import pixels_to_uint8
 from ganforge.errors import GanforgeError
 from ganforge.metrics.evaluate import evaluate_images, parse_metrics, resolve_extractor
 from ganforge.metrics.extractors import adapt_channels, extraction_progress
 from ganforge.metrics.images import ImageSet, load_images
+from ganforge.media import from_uint8
 
 def evaluate_sets(fake: torch.Tensor, real: torch.Tensor, metrics: str, extractor: str | None, batch_size: int,
               seed: int, **record) -> dict:
@@ -52,7 +53,7 @@ def load_set(source: Path, size: int | None = None, channels: int | None = None,
     images = _read_array(source)
     if limit is not None and len(images) > limit:
         images = images[::len(images) // limit][:limit]  # every k-th image, as for folders
-    images = images.permute(0, 3, 1, 2).float().div(127.5).sub(1)
+    images = from_uint8(images.permute(0, 3, 1, 2))
     images = adapt_channels(images, channels or images.shape[1])
     image_format = f"{source.suffix.lstrip('.').lower()}:uint8"
     if size is not None and images.shape[-2:] != (size, size):
@@ -78,7 +79,7 @@ def _read_array(path: Path) -> torch.Tensor:
     if array.ndim != 4 or array.shape[-1] not in (1, 3) or len(array) < 1:
         raise GanforgeError(f"{path}: expected images shaped (N, H, W) or (N, H, W, 1|3) as ganforge sample "
                             f"writes them, got shape {array.shape}")
-    return torch.from_numpy(np.ascontiguousarray(to_uint8(array, str(path))))
+    return torch.from_numpy(np.ascontiguousarray(pixels_to_uint8(array, str(path))))
 
 
 def check_writable(path: Path) -> None:

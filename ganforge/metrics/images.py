@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ganforge.data.image_files import IMAGE_SUFFIXES, is_image_file, list_images, read_image
 from ganforge.errors import GanforgeError
+from ganforge.media import from_uint8
 
 RESIZE_FILTER = "PIL.BICUBIC"
 
@@ -77,7 +78,7 @@ def load_images(source: str | Path, size: int | None = None, mode: str | None = 
     arrays = [np.asarray(_square(p.convert(mode), size), dtype=np.uint8) for p in pictures]
     data = torch.from_numpy(np.stack(arrays))
     data = data.unsqueeze(1) if data.dim() == 3 else data.permute(0, 3, 1, 2)
-    images = data.float().div(127.5).sub(1)
+    images = from_uint8(data)
     names = _strip_common_root([name for name, _ in members])
     folders = [n.rsplit("/", 1)[0] if "/" in n else "" for n in names]
     classes = sorted(set(folders)) if all(folders) else []

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from ganforge import media
+from ganforge.device import resolve_device
 from ganforge.config import RunConfig, save_yaml, validate
 from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, Family, create
@@ -26,25 +27,6 @@ from ganforge.training.lock import claim_run_folder
 from ganforge.training.logger import RunLogger, describe, progress_display
 
 GRID_SIZE = 64
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; an explicit device that is not there is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise GanforgeError(f"train.device: unknown device '{name}' (expected auto, cpu, cuda, cuda:N or mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GanforgeError(f"train.device is '{name}' but CUDA is not available on this machine")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise GanforgeError(f"train.device is '{name}' but MPS is not available on this machine")
-    return device
 
 
 def data_info(config: RunConfig, data) -> DataInfo:
@@ -74,7 +56,7 @@ class Trainer:
         self.callbacks = callbacks or []
         train = config.train
         self.dist = Distributed.from_env()
-        self.device = self.dist.device(resolve_device(train.device))
+        self.device = self.dist.device(resolve_device(train.device, "train.device"))
         if not self.dist.is_main:
             self.quiet = True
         torch.manual_seed(train.seed)
