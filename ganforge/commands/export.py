@@ -15,9 +15,9 @@ SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts":
 
 def export_command(
     run: Path = typer.Argument(..., help="run folder or checkpoint file"),
-    fmt: Optional[str] = typer.Option(None, "--format", help="onnx | torchscript [default: from the --out suffix "
-                                      "(.pt, .pth, .ts: torchscript), else onnx]"),
-    out: Optional[Path] = typer.Option(None, help="the file to write [default: RUN_NAME.onnx or RUN_NAME.pt]"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="onnx | torchscript; by default from the --out suffix "
+                                      "(.pt, .pth, .ts: torchscript), else onnx"),
+    out: Optional[Path] = typer.Option(None, help="the file to write; by default the run folder's (or checkpoint's) name + .onnx or .pt"),
     checkpoint: str = typer.Option("last", help="which checkpoint: last, best, step_000500..."),
     ema: bool = typer.Option(True, "--ema/--live", help="the EMA generator (when the run kept one) or the live one"),
 ) -> None:
@@ -31,7 +31,7 @@ def export_command(
     import ganforge
     from ganforge.export import export
 
-    out = out or Path(Path(run).resolve().name + FORMATS[fmt][0])
+    out = out or Path((run.stem if run.is_file() else run.resolve().name) + FORMATS[fmt][0])
     model = ganforge.load(run, checkpoint)
     meta, difference = export(model, out, fmt, ema)
     inputs = ", ".join(meta["inputs"])

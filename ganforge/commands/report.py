@@ -11,7 +11,7 @@ import typer
 
 def report_command(
     run: Path = typer.Argument(..., help="run folder"),
-    out: Optional[Path] = typer.Option(None, help="the HTML file to write [default: RUN/report.html]"),
+    out: Optional[Path] = typer.Option(None, help="the HTML file to write; by default RUN/report.html"),
 ) -> None:
     """Write one HTML file (figures embedded, no server, nothing fetched) with the resolved config, loss and
     evaluation curves, the samples over training and their animation, evaluation records and the environment."""
