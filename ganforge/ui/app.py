@@ -21,7 +21,8 @@ from ganforge.errors import GanforgeError  # noqa: E402
 from ganforge.ui import actions, runs  # noqa: E402
 from ganforge.ui.training import Training, TrainRequest, data_choices  # noqa: E402
 
-CSS = ".pixelated img { image-rendering: pixelated; }"
+# small samples enlarged in the page without blurring (the served file keeps its size)
+CSS = ".pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 THEME_FONTS = {"font": ["ui-sans-serif", "system-ui", "sans-serif"], "font_mono": ["ui-monospace", "monospace"]}
 KEEP_OUTPUTS = 64  # request folders kept for gradio to copy from
 
@@ -97,7 +98,7 @@ def runs_tab(settings: Settings):
         losses = gr.LinePlot(x="step", y="value", color="series", label="losses (metrics.csv)")
         scores = gr.LinePlot(x="step", y="value", color="series", label="evaluation (eval.csv)")
     step = gr.Slider(0, 1, step=1, label="sample grid (by checkpoint step)", elem_id="runs-step")
-    grid = gr.Image(label="samples", type="filepath", interactive=False, elem_classes="pixelated",
+    grid = gr.Image(label="samples", type="filepath", interactive=False, elem_classes="pixelated", height=360,
                     elem_id="runs-grid")
 
     @guarded
@@ -112,8 +113,8 @@ def runs_tab(settings: Settings):
         found = runs.find_run(settings.runs, name)
         grids = runs.sample_grids(found)
         last = len(grids) - 1
-        slider = gr.Slider(0, max(1, last), value=max(0, last), step=1,
-                           label=f"sample grid {last + 1} of {len(grids)}" + (f" (step {grids[-1][0]})" if grids else ""))
+        at = f" (step {grids[-1][0]})" if grids else ""
+        slider = gr.Slider(0, max(1, last), value=max(0, last), step=1, label=f"sample grid {last + 1} of {len(grids)}{at}")
         return (runs.describe(found), _long(runs.curves(found, "metrics")), _long(runs.curves(found, "eval")), slider,
                 str(grids[-1][1]) if grids else None)
 
@@ -165,7 +166,7 @@ def play_tab(settings: Settings, outputs: Outputs):
                                    elem_id="play-truncation")
         sample_button = gr.Button("Sample", variant="primary", elem_id="play-sample")
         picture = gr.Image(label="samples", type="filepath", interactive=False, elem_classes="pixelated",
-                           elem_id="play-picture")
+                           height=360, elem_id="play-picture")
         sound = gr.Audio(label="audio", type="filepath", interactive=False, visible=False)
         text = gr.Textbox(label="samples", lines=8, visible=False)
         download = gr.File(label="download all samples (.npz)", interactive=False)
@@ -175,14 +176,17 @@ def play_tab(settings: Settings, outputs: Outputs):
                                    elem_id="translate-upload")
             direction = gr.Radio(["AtoB"], value="AtoB", label="direction", elem_id="translate-direction")
         translate_button = gr.Button("Translate", variant="primary", elem_id="translate-go")
-        translated = gr.Image(label="translated", type="pil", format="png", interactive=False, elem_id="translate-out")
+        translated = gr.Image(label="translated", type="pil", format="png", interactive=False, height=360,
+                                 elem_classes="pixelated", elem_id="translate-out")
     with gr.Group(visible=False) as upscaling:
         upscale_in = gr.File(label="image to upscale", file_types=["image"], type="filepath",
                              elem_id="upscale-upload")
         upscale_button = gr.Button("Upscale", variant="primary", elem_id="upscale-go")
         with gr.Row():
-            upscaled = gr.Image(label="upscaled", type="pil", format="png", interactive=False, elem_id="upscale-out")
-            bicubic = gr.Image(label="bicubic", type="pil", format="png", interactive=False, elem_id="upscale-bicubic")
+            upscaled = gr.Image(label="upscaled", type="pil", format="png", interactive=False, height=360,
+                                 elem_classes="pixelated", elem_id="upscale-out")
+            bicubic = gr.Image(label="bicubic", type="pil", format="png", interactive=False, height=360,
+                                 elem_classes="pixelated", elem_id="upscale-bicubic")
 
     @guarded
     def chosen(name):

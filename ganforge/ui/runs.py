@@ -14,6 +14,7 @@ from ganforge.errors import GanforgeError
 
 CHECKPOINT = Path("checkpoints") / "last.safetensors"
 DEPTH = 2  # runs/NAME and runs/GROUP/NAME (e.g. tune trials)
+SPEED = {"img_per_s", "lr_scale"}  # metrics.csv columns that are not losses: left out of the loss curves
 STEP_FILE = re.compile(r"step_(\d+)\.(png|gif)$")
 
 
@@ -133,7 +134,7 @@ def curves(run: Run, table: str) -> dict[str, list[tuple[float, float]]]:
         if step is None:
             continue
         for key, value in row.items():
-            if key != "step" and math.isfinite(value):
+            if key != "step" and key not in SPEED and math.isfinite(value):
                 series.setdefault(key, []).append((step, value))
     return series
 
