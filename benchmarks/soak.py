@@ -46,13 +46,10 @@ def start(args, run: Path, resume: bool, pause: float) -> subprocess.Popen:
 
 
 def logged_step(run: Path) -> int:
-    """The last step in metrics.csv (logged every step)."""
+    """The last step in metrics.csv (logged every step), ignoring a row still being written."""
     path = run / "metrics.csv"
-    if not path.exists():
-        return 0
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return int(rows[-1]["step"]) if rows else 0
+    lines = path.read_text().split("\n")[1:-1] if path.exists() else []
+    return int(lines[-1].split(",")[0]) if lines else 0
 
 
 def checkpoint_step(run: Path) -> int | None:
@@ -63,8 +60,10 @@ def checkpoint_step(run: Path) -> int | None:
 
 
 def temp_files(run: Path) -> list[str]:
+    """Temp files of checkpoint writes, and of metrics tables being rewritten, that a kill left behind."""
     folder = run / "checkpoints"
-    return sorted(p.name for p in folder.glob(ckpt.TEMP_GLOB)) if folder.exists() else []
+    found = [*folder.glob(ckpt.TEMP_GLOB), *run.glob(".*.csv.tmp")]
+    return sorted(str(p.relative_to(run)) for p in found)
 
 
 def wait_for(process: subprocess.Popen, ready, timeout: float = 120.0) -> bool:
@@ -88,10 +87,10 @@ def kill_round(args, run: Path, kind: str, rng: random.Random, first: bool) -> d
     started = wait_for(process, lambda: checkpoint_step(run) is not None and logged_step(run) > before)
     if not started:
         return {"kind": kind, "failed": process.wait() != 0, "error": process.stderr.read().strip()[-300:]}
-    stale_left = [name for name in stale if (run / "checkpoints" / name).exists()]
+    stale_left = [name for name in stale if (run / name).exists()]
     if kind == "write":  # in the write of last.safetensors or of the periodic step_N copy that follows it
         target = rng.choice([".last.", ".step_"])
-        hit = wait_for(process, lambda: any(name.startswith(target) for name in temp_files(run)))
+        hit = wait_for(process, lambda: any(Path(name).name.startswith(target) for name in temp_files(run)))
     else:
         deadline = time.time() + rng.uniform(0.2, args.max_delay)
         hit = wait_for(process, lambda: time.time() > deadline)
@@ -101,7 +100,8 @@ def kill_round(args, run: Path, kind: str, rng: random.Random, first: bool) -> d
     process.wait()
     process.stderr.close()
     done, resumable = logged_step(run), checkpoint_step(run)
-    return {"kind": kind, "failed": False, "during_write": temp_files(run), "steps_done": done,
+    writing = [name for name in temp_files(run) if name.startswith("checkpoints")]
+    return {"kind": kind, "failed": False, "during_write": writing, "steps_done": done,
             "checkpoint": resumable, "steps_lost": done - (resumable or 0), "stale_temp_left": stale_left}
 
 

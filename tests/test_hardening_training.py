@@ -257,6 +257,17 @@ def test_tensorboard_keeps_the_resume_step_and_rewrites_what_came_after(tmp_path
     assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
+def test_metrics_row_cut_short_by_a_kill_is_dropped_on_resume(tmp_path):
+    run = _run(tmp_path, **{"train.steps": 4, "train.log_every": 1, "train.checkpoint_every": 2})
+    with (run / "metrics.csv").open("a") as handle:
+        handle.write("1")  # the first byte of a row for step 1x, when the process was killed
+    (run / ".metrics.csv.tmp").write_text("step\n")  # a rewrite killed before its rename
+    ganforge.train(resume=run, quiet=True, **{"train.steps": 6})
+    rows = (run / "metrics.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert not (run / ".metrics.csv.tmp").exists()
+
+
 def test_run_folder_is_printed_when_piped_and_slow_speed_is_not_zero(tmp_path, capsys):
     run = ganforge.train(**tiny_overrides(tmp_path, **{"train.steps": 2}))
     assert capsys.readouterr().out.splitlines()[0] == f"run folder: {run}"

@@ -4,7 +4,9 @@ progress shown while training."""
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
 from pathlib import Path
 
 
@@ -21,6 +23,8 @@ class RunLogger:
 
     def _open(self, step: int | None) -> None:
         """Start logging; after `step` (None: a new run) when continuing: what was logged later is dropped."""
+        for leftover in self.run_dir.glob(".*.csv.tmp"):  # from a rewrite killed before its rename
+            leftover.unlink(missing_ok=True)
         if step is not None:
             for path in self.run_dir.glob("*.csv"):
                 self._truncate(path, step)
@@ -40,15 +44,11 @@ class RunLogger:
 
     def _truncate(self, path: Path, step: int) -> None:
         """Drop rows written after `step` by a run that died before its next checkpoint."""
-        with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        if not rows:
+        fields, rows = _read_table(path)
+        if not fields:
             return
-        self.fields[path.stem] = list(rows[0].keys())
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, self.fields[path.stem])
-            writer.writeheader()
-            writer.writerows(r for r in rows if int(r["step"]) <= step)
+        self.fields[path.stem] = fields
+        _write_table(path, fields, [r for r in rows if int(r["step"]) <= step])
 
     def scalars(self, step: int, values: dict[str, float], table: str = "metrics") -> None:
         """Append a row to `table`.csv (metrics.csv: losses and speed; eval.csv: scores) and to TensorBoard."""
@@ -59,13 +59,8 @@ class RunLogger:
         fields = self.fields.setdefault(table, list(row))
         added = [k for k in row if k not in fields]
         if added and path.exists():  # a value that starts later (e.g. a loss switched on mid-run): widen the table
-            with path.open(newline="") as handle:
-                rows = list(csv.DictReader(handle))
             fields.extend(added)
-            with path.open("w", newline="") as handle:
-                writer = csv.DictWriter(handle, fields)
-                writer.writeheader()
-                writer.writerows(rows)
+            _write_table(path, fields, _read_table(path)[1])
         elif added:
             fields.extend(added)
         new = not path.exists()
@@ -103,6 +98,26 @@ class RunLogger:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV table, without a last line cut short by a kill."""
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = list(reader)
+    return list(reader.fieldnames or []), rows
+
+
+def _write_table(path: Path, fields: list[str], rows: list[dict]) -> None:
+    """Replace a CSV table in one step (temp file, then rename): a kill mid-way must not lose the logged rows."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 def describe(values: dict[str, float]) -> str:
