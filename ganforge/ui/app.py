@@ -114,7 +114,8 @@ def runs_tab(settings: Settings):
         grids = runs.sample_grids(found)
         last = len(grids) - 1
         at = f" (step {grids[-1][0]})" if grids else ""
-        slider = gr.Slider(0, max(1, last), value=max(0, last), step=1, label=f"sample grid {last + 1} of {len(grids)}{at}")
+        slider = gr.Slider(0, max(1, last), value=max(0, last), step=1,
+                           label=f"sample grid {last + 1} of {len(grids)}{at}")
         return (runs.describe(found), _long(runs.curves(found, "metrics")), _long(runs.curves(found, "eval")), slider,
                 str(grids[-1][1]) if grids else None)
 
