@@ -186,7 +186,10 @@ class GAN:
         return media.wrap(torch.cat(out), self.family.capabilities.modality, labels=inputs.get("label"),
                           **self.family.sample_info())
 
-    def sample_inputs(self, n: int, seed: int = 0, labels: torch.Tensor | int | None = None) -> dict[str, torch.Tensor]:
+    def sample_inputs(self, n: int, seed: int = 0, labels: torch.Tensor | int | None = None,
+                      truncation: float | None = None) -> dict[str, torch.Tensor]:
+        """Generator inputs for `n` samples: noise from `seed`, class `labels` for conditional models, and the
+        truncation psi in [0, 1] (1: none; None: the run's own setting) for families that truncate."""
         rng = torch.Generator().manual_seed(seed)
         if isinstance(labels, int):
             labels = torch.full((n,), labels, dtype=torch.long)
@@ -197,13 +200,26 @@ class GAN:
                 raise GanforgeError(f"class {int(labels.max())} out of range: this model has {len(self.classes)} classes")
         elif labels is not None:
             raise GanforgeError(f"model {self.config.model.name} is unconditional: it takes no class labels")
-        return self.family.sample_inputs(n, rng, labels=labels)
+        inputs = self.family.sample_inputs(n, rng, labels=labels)
+        if truncation is not None:
+            kind = self.family.capabilities.truncation
+            if kind is None:
+                from ganforge.families import having
+
+                raise GanforgeError(f"truncation: model {self.config.model.name} has no truncation trick "
+                                    f"({', '.join(having('truncation'))} have)")
+            if not 0.0 <= truncation <= 1.0:
+                raise GanforgeError(f"truncation must be in [0, 1] (1: none), got {truncation}")
+            inputs.pop("truncation", None)
+            if truncation != kind.neutral:
+                inputs["truncation"] = torch.full((n,), float(truncation))
+        return inputs
 
     def sample(self, n: int, seed: int = 0, labels: torch.Tensor | int | None = None,
-               batch_size: int = 256) -> media.Samples:
+               truncation: float | None = None, batch_size: int = 256) -> media.Samples:
         """`n` samples of the model's modality (e.g. `.tensor` images (n, C, H, W) in [-1, 1]), reproducible for a
-        given seed."""
-        return self.generate(self.sample_inputs(n, seed, labels), batch_size)
+        given seed; `truncation` as in `sample_inputs`."""
+        return self.generate(self.sample_inputs(n, seed, labels, truncation), batch_size)
 
     def real_images(self) -> torch.Tensor:
         """The training images (re-read from the run's data source) as float in [-1, 1]."""

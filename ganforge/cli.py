@@ -206,6 +206,7 @@ COMMAND_MODULES = (
     "ganforge.commands.superres",
     "ganforge.commands.tune",
     "ganforge.commands.evaluate",
+    "ganforge.commands.ui",
     "ganforge.commands.export",
     "ganforge.commands.report",
 )

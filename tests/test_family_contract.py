@@ -14,11 +14,11 @@ import torch
 from PIL import Image
 
 import ganforge
+from ganforge import media
 from ganforge.api import resolve_config
 from ganforge.config import apply_overrides
 from ganforge.families import available, get, refresh
 
-SUFFIX = {"image": ".png", "video": ".gif", "audio": ".wav", "tokens": ".txt"}
 FAMILIES_DIR = Path(ganforge.__file__).parent / "families"
 
 
@@ -67,17 +67,24 @@ def test_family_contract(name, tmp_path):
     # one training step ran, its losses were logged finite, and samples were written in the modality's format
     rows = (run / "metrics.csv").read_text().splitlines()
     assert len(rows) >= 3, rows
-    assert (run / "samples" / f"step_000002{SUFFIX[caps.modality]}").exists()
+    for suffix in media.PREVIEW[caps.modality][0]:
+        assert (run / "samples" / f"step_000002{suffix}").exists(), suffix
     # the checkpoint rebuilds the same model: loading twice gives the same outputs, and equals the weights saved
     a, b = ganforge.load(run), ganforge.load(run, "step_000002")
     inputs = model_inputs(a)
     out_a, out_b = a.generate(inputs), b.generate(inputs)
-    tensor_a = getattr(out_a, "tensor", out_a)
-    assert torch.equal(tensor_a, getattr(out_b, "tensor", out_b))
+    tensor_a = out_a.tensor
+    assert torch.equal(tensor_a, out_b.tensor)
     assert torch.isfinite(tensor_a).all() and tensor_a.abs().max() <= 1
     if caps.modality == "image":
         expected = {"lr": 2 * 16 // 2} if caps.upscale else {}
         assert tensor_a.ndim == 4 and tensor_a.shape[-1] == expected.get("lr", tensor_a.shape[-1])
+    # the samples are typed by the family's modality and written in each of that modality's formats
+    assert out_a.modality == caps.modality
+    for suffix in media.FORMATS[caps.modality]:
+        target = tmp_path / "written" / f"samples{suffix}"
+        media.save(out_a, target)
+        assert target.exists() and (target.is_dir() or target.stat().st_size > 0), suffix
     # resuming continues from the checkpoint to a later step
     resumed = ganforge.train(resume=run, quiet=True, **{"train.steps": 3})
     assert ganforge.load(resumed).step == 3

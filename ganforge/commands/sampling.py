@@ -19,26 +19,6 @@ def _load(run: Path, checkpoint: str, device: str):
     return ganforge.load(run, checkpoint, device)
 
 
-def _truncated(model, inputs: dict, truncation: float | None) -> dict:
-    """`inputs` with the user's truncation psi; psi = the family's neutral value (1) means none."""
-    import torch
-
-    from ganforge.families import having
-
-    if truncation is None:
-        return inputs
-    kind = model.family.capabilities.truncation
-    if kind is None:
-        raise GanforgeError(f"--truncation: model {model.config.model.name} has no truncation trick "
-                            f"({', '.join(having('truncation'))} have)")
-    if not 0.0 <= truncation <= 1.0:
-        raise GanforgeError(f"--truncation must be in [0, 1] (1: none), got {truncation}")
-    inputs = {k: v for k, v in inputs.items() if k != "truncation"}
-    if truncation != kind.neutral:
-        inputs["truncation"] = torch.full((len(next(iter(inputs.values()))),), float(truncation))
-    return inputs
-
-
 def sample(
     run: Path = typer.Argument(..., help="run folder or checkpoint file"),
     n: int = typer.Option(64, help="number of samples"),
@@ -63,7 +43,7 @@ def sample(
     modality = model.family.capabilities.modality
     out = out or Path("samples" + media.PREVIEW[modality][0][0])
     media.check_format(out, modality)  # before generating: a wrong suffix should not cost the samples
-    inputs = _truncated(model, model.sample_inputs(n, seed, labels=klass), truncation)
+    inputs = model.sample_inputs(n, seed, labels=klass, truncation=truncation)
     chunks = [model.generate({k: v[start:start + BATCH] for k, v in inputs.items()})
               for start in track(range(0, n, BATCH), "sample", enabled=n > BATCH)]
     written = media.save(media.concat(chunks), out, zoom=zoom, progress=n > BATCH)

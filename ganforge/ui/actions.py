@@ -78,8 +78,6 @@ def _whole(value, what: str, low: int, high: int) -> int:
 def sample(models: Models, root: Path, name: str, n=16, seed=0, klass: str | None = None, truncation=None):
     """`n` samples (ganforge.media batch) of run `name`: of class `klass` (a class name; None/'' random) at
     truncation psi `truncation` (None or the neutral value: none)."""
-    import torch
-
     model = models.get(find_run(root, name))
     caps = model.family.capabilities
     if not caps.from_noise:
@@ -94,15 +92,8 @@ def sample(models: Models, root: Path, name: str, n=16, seed=0, klass: str | Non
         if str(klass) not in model.classes:
             raise GanforgeError(f"unknown class '{klass}' (classes: {', '.join(model.classes)})")
         label = model.classes.index(str(klass))
-    inputs = model.sample_inputs(n, seed, labels=label)
-    if truncation is not None and caps.truncation is not None:
-        psi = float(truncation)
-        if not 0.0 <= psi <= 1.0:
-            raise GanforgeError(f"truncation must be in [0, 1] (1: none), got {psi}")
-        inputs.pop("truncation", None)
-        if psi != caps.truncation.neutral:
-            inputs["truncation"] = torch.full((n,), psi)
-    return model.generate(inputs)
+    psi = float(truncation) if truncation is not None and caps.truncation is not None else None
+    return model.sample(n, seed, labels=label, truncation=psi)
 
 
 def show(samples, folder: Path) -> dict[str, Path | str | None]:
