@@ -103,3 +103,20 @@ class Distributed:
         if not self.active:
             return module
         return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+
+
+class ShardedBatches:
+    """This process's slice of each global batch: every process draws the same global batch (same seed), so
+    together they see exactly what one process would."""
+
+    def __init__(self, batches, rank: int, size: int):
+        self.batches, self.start, self.size = batches, rank * size, size
+
+    def next(self) -> dict[str, torch.Tensor]:
+        return {k: v[self.start:self.start + self.size] for k, v in self.batches.next().items()}
+
+    def state_dict(self) -> dict:
+        return self.batches.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches.load_state_dict(state)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import signal
 import threading
 import time
@@ -20,7 +19,8 @@ from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, Family, create
 from ganforge.families import get as get_family
 from ganforge.training import checkpoint as ckpt
-from ganforge.training.distributed import Distributed
+from ganforge.training.distributed import Distributed, ShardedBatches
+from ganforge.training.evaluation import PeriodicEvaluation
 from ganforge.training.ema import EMA, refresh_norm_stats
 from ganforge.training.guard import DivergenceGuard, all_finite, newest_good_checkpoint, weight_norms
 from ganforge.training.lock import claim_run_folder
@@ -371,33 +371,17 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Score samples against the training data (on the main process); keep the best checkpoint by the first
         metric."""
-        import json
-
         if not self.dist.is_main:
             return {}
-
-        from ganforge.metrics import Evaluator
-
-        t = self.config.train
-        if getattr(self, "_evaluator", None) is None:
-            self._evaluator = Evaluator(self.data.as_float(), t.eval_metrics, n=t.eval_n,
-                                        extractor=t.eval_extractor, seed=t.seed)
-        scores = self._evaluator(lambda n: self.sample(n, seed=t.seed + 2))
+        if getattr(self, "_evaluation", None) is None:
+            self._evaluation = PeriodicEvaluation(self.config.train, self.data, self.run_dir)
+        scores, best = self._evaluation(self.step, lambda n: self.sample(n, seed=self.config.train.seed + 2), self.best)
         self.last_eval = {"step": self.step, **scores}
         self.logger.scalars(self.step, {f"eval/{k}": v for k, v in scores.items()}, table="eval")
-        (self.run_dir / "eval").mkdir(exist_ok=True)
-        record = getattr(self._evaluator.record, "__dict__", {})
-        (self.run_dir / "eval" / f"step_{self.step:06d}.json").write_text(
-            json.dumps({"step": self.step, "scores": scores, "record": record}, indent=1, default=str))
-        metric = t.eval_metrics.split(",")[0].strip()
-        value = scores.get(metric)
-        higher = metric in ("is", "precision", "recall", "density", "coverage", "pr", "dc")
-        if value is not None and math.isfinite(value):
-            best = self.best.get("value")
-            if best is None or (value > best if higher else value < best):
-                self.best = {"metric": metric, "value": value, "step": self.step}
-                if bool(self._finite):
-                    self.save_checkpoint("best")
+        if best is not None:
+            self.best = best
+            if bool(self._finite):
+                self.save_checkpoint("best")
         return scores
 
     # --- checkpoints ---------------------------------------------------------------------------------------
@@ -447,20 +431,3 @@ class Trainer:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-
-
-class ShardedBatches:
-    """This process's slice of each global batch: every process draws the same global batch (same seed), so
-    together they see exactly what one process would."""
-
-    def __init__(self, batches, rank: int, size: int):
-        self.batches, self.start, self.size = batches, rank * size, size
-
-    def next(self) -> dict[str, torch.Tensor]:
-        return {k: v[self.start:self.start + self.size] for k, v in self.batches.next().items()}
-
-    def state_dict(self) -> dict:
-        return self.batches.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batches.load_state_dict(state)
