@@ -6,15 +6,15 @@ import dataclasses
 import functools
 import sys
 from pathlib import Path
-from typing import Any, Optional, get_args
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand
 
-from ganforge.config import RunConfig, apply_overrides, field_docs
-from ganforge.flags import CONFIG_FLAGS, config_overrides, shown, with_config_flags
+from ganforge.config import RunConfig, apply_overrides
+from ganforge.flags import CONFIG_FLAGS, config_overrides, family_lines, shown, with_config_flags
 from ganforge.errors import GanforgeError
 
 
@@ -114,40 +114,6 @@ def with_option_defaults(config: RunConfig) -> RunConfig:
     options = family.parse_options(config.model.options)  # the family's own check, without building it
     model = dataclasses.replace(config.model, options={} if options is None else dataclasses.asdict(options))
     return dataclasses.replace(config, model=model)
-
-
-def family_lines(family: type) -> list[str]:
-    """What a family offers: capabilities, preset and --opt keys with types, defaults and descriptions."""
-    capabilities = []
-    for item in field_docs(type(family.capabilities)):
-        value = getattr(family.capabilities, item.name)
-        if value is True:
-            capabilities.append(item.name)
-        elif value and not isinstance(value, bool):
-            shown = ", ".join(value) if isinstance(value, tuple) else getattr(value, "kind", value)
-            capabilities.append(f"{item.name} {shown}")
-    lines = [f"family {family.name}: {', '.join(capabilities)}",
-             "preset: " + (", ".join(f"{key}={value}" for key, value in _leaves(family.preset)) or "none")]
-    if family.Options is None:
-        return [*lines, "options: none"]
-    lines.append("options (--opt key=value):")
-    for item in field_docs(family.Options):
-        kind = getattr(item.hint, "__name__", None) if not get_args(item.hint) else None
-        default = "required" if item.default is dataclasses.MISSING else repr(item.default)
-        accepts = item.metadata.get("choices") and f"one of {', '.join(map(str, item.metadata['choices']))}"
-        accepts = accepts or item.metadata.get("interval") and f"in {item.metadata['interval']}"
-        described = "; ".join(text for text in (item.help, accepts) if text)
-        lines.append(f"  {item.name}: {kind or item.hint} = {default}" + (f"  {described}" if described else ""))
-    return lines
-
-
-def _leaves(tree: dict[str, Any], prefix: str = ""):
-    """('model.options.blocks', 16) for every value of a nested mapping."""
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            yield from _leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
 
 
 @app.command()

@@ -4,13 +4,14 @@ flags' values become config overrides. Not a command module: commands import it,
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any, Optional, get_args, get_type_hints
 
 import typer
 from rich.markup import escape
 
-from ganforge.config import FieldDoc, RunConfig, apply_overrides, settings
+from ganforge.config import FieldDoc, RunConfig, apply_overrides, field_docs, settings
 from ganforge.errors import GanforgeError
 
 # flag names users know, where a field's own name would clash (--name is the run folder's) or say less
@@ -104,3 +105,37 @@ def config_overrides(flags: dict[str, Any], opt: list[str], assignments: list[st
         if assigned[key] != overrides[key]:
             raise GanforgeError(f"{key} is given twice: --set {key}={assigned[key]} and a flag with {overrides[key]!r}")
     return assigned | overrides
+
+
+def family_lines(family: type) -> list[str]:
+    """What a family offers: capabilities, preset and --opt keys with types, defaults and descriptions."""
+    capabilities = []
+    for item in field_docs(type(family.capabilities)):
+        value = getattr(family.capabilities, item.name)
+        if value is True:
+            capabilities.append(item.name)
+        elif value and not isinstance(value, bool):
+            shown = ", ".join(value) if isinstance(value, tuple) else getattr(value, "kind", value)
+            capabilities.append(f"{item.name} {shown}")
+    lines = [f"family {family.name}: {', '.join(capabilities)}",
+             "preset: " + (", ".join(f"{key}={value}" for key, value in _leaves(family.preset)) or "none")]
+    if family.Options is None:
+        return [*lines, "options: none"]
+    lines.append("options (--opt key=value):")
+    for item in field_docs(family.Options):
+        kind = getattr(item.hint, "__name__", None) if not get_args(item.hint) else None
+        default = "required" if item.default is dataclasses.MISSING else repr(item.default)
+        accepts = item.metadata.get("choices") and f"one of {', '.join(map(str, item.metadata['choices']))}"
+        accepts = accepts or item.metadata.get("interval") and f"in {item.metadata['interval']}"
+        described = "; ".join(text for text in (item.help, accepts) if text)
+        lines.append(f"  {item.name}: {kind or item.hint} = {default}" + (f"  {described}" if described else ""))
+    return lines
+
+
+def _leaves(tree: dict[str, Any], prefix: str = ""):
+    """('model.options.blocks', 16) for every value of a nested mapping."""
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value

@@ -17,6 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 
 import gradio as gr  # noqa: E402
 
+from ganforge.config import RunConfig  # noqa: E402
 from ganforge.errors import GanforgeError  # noqa: E402
 from ganforge.ui import actions, runs  # noqa: E402
 from ganforge.ui.training import Training, TrainRequest, data_choices  # noqa: E402
@@ -244,7 +245,7 @@ def train_tab(settings: Settings, training: Training):
     from ganforge import families
 
     with gr.Row():
-        model = gr.Dropdown(families.available(), value="dcgan", label="family", elem_id="train-model")
+        model = gr.Dropdown(families.available(), value=RunConfig().model.name, label="family", elem_id="train-model")
         data = gr.Dropdown(data_choices(settings.data), value="digits", label="data", elem_id="train-data")
         name = gr.Textbox(label="run name", placeholder="letters, digits, . _ -", elem_id="train-name")
     with gr.Row():

@@ -105,7 +105,7 @@ def runs_table(root: Path) -> list[list]:
 
 def describe(run: Run) -> str:
     """What `ganforge info` says about the run, as Markdown lines."""
-    from ganforge.cli import family_lines
+    from ganforge.flags import family_lines
     from ganforge.families import get
 
     meta = _meta(run)
