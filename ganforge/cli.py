@@ -140,16 +140,15 @@ def info(
 
     path = api.find_checkpoint(run)
     meta = ckpt.read_meta(path)
-    config = meta["config"]
+    config = apply_overrides(RunConfig(), meta["config"], f"checkpoint {path}")  # missing keys: the defaults
+    m, data = config.model, meta.get("data") or {}
     table = Table(show_header=False, title=str(run))
-    table.add_row("model", f"{config['model']['name']} (latent {config['model']['latent_dim']}, width {config['model']['width']}, "
-                           f"loss {config['model']['loss']}, penalty {config['model']['penalty']})")
-    data = meta["data"]
-    table.add_row("data", f"{data['name']}: {data['n']} images, {data['channels']} channel(s), "
-                          f"{config['data']['resolution']} px, {len(data['classes'])} classes")
-    table.add_row("progress", f"step {meta['step']} of {config['train']['steps']}, rollbacks {meta['rollbacks']}, "
-                              f"lr x{meta['lr_scale']:g}")
-    table.add_row("versions", ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+    table.add_row("model", f"{m.name} (latent {m.latent_dim}, width {m.width}, loss {m.loss}, penalty {m.penalty})")
+    table.add_row("data", f"{data.get('name', '?')}: {data.get('n', '?')} images, {data.get('channels', '?')} "
+                          f"channel(s), {config.data.resolution} px, {len(data.get('classes') or [])} classes")
+    table.add_row("progress", f"step {meta['step']} of {config.train.steps}, rollbacks {meta.get('rollbacks', 0)}, "
+                              f"lr x{meta.get('lr_scale', 1.0):g}")
+    table.add_row("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items()))
     if path.parent.name == "checkpoints":
         table.add_row("checkpoints", ", ".join(p.stem for p in sorted(path.parent.glob("*.safetensors"))))
         metrics = path.parent.parent / "metrics.csv"
@@ -157,10 +156,17 @@ def info(
             with metrics.open(newline="") as handle:
                 rows = list(csv.DictReader(handle))
             if rows:
-                table.add_row("latest", ", ".join(f"{k} {float(v):.4g}" for k, v in rows[-1].items() if v))
+                table.add_row("latest", ", ".join(f"{k} {_number(v)}" for k, v in rows[-1].items() if v))
     if meta.get("best"):
         table.add_row("best", ", ".join(f"{k} {v}" for k, v in meta["best"].items()))
     console.print(table)
+
+
+def _number(text: str) -> str:
+    try:
+        return f"{float(text):.4g}"
+    except ValueError:
+        return text
 
 
 # modules adding commands of their own (image-to-image, super-resolution, tuning...): each defines
