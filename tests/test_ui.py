@@ -30,7 +30,8 @@ TINY = {"data.resolution": 16, "model.width": 8, "model.latent_dim": 16, "train.
 
 @pytest.fixture(scope="session")
 def runs_root(tmp_path_factory) -> Path:
-    """Three tiny runs: a conditional one on digits, pix2pix on made pairs and a x2 SRResNet."""
+    """Five tiny runs: a conditional one on digits, StyleGAN and VAE-GAN on digits, pix2pix on made pairs and a x2
+    SRResNet."""
     root = tmp_path_factory.mktemp("runs")
     pairs = tmp_path_factory.mktemp("pairs")
     rng = np.random.default_rng(0)
@@ -41,6 +42,9 @@ def runs_root(tmp_path_factory) -> Path:
             picture.save(pairs / side / f"{i}.png")
     common = {**TINY, "out": str(root)}
     ganforge.train(quiet=True, **common, **{"model.name": "cgan", "data.source": "digits", "name": "cgan-digits"})
+    ganforge.train(quiet=True, **common, **{"model.name": "stylegan", "data.source": "digits", "name": "style",
+                                            "model.options": {"n_mapping": 2}})
+    ganforge.train(quiet=True, **common, **{"model.name": "vaegan", "data.source": "digits", "name": "vae"})
     ganforge.train(quiet=True, **{**common, "model.width": 4}, **{
         "model.name": "pix2pix", "data.source": str(pairs), "name": "p2p",
         "model.options": {"d_layers": 1, "unet_depth": 2}})
@@ -109,13 +113,32 @@ def _message(page, text: str) -> None:
     page.locator(".toast-body", has_text=text).first.wait_for()
 
 
+def _slider(page, selector: str, value: int) -> None:
+    field = page.locator(f"{selector} input[type=number]")
+    field.fill(str(value))
+    field.press("Enter")
+
+
+def _offered(page, selector: str, name: str) -> None:
+    """Wait for the download link of file `name` in a file output."""
+    page.locator(f"{selector} a[download='{name}']").wait_for()
+
+
+def _served(page, selector: str) -> Image.Image:
+    """The picture a page's image shows, fetched from the server as it is served."""
+    import io
+
+    _size(page, selector)
+    return Image.open(io.BytesIO(page.request.get(page.locator(f"{selector} img").get_attribute("src")).body()))
+
+
 # --- listing and actions, without a browser -------------------------------------------------------------------
 
 def test_listing_has_the_runs_only_and_refuses_other_names(runs_root, tmp_path):
     (runs_root / "outside").symlink_to(tmp_path, target_is_directory=True)
     shutil.copytree(runs_root / "sr", tmp_path / "copied")  # a run reached only through a link out of the root
     try:
-        assert set(runs.list_runs(runs_root)) == {"cgan-digits", "p2p", "sr"}
+        assert set(runs.list_runs(runs_root)) == {"cgan-digits", "style", "vae", "p2p", "sr"}
     finally:
         (runs_root / "outside").unlink()
     for name in ("../../etc", str(runs_root / "sr"), "sr/..", "not-a-run", ""):
@@ -133,6 +156,21 @@ def test_offers_follow_the_declared_capabilities(runs_root):
     assert conditional.from_noise and conditional.classes == tuple("0123456789") and not conditional.translate
     assert actions.offer(models, runs_root, "p2p").translate == ("AtoB",)
     assert actions.offer(models, runs_root, "sr").upscale == 2 and not actions.offer(models, runs_root, "sr").from_noise
+    assert conditional.interpolate and not (conditional.style_mixing or conditional.encode)
+    style, vae = actions.offer(models, runs_root, "style"), actions.offer(models, runs_root, "vae")
+    assert style.style_mixing and style.truncation and not style.encode
+    assert vae.encode and vae.interpolate and not vae.style_mixing
+    assert not actions.offer(models, runs_root, "p2p").interpolate
+    with pytest.raises(GanforgeError, match="cannot mix styles"):
+        actions.style_mix(models, runs_root, "cgan-digits")
+    with pytest.raises(GanforgeError, match="layers must be one of"):
+        actions.style_mix(models, runs_root, "style", layers="../x")
+    with pytest.raises(GanforgeError, match="cannot encode"):
+        actions.reconstruct(models, runs_root, "style", None)
+    with pytest.raises(GanforgeError, match="cannot walk"):
+        actions.interpolate(models, runs_root, "sr")
+    with pytest.raises(GanforgeError, match=r"points must be a whole number in \[2, 8\]"):
+        actions.interpolate(models, runs_root, "cgan-digits", 2, 1)
     with pytest.raises(GanforgeError, match="does not sample"):
         actions.sample(models, runs_root, "p2p")
     with pytest.raises(GanforgeError, match="unknown class"):
@@ -201,6 +239,12 @@ def test_gradio_client_calls_the_named_endpoints(server, small_png):
         assert out.size == (23, 17)
     upscaled, bicubic = client.predict("sr", handle_file(small_png), api_name="/upscale")
     assert Image.open(upscaled).size == Image.open(bicubic).size == (46, 34)
+    with Image.open(client.predict("cgan-digits", 2, 2, 2, 0, api_name="/interpolate")) as walk:
+        assert (walk.n_frames, walk.size) == (4, (2 * 18 + 2, 20))  # 2 legs of 2 frames; 2 clips side by side
+    with Image.open(client.predict("style", 2, 3, "fine", 0, api_name="/style_mix")) as grid:
+        assert grid.size == (4 * 18 + 2, 3 * 18 + 2)  # (cols + 1) x (rows + 1) cells
+    with Image.open(client.predict("vae", handle_file(small_png), api_name="/reconstruct")) as pair:
+        assert pair.size == (2 * 18 + 2, 20)
     with pytest.raises(Exception, match="unknown run"):
         client.predict("../../etc", 4, 0, api_name="/sample")
 
@@ -244,11 +288,47 @@ def test_translate_and_upscale_an_upload(page, small_png):
     page.locator("#translate-upload", has_text="odd").wait_for()
     page.click("#translate-go")
     assert _size(page, "#translate-out") == (23, 17)
+    _offered(page, "#translate-file", "0.png")  # what is shown is offered for download
     _pick(page, "Play", "sr", "#upscale-go")
     page.set_input_files("#upscale-upload input[type=file]", small_png)
     page.locator("#upscale-upload", has_text="odd").wait_for()
     page.click("#upscale-go")
     assert _size(page, "#upscale-out") == _size(page, "#upscale-bicubic") == (46, 34)
+    _offered(page, "#upscale-files", "1.png")  # both pictures: 0.png upscaled, 1.png bicubic
+
+
+def test_interpolation_shows_an_animated_gif_and_offers_it_for_download(page):
+    _pick(page, "Play", "cgan-digits", "#walk-go")
+    for selector, value in (("#walk-n", 2), ("#walk-points", 2), ("#walk-frames", 3)):
+        _slider(page, selector, value)
+    page.click("#walk-go")
+    walk = _served(page, "#walk-out")
+    assert walk.format == "GIF" and walk.n_frames == 2 * 3 and walk.size == (2 * 18 + 2, 20)
+    _offered(page, "#walk-file", "walk.gif")
+
+
+def test_style_mixing_is_offered_for_stylegan_only_and_gives_the_grid(page):
+    _pick(page, "Play", "cgan-digits", "#walk-go")
+    assert not page.locator("#mix-go").is_visible() and not page.locator("#recon-go").is_visible()
+    _pick(page, "Play", "style", "#mix-go")
+    assert not page.locator("#recon-go").is_visible() and page.locator("#play-truncation").is_visible()
+    _slider(page, "#mix-rows", 2)
+    page.locator("#mix-layers").get_by_label("middle").check()
+    page.click("#mix-go")
+    assert _size(page, "#mix-out") == (4 * 18 + 2, 3 * 18 + 2)  # 3 sources + a corner across, 2 destinations + 1 down
+    _offered(page, "#mix-file", "style_mix.png")
+
+
+def test_reconstruct_is_offered_for_vaegan_only_and_shows_input_and_reconstruction(page, small_png):
+    _pick(page, "Play", "style", "#mix-go")
+    assert not page.locator("#recon-go").is_visible()
+    _pick(page, "Play", "vae", "#recon-go")
+    assert not page.locator("#mix-go").is_visible() and page.locator("#walk-go").is_visible()
+    page.set_input_files("#recon-upload input[type=file]", small_png)
+    page.locator("#recon-upload", has_text="odd").wait_for()
+    page.click("#recon-go")
+    assert _size(page, "#recon-out") == (2 * 18 + 2, 20)  # the upload at 16 px and its reconstruction
+    _offered(page, "#recon-file", "reconstruction.png")
 
 
 def test_oversized_upload_and_path_traversal_are_refused_with_a_message(page, tmp_path):

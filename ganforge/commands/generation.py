@@ -23,22 +23,16 @@ def _load(run: Path, checkpoint: str, capability: str):
 def _read_images(paths: list[Path], resolution: int, channels: int):
     """Images from files, resized (shorter side) and centre-cropped to the model's size, as float in [-1, 1]."""
     import torch
-    import torch.nn.functional as F
 
     from ganforge.data import read_image
+    from ganforge.generation import fit_image
     from ganforge.media.images import from_picture
 
     out = []
     for path in paths:
         if not path.is_file():
             raise GanforgeError(f"{path}: no such image file")
-        image = from_picture(read_image(path, "L" if channels == 1 else "RGB"))
-        h, w = image.shape[-2:]
-        scale = resolution / min(h, w)
-        size = (max(resolution, round(h * scale)), max(resolution, round(w * scale)))
-        image = F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
-        top, left = (size[0] - resolution) // 2, (size[1] - resolution) // 2
-        out.append(image[..., top:top + resolution, left:left + resolution])
+        out.append(fit_image(from_picture(read_image(path, "L" if channels == 1 else "RGB")), resolution))
     return torch.cat(out)
 
 
@@ -54,26 +48,14 @@ def style_mix(
     checkpoint: str = typer.Option("last"),
 ) -> None:
     """Write the style-mixing grid: sources across the top, destinations down the left, mixes in between."""
-    import torch
-
     from ganforge import media
+    from ganforge.generation import style_mix_grid
 
     if rows < 1 or cols < 1:
         raise GanforgeError("--rows and --cols must be at least 1")
     model = _load(run, checkpoint, "style_mixing")
-    family, generator = model.family, model.generator
-    span = family.layer_range(generator, layers)
-    rng = torch.Generator().manual_seed(seed)
-    latent = model.config.model.latent_dim
-    destination, source = torch.randn(rows, latent, generator=rng), torch.randn(cols, latent, generator=rng)
-    mixed = family.style_mix(generator, destination, source, span, truncation).clamp(-1, 1)
-    tops = family.style_mix(generator, source, source[:1], range(0), truncation)[:, 0]
-    lefts = family.style_mix(generator, destination, destination[:1], range(0), truncation)[:, 0]
-    blank = torch.ones_like(tops[0])  # the top-left corner is left white
-    cells = [blank, *tops]
-    for r in range(rows):
-        cells += [lefts[r], *mixed[r]]
-    media.save(media.Images(torch.stack(cells).clamp(-1, 1)), out, zoom=zoom, nrow=cols + 1)
+    grid, span = style_mix_grid(model, rows, cols, layers, truncation, seed)
+    media.save(grid, out, zoom=zoom, nrow=cols + 1)
     typer.echo(f"wrote a {rows}x{cols} style-mixing grid (layers {span.start}-{span.stop - 1}) to {out}")
 
 
@@ -86,14 +68,13 @@ def reconstruct(
     """Encode real images and decode them again; writes each reconstruction and an input/output grid."""
     import torch
 
-    from ganforge import media
+    from ganforge import generation, media
     from ganforge.media.images import write_image
 
     model = _load(run, checkpoint, "encode")
     info = model.family.info
     real = _read_images(images, info.resolution, info.channels)
-    with torch.no_grad():
-        recon = model.family.reconstruct(model.generator, real).clamp(-1, 1)
+    recon = generation.reconstruct(model, real)
     for path, picture in zip(images, recon):
         write_image(picture, out / f"{path.stem}_recon.png")
     media.save(media.Images(torch.cat([real, recon])), out / "grid.png", nrow=len(images))

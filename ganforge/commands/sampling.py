@@ -63,11 +63,8 @@ def interpolate(
     zoom: int = typer.Option(1, help="enlarge the frames this many times (nearest neighbour)"),
 ) -> None:
     """Write a looping latent walk (spherical interpolation between random latents) as a GIF or MP4."""
-    import torch
-
     from ganforge import media
-    from ganforge.media.progress import track
-    from ganforge.media.walks import walk_inputs
+    from ganforge.generation import latent_walk
 
     if min(n, points, frames) < 1 or points < 2:
         raise GanforgeError("--n and --frames must be at least 1 and --points at least 2")
@@ -75,13 +72,7 @@ def interpolate(
         raise GanforgeError(f"--fps must be positive, got {fps:g}")
     media.check_format(out, "video")
     model = _load(run, checkpoint, device)
-    capabilities = model.family.capabilities
-    if capabilities.modality != "image" or not capabilities.from_noise:
-        raise GanforgeError(f"interpolate walks the latent space of models that make images from noise; "
-                            f"{model.config.model.name} does not")
-    keys = [model.sample_inputs(n, seed + k) for k in range(points)]
-    walk = [model.generate(inputs).tensor for inputs in track(list(walk_inputs(keys, frames)), "interpolate")]
-    clips = media.Video(torch.stack(walk, 1), fps=fps)
+    clips = latent_walk(model, n, points, frames, seed, fps, progress=True)
     written = media.save(clips, out, zoom=zoom, nrow=n)
     typer.echo(f"wrote {written} to {out}")
 

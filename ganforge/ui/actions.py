@@ -1,4 +1,5 @@
-"""What the Play tab and the API do: sample, translate and upscale with a listed run. Plain functions of the runs
+"""What the Play tab and the API do: sample, interpolate, style-mix, reconstruct, translate and upscale with a listed
+run. Plain functions of the runs
 root and the page's values; every user-caused failure is a GanforgeError that the page shows as a message."""
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ MAX_SEED = 2**63 - 1
 MAX_PIXELS = 4096 * 4096  # of an uploaded image
 TILE, OVERLAP = 512, 32  # tiled inference, as the translate command does
 DEFAULT_UPLOAD_MB = 20.0
+MAX_WALKS, MAX_POINTS, MAX_FRAMES, WALK_FPS = 16, 8, 32, 12.0  # a latent walk: clips, key points, frames per leg
+MAX_MIX = 7  # style-mixing rows and columns: (7 + 1) x (7 + 1) cells, all that a grid shows
+LAYERS = ("coarse", "middle", "fine")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class Offer:
     truncation: bool
     translate: tuple[str, ...]
     upscale: int  # the factor; 0: does not upscale
+    interpolate: bool  # latent walks: images from noise
+    style_mixing: bool
+    encode: bool  # reconstructs an uploaded image
 
 
 class Models:
@@ -62,7 +69,16 @@ def offer(models: Models, root: Path, name: str) -> Offer:
     caps = model.family.capabilities
     return Offer(caps.modality, caps.from_noise, tuple(model.classes) if caps.conditional else (),
                  caps.truncation is not None, tuple(caps.translate),
-                 int(model.family.scale) if caps.upscale else 0)
+                 int(model.family.scale) if caps.upscale else 0, caps.from_noise and caps.modality == "image",
+                 caps.style_mixing, caps.encode)
+
+
+def _loaded(models: Models, root: Path, name: str, capability: str, what: str):
+    """Run `name` loaded, when its family declares `capability` (else a message saying it cannot do `what`)."""
+    model = models.get(find_run(root, name))
+    if not getattr(model.family.capabilities, capability):
+        raise GanforgeError(f"run {name} ({model.config.model.name}) cannot {what}")
+    return model
 
 
 def _whole(value, what: str, low: int, high: int) -> int:
@@ -94,6 +110,52 @@ def sample(models: Models, root: Path, name: str, n=16, seed=0, klass: str | Non
         label = model.classes.index(str(klass))
     psi = float(truncation) if truncation is not None and caps.truncation is not None else None
     return model.sample(n, seed, labels=label, truncation=psi)
+
+
+def interpolate(models: Models, root: Path, name: str, n=4, points=3, frames=8, seed=0):
+    """`n` looping latent walks (ganforge.media Video) of run `name` through `points` random latents, `frames`
+    frames per leg."""
+    from ganforge.generation import latent_walk
+
+    model = _loaded(models, root, name, "from_noise", "walk its latent space: it does not sample from noise")
+    n, seed = _whole(n, "n", 1, MAX_WALKS), _whole(seed, "seed", 0, MAX_SEED)
+    points, frames = _whole(points, "points", 2, MAX_POINTS), _whole(frames, "frames", 1, MAX_FRAMES)
+    return latent_walk(model, n, points, frames, seed, WALK_FPS)
+
+
+def style_mix(models: Models, root: Path, name: str, rows=3, cols=3, layers: str = "coarse", seed=0):
+    """The style-mixing grid (ganforge.media Images, (rows + 1) x (cols + 1) cells) of run `name`: `layers` (coarse,
+    middle, fine) of each column's styles mixed into each row."""
+    from ganforge.generation import style_mix_grid
+
+    model = _loaded(models, root, name, "style_mixing", "mix styles")
+    rows, cols = _whole(rows, "rows", 1, MAX_MIX), _whole(cols, "cols", 1, MAX_MIX)
+    if layers not in LAYERS:
+        raise GanforgeError(f"layers must be one of {', '.join(LAYERS)}, got {layers!r}")
+    return style_mix_grid(model, rows, cols, layers, seed=_whole(seed, "seed", 0, MAX_SEED))[0]
+
+
+def reconstruct(models: Models, root: Path, name: str, upload, limit_mb: float = DEFAULT_UPLOAD_MB):
+    """The upload at the model's size and its reconstruction by run `name` (ganforge.media Images of 2)."""
+    import torch
+
+    from ganforge import generation, media
+    from ganforge.media.images import from_picture
+
+    model = _loaded(models, root, name, "encode", "encode images")
+    info = model.family.info
+    picture = read_upload(upload, "L" if info.channels == 1 else "RGB", limit_mb)
+    real = generation.fit_image(from_picture(picture), info.resolution)
+    return media.Images(torch.cat([real, generation.reconstruct(model, real)]))
+
+
+def write(samples, folder: Path, name: str, nrow: int | None = None) -> Path:
+    """`samples` written through ganforge.media as `folder`/`name` (its suffix picks the format); the file shown
+    and offered for download."""
+    from ganforge import media
+
+    media.save(samples, folder / name, nrow=nrow)
+    return folder / name
 
 
 def show(samples, folder: Path) -> dict[str, Path | str | None]:

@@ -82,6 +82,19 @@ def _long(series: dict[str, list[tuple[float, float]]]):
     return pd.DataFrame(rows, columns=["step", "value", "series"])
 
 
+def _shown(action: str, key: str, shown: str, download: str):
+    """An action's button, the picture it shows and the file it offers (elem ids KEY-go, KEY-out, KEY-file)."""
+    button = gr.Button(action, variant="primary", elem_id=f"{key}-go")
+    picture = gr.Image(label=shown, type="filepath", interactive=False, elem_classes="pixelated", height=360,
+                       elem_id=f"{key}-out")
+    return button, picture, gr.File(label=f"download {download}", interactive=False, elem_id=f"{key}-file")
+
+
+def _saved(picture, path: Path) -> str:
+    picture.save(path)
+    return str(path)
+
+
 def _names(settings: Settings) -> list[str]:
     return list(runs.list_runs(settings.runs))
 
@@ -155,7 +168,8 @@ def follow(settings: Settings, table, listing, refresh, pickers: list) -> None:
 
 
 def play_tab(settings: Settings, outputs: Outputs):
-    """Sample, translate and upscale with a run; the controls shown are those its family declares."""
+    """Sample, interpolate, style-mix, reconstruct, translate and upscale with a run; the controls shown are those
+    its family declares; each action's output is also a file to download."""
     run = gr.Dropdown(label="run", choices=_names(settings), value=None, allow_custom_value=True,
                       elem_id="play-run")
     offered = gr.Markdown("pick a run: the controls follow what its family can do", elem_id="play-offer")
@@ -172,6 +186,26 @@ def play_tab(settings: Settings, outputs: Outputs):
         sound = gr.Audio(label="audio", type="filepath", interactive=False, visible=False)
         text = gr.Textbox(label="samples", lines=8, visible=False)
         download = gr.File(label="download all samples (.npz)", interactive=False)
+    with gr.Group(visible=False) as walking:
+        with gr.Row():
+            walks = gr.Slider(1, actions.MAX_WALKS, value=4, step=1, label="walks", elem_id="walk-n")
+            points = gr.Slider(2, actions.MAX_POINTS, value=3, step=1, label="key points", elem_id="walk-points")
+            frames = gr.Slider(1, actions.MAX_FRAMES, value=8, step=1, label="frames per leg", elem_id="walk-frames")
+            walk_seed = gr.Number(0, precision=0, minimum=0, label="seed", elem_id="walk-seed")
+        walk_button, walk_out, walk_file = _shown("Interpolate", "walk", "latent walk (GIF)", "the walk (.gif)")
+    with gr.Group(visible=False) as mixing:
+        with gr.Row():
+            rows = gr.Slider(1, actions.MAX_MIX, value=3, step=1, label="rows (destinations)", elem_id="mix-rows")
+            cols = gr.Slider(1, actions.MAX_MIX, value=3, step=1, label="columns (sources)", elem_id="mix-cols")
+            layers = gr.Radio(list(actions.LAYERS), value="coarse", label="styles taken from the sources",
+                              elem_id="mix-layers")
+            mix_seed = gr.Number(0, precision=0, minimum=0, label="seed", elem_id="mix-seed")
+        mix_button, mix_out, mix_file = _shown("Style-mix", "mix", "style mixing", "the grid (.png)")
+    with gr.Group(visible=False) as encoding:
+        recon_in = gr.File(label="image to reconstruct", file_types=["image"], type="filepath",
+                           elem_id="recon-upload")
+        recon_button, recon_out, recon_file = _shown("Reconstruct", "recon", "input | reconstruction",
+                                                     "the pair (.png)")
     with gr.Group(visible=False) as translating:
         with gr.Row():
             translate_in = gr.File(label="image to translate", file_types=["image"], type="filepath",
@@ -180,6 +214,7 @@ def play_tab(settings: Settings, outputs: Outputs):
         translate_button = gr.Button("Translate", variant="primary", elem_id="translate-go")
         translated = gr.Image(label="translated", type="pil", format="png", interactive=False, height=360,
                                  elem_classes="pixelated", elem_id="translate-out")
+        translate_file = gr.File(label="download (.png)", interactive=False, elem_id="translate-file")
     with gr.Group(visible=False) as upscaling:
         upscale_in = gr.File(label="image to upscale", file_types=["image"], type="filepath",
                              elem_id="upscale-upload")
@@ -189,19 +224,23 @@ def play_tab(settings: Settings, outputs: Outputs):
                                  elem_classes="pixelated", elem_id="upscale-out")
             bicubic = gr.Image(label="bicubic", type="pil", format="png", interactive=False, height=360,
                                  elem_classes="pixelated", elem_id="upscale-bicubic")
+        upscale_files = gr.File(label="download (.png)", file_count="multiple", interactive=False,
+                                elem_id="upscale-files")
 
     @guarded
     def chosen(name):
         hidden = gr.Group(visible=False)
         if not name:
-            return ("pick a run", hidden, hidden, hidden, gr.Dropdown(visible=False), gr.Slider(visible=False),
-                    gr.Radio())
+            return ("pick a run", *[hidden] * 6, gr.Dropdown(visible=False), gr.Slider(visible=False), gr.Radio())
         o = actions.offer(settings.models, settings.runs, name)
         can = [what for what, yes in (("sample", o.from_noise), ("pick a class", o.classes),
-                                      ("truncate", o.truncation), (f"translate {', '.join(o.translate)}", o.translate),
+                                      ("truncate", o.truncation), ("interpolate", o.interpolate),
+                                      ("style-mix", o.style_mixing), ("reconstruct", o.encode),
+                                      (f"translate {', '.join(o.translate)}", o.translate),
                                       (f"upscale x{o.upscale}", o.upscale)) if yes]
         return (f"**{name}**: {o.modality} samples; " + ", ".join(can),
-                gr.Group(visible=o.from_noise), gr.Group(visible=bool(o.translate)), gr.Group(visible=bool(o.upscale)),
+                *[gr.Group(visible=bool(yes)) for yes in (o.from_noise, o.interpolate, o.style_mixing, o.encode,
+                                                           o.translate, o.upscale)],
                 gr.Dropdown(["random", *o.classes], value="random", visible=bool(o.classes)),
                 gr.Slider(value=1, visible=o.truncation),
                 gr.Radio(list(o.translate) or ["AtoB"], value=(o.translate or ("AtoB",))[0]))
@@ -221,6 +260,34 @@ def play_tab(settings: Settings, outputs: Outputs):
                 gr.Textbox(shown["text"], visible=shown["text"] is not None), str(shown["download"]))
 
     @guarded
+    def interpolate(run: str, n: int = 4, points: int = 3, frames: int = 8, seed: int = 0):
+        """Looping latent walks of a listed run that samples images from noise, as an animated GIF (walks side by
+        side, `frames` frames between `points` random latents)."""
+        walk = actions.interpolate(settings.models, settings.runs, run, n, points, frames, seed)
+        return str(actions.write(walk, outputs.new(), "walk.gif", nrow=len(walk)))
+
+    @guarded
+    def style_mix(run: str, rows: int = 3, cols: int = 3, layers: str = "coarse", seed: int = 0):
+        """The style-mixing grid of a listed style-mixing run: sources across the top, destinations down the left,
+        each destination with the `layers` styles (coarse, middle, fine) of each source."""
+        grid = actions.style_mix(settings.models, settings.runs, run, rows, cols, layers, seed)
+        return str(actions.write(grid, outputs.new(), "style_mix.png", nrow=int(cols) + 1))
+
+    @guarded
+    def reconstruct(run: str, image: str):
+        """An uploaded image at the model's size beside its reconstruction by a listed run that encodes images."""
+        pair = actions.reconstruct(settings.models, settings.runs, run, image, settings.upload_mb)
+        return str(actions.write(pair, outputs.new(), "reconstruction.png", nrow=2))
+
+    @guarded
+    def as_files(*pictures):
+        """What an action showed, as files to download (paths as they are; PIL images written as PNG)."""
+        folder = outputs.new()
+        files = [picture if isinstance(picture, str) else _saved(picture, folder / f"{i}.png")
+                 for i, picture in enumerate(pictures) if picture is not None]
+        return files[0] if len(files) == 1 else files
+
+    @guarded
     def translate(run: str, image: str, direction: str = "AtoB"):
         """An uploaded image translated by a listed image-to-image run (same size)."""
         return actions.translate(settings.models, settings.runs, run, image, direction, settings.upload_mb)
@@ -230,13 +297,19 @@ def play_tab(settings: Settings, outputs: Outputs):
         """An uploaded image upscaled by a listed super-resolution run, and bicubic resizing to compare."""
         return actions.upscale(settings.models, settings.runs, run, image, settings.upload_mb)
 
-    run.change(chosen, run, [offered, sampling, translating, upscaling, klass, truncation, direction],
-               api_visibility="private")
+    run.change(chosen, run, [offered, sampling, walking, mixing, encoding, translating, upscaling, klass, truncation,
+                             direction], api_visibility="private")
     inputs = [run, n, seed, klass, truncation]
     sample_button.click(sample, inputs, picture, api_name="sample").success(
         sample_files, inputs, [sound, text, download], api_visibility="private")
-    translate_button.click(translate, [run, translate_in, direction], translated, api_name="translate")
-    upscale_button.click(upscale, [run, upscale_in], [upscaled, bicubic], api_name="upscale")
+    for button, action, given, shown, download, name in (
+            (walk_button, interpolate, [run, walks, points, frames, walk_seed], [walk_out], walk_file, "interpolate"),
+            (mix_button, style_mix, [run, rows, cols, layers, mix_seed], [mix_out], mix_file, "style_mix"),
+            (recon_button, reconstruct, [run, recon_in], [recon_out], recon_file, "reconstruct"),
+            (translate_button, translate, [run, translate_in, direction], [translated], translate_file, "translate"),
+            (upscale_button, upscale, [run, upscale_in], [upscaled, bicubic], upscale_files, "upscale")):
+        button.click(action, given, shown, api_name=name).success(as_files, shown, download,
+                                                                   api_visibility="private")
     return run
 
 
