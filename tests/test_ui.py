@@ -369,3 +369,28 @@ def test_start_and_stop_a_training_from_the_page_leaves_a_resumable_run(page, ru
     step = ganforge.load(runs_root / "web").step
     resumed = ganforge.train(resume=runs_root / "web", quiet=True, **{"train.steps": step + 1})
     assert ganforge.load(resumed).step == step + 1
+
+
+def test_play_outputs_follow_the_sample_modality(tmp_path):
+    """What the Play tab shows for each modality: a grid for images, a GIF for video, spectrograms and a WAV player
+    for audio, text lines for tokens; always an .npz download."""
+    import torch
+
+    from ganforge import media
+
+    waves = torch.sin(torch.linspace(0, 200, 800)).expand(2, 1, 800).clone() * 0.5
+    cases = {
+        "image": (media.Images(torch.zeros(2, 1, 8, 8)), {"picture": ".png"}),
+        "video": (media.Video(torch.zeros(2, 3, 1, 8, 8), fps=4), {"picture": ".gif"}),
+        "audio": (media.Audio(waves, sample_rate=8000), {"picture": ".png", "audio": ".wav"}),
+        "tokens": (media.Tokens(torch.tensor([[0, 1], [1, 0]]), vocabulary=["a", "b"]), {"text": None}),
+    }
+    for modality, (samples, expected) in cases.items():
+        shown = actions.show(samples, tmp_path / modality)
+        for key, suffix in expected.items():
+            if suffix is None:
+                assert shown[key].splitlines() == ["a b", "b a"], modality
+            else:
+                assert Path(shown[key]).suffix == suffix and Path(shown[key]).stat().st_size > 0, (modality, key)
+        assert {k for k, v in shown.items() if v is not None} == set(expected) | {"download"}, modality
+        assert Path(shown["download"]).exists()
