@@ -88,24 +88,23 @@ class Family(nn.Module):
     def parse_options(cls, given: dict[str, Any]):
         """`model.options` as the family's typed Options, each value checked against its type and the values its
         field accepts (`ganforge.config.option`); one line naming the key otherwise."""
-        self = cls
-        if self.Options is None:
+        if cls.Options is None:
             if given:
-                raise GanforgeError(f"model.options: '{self.name}' takes no options; got {', '.join(given)}")
+                raise GanforgeError(f"model.options: '{cls.name}' takes no options; got {', '.join(given)}")
             return None
-        known = {f.name for f in fields(self.Options)}
+        known = {f.name for f in fields(cls.Options)}
         unknown = sorted(set(given) - known)
         if unknown:
-            raise GanforgeError(f"model.options: unknown key '{unknown[0]}' for {self.name} (known: {', '.join(sorted(known))})")
-        hints = get_type_hints(self.Options)
+            raise GanforgeError(f"model.options: unknown key '{unknown[0]}' for {cls.name} (known: {', '.join(sorted(known))})")
+        hints = get_type_hints(cls.Options)
         values = {k: coerce(v, hints[k], f"model.options.{k}") for k, v in given.items()}
-        for item in fields(self.Options):
+        for item in fields(cls.Options):
             if item.name in values:
                 check_value(f"model.options.{item.name}", values[item.name], item.metadata.get("interval"),
                             item.metadata.get("choices"))
                 if item.metadata.get("check"):
                     item.metadata["check"](values[item.name])
-        return self.Options(**values)
+        return cls.Options(**values)
 
     @classmethod
     def load_data(cls, config: RunConfig):
