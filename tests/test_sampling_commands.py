@@ -129,3 +129,33 @@ def test_translate_into_its_input_folder_keeps_the_inputs(tmp_path, monkeypatch,
     assert {p: p.read_bytes() for p in (data / "A").iterdir()} == before
     code, out, _ = cli(monkeypatch, capsys, "translate", run, data / "A", "--out", tmp_path / "out")
     assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png", "3.png"]
+
+
+def test_seeds_give_one_file_per_seed_equal_to_sampling_each_seed(run, tmp_path, monkeypatch, capsys):
+    code, out, _ = cli(monkeypatch, capsys, "sample", run, "--seeds", "3-5,9", "--out", tmp_path / "seeds")
+    assert code == 0 and "4 files" in out
+    assert sorted(p.name for p in (tmp_path / "seeds").iterdir()) == [f"seed000{s}.png" for s in (3, 4, 5, 9)]
+    for seed in (3, 9):  # the same picture as `--n 1 --seed S`
+        cli(monkeypatch, capsys, "sample", run, "--n", 1, "--seed", seed, "--out", tmp_path / f"one{seed}.npz")
+        one = np.load(tmp_path / f"one{seed}.npz")["images"][0, ..., 0]
+        assert np.array_equal(one, np.asarray(Image.open(tmp_path / "seeds" / f"seed000{seed}.png")))
+    one_line_error(cli(monkeypatch, capsys, "sample", run, "--seeds", "5-3", "--out", tmp_path / "x"), "--seeds")
+    one_line_error(cli(monkeypatch, capsys, "sample", run, "--seeds", "1", "--out", tmp_path / "x.png"), "folder")
+
+
+def test_per_class_writes_an_image_folder_data_set(tmp_path, monkeypatch, capsys, run):
+    torch.manual_seed(0)
+    cgan = ganforge.train(quiet=True, **tiny_overrides(tmp_path / "runs", **{"train.steps": 2, "model.name": "cgan",
+                                                                              "name": "cgan"}))
+    code, out, _ = cli(monkeypatch, capsys, "sample", cgan, "--per-class", 3, "--out", tmp_path / "synthetic")
+    assert code == 0, out
+    folders = sorted(p.name for p in (tmp_path / "synthetic").iterdir())
+    assert folders == [str(k) for k in range(10)]  # digits' class names
+    assert all(sorted(p.name for p in (tmp_path / "synthetic" / k).iterdir()) ==
+               ["00000.png", "00001.png", "00002.png"] for k in folders)
+    labelled = ganforge.load(cgan).sample(3, 0 + 7, labels=7).tensor
+    from ganforge.media import to_uint8
+
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "synthetic" / "7" / "00001.png")),
+                          to_uint8(labelled[1, 0]).numpy())
+    one_line_error(cli(monkeypatch, capsys, "sample", run, "--per-class", 2, "--out", tmp_path / "u"), "unconditional")

@@ -32,6 +32,10 @@ def sample(
     device: str = typer.Option("cpu", help="auto | cpu | cuda | cuda:N | mps"),
     truncation: Optional[float] = typer.Option(None, help="truncation psi for stylegan/biggan (1: none)"),
     zoom: int = typer.Option(1, help="enlarge grids, GIFs and MP4s this many times (nearest neighbour)"),
+    seeds: Optional[str] = typer.Option(None, help="one sample per seed, e.g. 600-605 or 1,5,9, written to the --out "
+                                        "folder as seedNNNN.png (.gif/.wav/.txt): each equals --n 1 --seed NNNN"),
+    per_class: Optional[int] = typer.Option(None, "--per-class", help="conditional models: this many samples of every "
+                                            "class, written to --out/<class name>/ (an ImageFolder-style data set)"),
 ) -> None:
     """Generate samples from a trained run in a format of its modality (grid, folder, .npz, GIF, WAV, text...)."""
     from ganforge import media
@@ -39,8 +43,19 @@ def sample(
 
     if n < 1:
         raise GanforgeError(f"--n must be at least 1, got {n}")
+    if seeds is not None and per_class is not None:
+        raise GanforgeError("--seeds and --per-class do not combine: give one")
     model = _load(run, checkpoint, device)
     modality = model.family.capabilities.modality
+    if seeds is not None or per_class is not None:
+        if out is None or out.suffix:
+            raise GanforgeError(f"--seeds and --per-class write one file per sample: --out must be a folder, got {out}")
+        if seeds is not None:
+            written = _by_seed(model, parse_seeds(seeds), out, klass, truncation)
+        else:
+            written = _per_class(model, per_class, out, seed, truncation)
+        typer.echo(f"wrote {written} to {out}")
+        return
     out = out or Path("samples" + media.PREVIEW[modality][0][0])
     media.check_format(out, modality)  # before generating: a wrong suffix should not cost the samples
     inputs = model.sample_inputs(n, seed, labels=klass, truncation=truncation)
@@ -48,6 +63,48 @@ def sample(
               for start in track(range(0, n, BATCH), "sample", enabled=n > BATCH)]
     written = media.save(media.concat(chunks), out, zoom=zoom, progress=n > BATCH)
     typer.echo(f"wrote {written} to {out}")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'600-605' or '1,5,9' (or both, '1,3-5') as a list of seeds."""
+    seeds = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        first, dash, last = part.partition("-")
+        try:
+            low, high = int(first), int(last if dash else first)
+        except ValueError:
+            raise GanforgeError(f"--seeds: expected e.g. 600-605 or 1,5,9, got '{text}'") from None
+        if low < 0 or high < low:
+            raise GanforgeError(f"--seeds: '{part}' is not a range of non-negative seeds")
+        seeds += range(low, high + 1)
+    if not seeds:
+        raise GanforgeError(f"--seeds: no seed in '{text}'")
+    return seeds
+
+
+def _by_seed(model, seeds: list[int], out: Path, klass, truncation) -> str:
+    """seedNNNN.<preview suffix> for each seed: exactly what `--n 1 --seed NNNN` draws."""
+    from ganforge import media
+    from ganforge.media.progress import track
+
+    suffix = media.PREVIEW[model.family.capabilities.modality][0][0]
+    for seed in track(seeds, "sample", enabled=len(seeds) > 16):
+        media.save(model.sample(1, seed, labels=klass, truncation=truncation), out / f"seed{seed:04d}{suffix}")
+    return f"{len(seeds)} files (one per seed)"
+
+
+def _per_class(model, count: int, out: Path, seed: int, truncation) -> str:
+    """OUT/<class name>/NNNNN.<suffix>: `count` samples of every class (class k drawn with seed + k)."""
+    from ganforge import media
+
+    if not model.family.capabilities.conditional:
+        raise GanforgeError(f"--per-class: model {model.config.model.name} is unconditional (it has no classes)")
+    if count < 1:
+        raise GanforgeError(f"--per-class must be at least 1, got {count}")
+    for index, name in enumerate(model.classes):
+        folder = out / (str(name).replace("/", "_").replace("\\", "_").strip(".") or f"class{index}")
+        media.save(model.sample(count, seed + index, labels=index, truncation=truncation), folder)
+    return f"{count} samples of each of {len(model.classes)} classes"
 
 
 def interpolate(
