@@ -5,7 +5,7 @@ The trainer owns the loop, devices, precision, EMA, logging and checkpoints; a f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, get_type_hints
 
 import torch
@@ -22,6 +22,9 @@ class DataInfo:
     channels: int
     resolution: int
     n_classes: int = 0
+    # JSON-able facts the data set hands its family and the checkpoint keeps (sampling then needs no data): e.g.
+    # {"vocabulary": [...], "max_length": 20} for text, {"sample_rate": 8000, "length": 8192} for audio.
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,8 +115,9 @@ class Family(nn.Module):
 
         Whatever it returns needs `channels`, `classes`, `labels`, `name`, `__len__` and
         `batches(batch_size, device, seed, flip)` giving an object with `next()`, `state_dict()` and
-        `load_state_dict()` (see ganforge.data.TensorBatches); families with paired or degraded inputs return
-        their own data set here, and the trainer stays unchanged.
+        `load_state_dict()` (see ganforge.data.TensorBatches), and optionally `facts` (a JSON-able dict that becomes
+        `DataInfo.facts`, saved with the checkpoint); families with paired or degraded inputs, text, audio or video
+        return their own data set here, and the trainer stays unchanged.
         """
         from ganforge.data import load_images
 

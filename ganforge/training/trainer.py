@@ -30,8 +30,10 @@ GRID_SIZE = 64
 
 
 def data_info(config: RunConfig, data) -> DataInfo:
+    """What the family learns of its data; a data set may add JSON-able `facts` (vocabulary, sample rate...)."""
     return DataInfo(channels=data.channels, resolution=config.data.resolution,
-                    n_classes=len(data.classes) if data.labels is not None else 0)
+                    n_classes=len(data.classes) if data.labels is not None else 0,
+                    facts=dict(getattr(data, "facts", None) or {}))
 
 
 def make_optimizer(params, lr: float, betas: tuple[float, float], kind: str, device: torch.device):
