@@ -69,6 +69,9 @@ class TrainConfig:
     keep_checkpoints: int = 2  # periodic step_N files kept besides last
     max_rollbacks: int = 3  # after NaN or divergence, roll back to the last good checkpoint at most this often
     divergence: float = 1e4  # roll back when a loss or weight norm exceeds this many times its recent median (0: off)
+    init: str | None = None  # fine-tune: start from this run's (folder or checkpoint) G, D and EMA weights,
+    # fresh optimisers, step 0; the resolved config records the checkpoint file
+    freeze_d: int = 0  # FreezeD: leave the discriminator's first N layers (modules holding parameters) untrained
 
 
 @dataclass
@@ -306,6 +309,7 @@ RANGES = {
     "train.eval_every": "[0, inf)",
     "train.keep_checkpoints": "[0, inf)",
     "train.max_rollbacks": "[0, inf)",
+    "train.freeze_d": "[0, inf)",
 }
 
 

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ganforge import media
+from ganforge import finetune, media
 from ganforge.device import resolve_device
 from ganforge.config import RunConfig, save_yaml, validate
 from ganforge.errors import GanforgeError
@@ -84,9 +84,16 @@ class Trainer:
             raise GanforgeError(f"model {config.model.name} needs class labels, but --data {config.data.source} has none "
                                 "(use a folder with one sub-folder per class, or a labelled data set)")
         self.ema = EMA(self.family.generator, train.ema) if train.ema > 0 else None
+        if train.init and not resume:  # fine-tuning: another run's weights, fresh optimisers, step 0
+            train.init = str(finetune.source_checkpoint(train.init))  # the resolved config names the file
+            finetune.initialise(self.family, self.ema and self.ema.module, config.model.name, Path(train.init))
+        frozen_names, frozen = finetune.frozen_parameters(self.family.discriminator, train.freeze_d)
+        if frozen_names and not self.quiet:
+            print(f"FreezeD: discriminator layers {', '.join(frozen_names)} stay as they are", flush=True)
         self.phases = self.family.phases()
         self.optimizers = {
-            p.name: make_optimizer(getattr(self.family, p.module).parameters(), p.lr, p.betas, p.optimizer, self.device)
+            p.name: make_optimizer((q for q in getattr(self.family, p.module).parameters() if id(q) not in frozen),
+                                   p.lr, p.betas, p.optimizer, self.device)
             for p in self.phases
         }
         self.batches = self.data.batches(train.batch_size, self.device, train.seed, config.data.flip)
