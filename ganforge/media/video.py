@@ -1,4 +1,5 @@
-"""Video samples: an animated GIF or an MP4 of a grid of clips (nearest-neighbour zoom), a folder of GIFs, `.npz`."""
+"""Video samples: an animated GIF or an MP4 of a grid of clips (nearest-neighbour zoom), a folder of GIFs, `.npz`;
+and the frames of GIF and video files read back (imageio, with imageio-ffmpeg for MP4)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,32 @@ def write_npz(samples: Video, path: Path, **_) -> str:
     arrays = {"videos": to_uint8(samples.tensor).permute(0, 1, 3, 4, 2).numpy(), "fps": np.float64(samples.fps)}
     save_npz(path, arrays, samples.labels)
     return f"{len(samples)} clips as uint8 (N, T, H, W, C)"
+
+
+VIDEO_SUFFIXES = {".gif", ".mp4", ".avi", ".mov", ".mkv", ".webm"}
+
+
+def read_frames(path: str | Path, limit: int | None = None) -> tuple[np.ndarray, float | None]:
+    """The frames of a GIF or video file (MP4 and the others ffmpeg decodes, through imageio-ffmpeg) as uint8
+    (T, H, W, 3), at most `limit` of them, and the file's frames per second (None when it does not say)."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    frames, fps = [], None
+    try:
+        with imageio.get_reader(path) as reader:
+            meta = reader.get_meta_data()
+            gif = path.suffix.lower() == ".gif" and meta.get("duration")  # GIFs give a frame's duration in ms
+            fps = meta.get("fps") or (1000 / meta["duration"] if gif else None)
+            for frame in reader:
+                array = np.asarray(frame)
+                array = np.repeat(array[..., None], 3, -1) if array.ndim == 2 else array[..., :3]
+                frames.append(array.astype(np.uint8))
+                if limit is not None and len(frames) >= limit:
+                    break
+    except Exception as error:  # imageio raises OSError, ValueError, RuntimeError... for undecodable files
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GanforgeError(f"{path}: cannot read the video ({reason})") from None
+    if not frames:
+        raise GanforgeError(f"{path}: no frames in the video")
+    return np.stack(frames), (float(fps) if fps else None)
