@@ -36,6 +36,11 @@ def sample(
                                         "folder as seedNNNN.png (.gif/.wav/.txt): each equals --n 1 --seed NNNN"),
     per_class: Optional[int] = typer.Option(None, "--per-class", help="conditional models: this many samples of every "
                                             "class, written to --out/<class name>/ (an ImageFolder-style data set)"),
+    caption: Optional[list[str]] = typer.Option(None, help="text-to-image models: the caption of the samples (repeat "
+                                                "the flag for several: sample i gets caption i mod their count); "
+                                                "unknown words are read as <unk> with a warning"),
+    caption_to: Optional[str] = typer.Option(None, "--caption-to", help="text-to-image models: interpolate from "
+                                             "--caption to this caption over the --n samples (one noise)"),
 ) -> None:
     """Generate samples from a trained run in a format of its modality (grid, folder, .npz, GIF, WAV, text...)."""
     from ganforge import media
@@ -45,6 +50,8 @@ def sample(
         raise GanforgeError(f"--n must be at least 1, got {n}")
     if seeds is not None and per_class is not None:
         raise GanforgeError("--seeds and --per-class do not combine: give one")
+    if (caption or caption_to) and (seeds is not None or per_class is not None):
+        raise GanforgeError("--caption does not combine with --seeds or --per-class")
     model = _load(run, checkpoint, device)
     modality = model.family.capabilities.modality
     if seeds is not None or per_class is not None:
@@ -59,10 +66,21 @@ def sample(
     out = out or Path("samples" + media.PREVIEW[modality][0][0])
     media.check_format(out, modality)  # before generating: a wrong suffix should not cost the samples
     inputs = model.sample_inputs(n, seed, labels=klass, truncation=truncation)
+    if caption or caption_to:
+        inputs = _captioned(model, inputs, caption, caption_to)
     chunks = [model.generate({k: v[start:start + BATCH] for k, v in inputs.items()})
               for start in track(range(0, n, BATCH), "sample", enabled=n > BATCH)]
     written = media.save(media.concat(chunks), out, zoom=zoom, progress=n > BATCH)
     typer.echo(f"wrote {written} to {out}")
+
+
+def _captioned(model, inputs: dict, captions: list[str] | None, towards: str | None) -> dict:
+    """Generator inputs with the user's captions (and caption interpolation), for models that declare them."""
+    if not model.family.capabilities.captioned:
+        raise GanforgeError(f"--caption: model {model.config.model.name} is not text-conditioned")
+    if not captions:
+        raise GanforgeError("--caption-to needs --caption (the caption to start from)")
+    return model.family.caption_inputs(inputs, captions, towards)
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -66,6 +66,7 @@ class Capabilities:
     encode: bool = False  # encode(images) -> latents, reconstruct(generator, images)
     translate: tuple[str, ...] = ()  # directions of translate(generator, images, direction): AtoB, BtoA
     upscale: bool = False  # generate({"lr": images}) upscales by `self.scale`
+    captioned: bool = False  # text-conditioned: inputs["caption"] token ids; caption_inputs(inputs, texts, towards)
 
 
 class Family(nn.Module):

@@ -1,0 +1,323 @@
+"""Text to image: a small trainable caption encoder conditions the generator through affine (FiLM) layers after
+every normalisation, as in DF-GAN (Tao et al. 2022), and a matching-aware discriminator judges (image, caption)
+pairs: real images with wrong captions count as fake (GAN-CLS, Reed et al. 2016), optionally with DF-GAN's
+matching-aware gradient penalty (MA-GP) on real images and their captions."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from ganforge import losses
+from ganforge.config import option
+from ganforge.data.captions import Vocabulary, load_captioned
+from ganforge.data.diffaugment import diff_augment
+from ganforge.errors import GanforgeError
+from ganforge.families import register
+from ganforge.families.base import Batch, Capabilities
+from ganforge.families.kinds.noise import NoiseGAN, NoiseOptions
+from ganforge.nn.layers import check_norm, spectral
+
+
+class TextEncoder(nn.Module):
+    """Caption token ids (N, L), 0-padded -> a sentence vector (N, text_dim): a bidirectional GRU's last states,
+    or the mean word embedding (bag of words)."""
+
+    def __init__(self, vocabulary: int, embed_dim: int, text_dim: int, kind: str):
+        super().__init__()
+        self.embed = nn.Embedding(vocabulary, embed_dim, padding_idx=0)
+        self.kind = kind
+        if kind == "gru":
+            self.rnn = nn.GRU(embed_dim, text_dim // 2, batch_first=True, bidirectional=True)
+            self.project = nn.Linear(2 * (text_dim // 2), text_dim)
+        else:
+            self.project = nn.Linear(embed_dim, text_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        mask = tokens != 0
+        lengths = mask.sum(1).clamp(min=1)
+        words = self.embed(tokens)
+        if self.kind == "gru":
+            packed = pack_padded_sequence(words, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, last = self.rnn(packed)
+            return self.project(torch.cat([last[0], last[1]], 1))
+        return self.project((words * mask.unsqueeze(-1)).sum(1) / lengths.unsqueeze(1))
+
+
+class Affine(nn.Module):
+    """Per-sample channel scale and shift from the condition (FiLM; DF-GAN's affine transformation)."""
+
+    def __init__(self, cond_dim: int, channels: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(cond_dim, channels), nn.ReLU(inplace=True), nn.Linear(channels, 2 * channels))
+        nn.init.zeros_(self.net[2].weight)  # starts as the identity: scale 1, shift 0
+        nn.init.zeros_(self.net[2].bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.net(cond).unsqueeze(-1).unsqueeze(-1).chunk(2, 1)
+        return x * (1 + scale) + shift
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    """Normalisation without its own affine parameters: the caption's affine layer sets scale and shift."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=False)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False)
+    return nn.Identity()
+
+
+class UpBlock(nn.Module):
+    """x2 nearest upsampling; two (norm -> caption affine -> LeakyReLU -> 3x3 conv) stages; 1x1 conv shortcut."""
+
+    def __init__(self, cin: int, cout: int, cond_dim: int, norm: str):
+        super().__init__()
+        self.norm1, self.affine1 = _norm(norm, cin), Affine(cond_dim, cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2, self.affine2 = _norm(norm, cout), Affine(cond_dim, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.shortcut = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        h = self.conv1(F.leaky_relu(self.affine1(self.norm1(x), cond), 0.2))
+        h = self.conv2(F.leaky_relu(self.affine2(self.norm2(h), cond), 0.2))
+        return self.shortcut(x) + h
+
+
+def _widths(resolution: int, width: int) -> list[int]:
+    """Channels at 4x4, 8x8, ..., resolution: width * 4, 4, 2, 1 (widest, capped, at the small sizes)."""
+    stages = int(math.log2(resolution)) - 2
+    return [width * min(4, 2 ** (stages - i)) for i in range(stages + 1)]
+
+
+class Generator(nn.Module):
+    """(noise, caption tokens) -> image: a linear map of the noise to 4x4 features, then caption-conditioned
+    up-blocks; every affine layer sees [noise, sentence vector]."""
+
+    def __init__(self, latent_dim: int, vocabulary: int, embed_dim: int, text_dim: int, encoder: str, channels: int,
+                 resolution: int, width: int, norm: str):
+        super().__init__()
+        self.text = TextEncoder(vocabulary, embed_dim, text_dim, encoder)
+        chans = _widths(resolution, width)
+        cond = latent_dim + text_dim
+        self.start = nn.Linear(latent_dim, chans[0] * 16)
+        self.blocks = nn.ModuleList(UpBlock(a, b, cond, norm) for a, b in zip(chans, chans[1:]))
+        self.norm, self.affine = _norm(norm, chans[-1]), Affine(cond, chans[-1])
+        self.to_rgb = nn.Conv2d(chans[-1], channels, 3, padding=1)
+
+    def forward(self, noise: torch.Tensor, caption: torch.Tensor, caption_to: torch.Tensor | None = None,
+                caption_mix: torch.Tensor | None = None) -> torch.Tensor:
+        sentence = self.text(caption)
+        if caption_to is not None:  # caption interpolation: a straight line between two sentence vectors
+            mix = caption_mix.view(-1, 1)
+            sentence = (1 - mix) * sentence + mix * self.text(caption_to)
+        cond = torch.cat([noise, sentence], 1)
+        x = self.start(noise).view(noise.shape[0], -1, 4, 4)
+        for block in self.blocks:
+            x = block(x, cond)
+        return torch.tanh(self.to_rgb(F.leaky_relu(self.affine(self.norm(x), cond), 0.2)))
+
+
+class DownBlock(nn.Module):
+    """3x3 conv, 4x4 stride-2 conv (LeakyReLU after each) plus an average-pooled 1x1 conv shortcut."""
+
+    def __init__(self, cin: int, cout: int, norm: str):
+        super().__init__()
+        self.body = spectral(nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(0.2, True),
+                                           nn.Conv2d(cout, cout, 4, 2, 1), nn.LeakyReLU(0.2, True)), norm)
+        self.shortcut = spectral(nn.Conv2d(cin, cout, 1), norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(self.shortcut(x), 2) + self.body(x)
+
+
+class Discriminator(nn.Module):
+    """(image, sentence vector) -> one logit: down-blocks to 4x4 image features, the sentence vector tiled over
+    them, a 3x3 conv and a 4x4 conv (DF-GAN's one-way output). It owns its own caption encoder."""
+
+    def __init__(self, vocabulary: int, embed_dim: int, text_dim: int, encoder: str, channels: int,
+                 resolution: int, width: int, norm: str):
+        super().__init__()
+        self.text = TextEncoder(vocabulary, embed_dim, text_dim, encoder)
+        chans = _widths(resolution, width)[::-1]
+        self.from_rgb = spectral(nn.Conv2d(channels, chans[0], 3, padding=1), norm)
+        self.blocks = nn.Sequential(*[DownBlock(a, b, norm) for a, b in zip(chans, chans[1:])])
+        self.joint = spectral(nn.Sequential(nn.Conv2d(chans[-1] + text_dim, chans[-1], 3, padding=1),
+                                            nn.LeakyReLU(0.2, True), nn.Conv2d(chans[-1], 1, 4)), norm)
+
+    def encode(self, caption: torch.Tensor) -> torch.Tensor:
+        return self.text(caption)
+
+    def score(self, images: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(F.leaky_relu(self.from_rgb(images), 0.2))
+        tiled = sentence.view(*sentence.shape, 1, 1).expand(-1, -1, *h.shape[-2:])
+        return self.joint(torch.cat([h, tiled], 1)).flatten()
+
+    def forward(self, images: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
+        return self.score(images, self.encode(caption))
+
+
+def mismatched(captions: torch.Tensor) -> torch.Tensor:
+    """For each caption of a batch, the index of another row's caption (the previous row's, GAN-CLS's
+    mismatching text), or -1 where that caption is the same text."""
+    other = torch.arange(len(captions), device=captions.device).roll(1)
+    same = (captions == captions[other]).all(1)
+    return torch.where(same, torch.full_like(other, -1), other)
+
+
+def matching_aware_d_loss(kind: str, real_right: torch.Tensor, fake_right: torch.Tensor,
+                          real_wrong: torch.Tensor, mismatch: float = 0.5) -> torch.Tensor:
+    """GAN-CLS's discriminator loss: real images with their captions are real; generated images with their
+    captions and real images with wrong captions are both fake, weighted 1 - `mismatch` and `mismatch`."""
+    loss = losses.discriminator_loss(kind, real_right, fake_right)
+    if real_wrong.numel() == 0 or mismatch == 0:
+        return loss
+    return (1 - mismatch) * loss + mismatch * losses.discriminator_loss(kind, real_right, real_wrong)
+
+
+def matching_aware_penalty(scores: torch.Tensor, images: torch.Tensor, sentence: torch.Tensor,
+                           power: float) -> torch.Tensor:
+    """DF-GAN's MA-GP (Tao et al. 2022, eq. 4 without k): E[||(grad_x D(x, e), grad_e D(x, e))||^p] at real
+    images x with their own captions e."""
+    grad_x, grad_e = torch.autograd.grad(scores.sum(), (images, sentence), create_graph=True)
+    norm = torch.cat([grad_x.flatten(1), grad_e.flatten(1)], 1).norm(2, dim=1)
+    return norm.pow(power).mean()
+
+
+@dataclass
+class Text2ImageOptions(NoiseOptions):
+    text_encoder: str = option("gru", choices=("gru", "bag"))  # caption encoder: bidirectional GRU or mean of words
+    embed_dim: int = option(64, interval="[2, 1024]")  # word embedding size
+    text_dim: int = option(128, interval="[2, 1024]")  # sentence vector size
+    mismatch: float = option(0.5, interval="[0, 1]")  # weight of real image + wrong caption in D's fake term
+    magp_weight: float = option(2.0, interval="[0, inf)")  # MA-GP weight k (DF-GAN: 2); 0: off
+    magp_power: float = option(6.0, interval="(0, inf)")  # MA-GP power p (DF-GAN: 6)
+
+
+@register
+class Text2Image(NoiseGAN):
+    """Caption-conditioned image GAN (DF-GAN-style affine conditioning, GAN-CLS matching-aware D, MA-GP)."""
+
+    name = "text2image"
+    Options = Text2ImageOptions
+    capabilities = Capabilities(captioned=True)
+    # DF-GAN's recipe: hinge loss, Adam(1e-4 G, 4e-4 D, betas 0, 0.9), no norm in D, MA-GP k=2 p=6, z of 100
+    preset = {"model": {"loss": "hinge", "d_norm": "none", "g_norm": "batch", "latent_dim": 100},
+              "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9}}
+    tiny = {"data": {"source": "shapes-captions"}, "model": {"options": {"embed_dim": 8, "text_dim": 8}}}
+
+    def __init__(self, config, info):
+        super().__init__(config, info)
+        model, o = config.model, self.options
+        if model.penalty != "none":
+            raise GanforgeError(f"model.penalty: text2image uses its matching-aware penalty (--opt magp_weight=K), "
+                                f"not '{model.penalty}'")
+        check_norm(model.g_norm, "model.g_norm")
+        if model.d_norm not in ("none", "spectral"):
+            raise GanforgeError(f"model.d_norm: text2image's discriminator takes none or spectral, got '{model.d_norm}'")
+        if not 8 <= info.resolution <= 256:
+            raise GanforgeError(f"data.resolution: text2image supports 8 to 256 pixels, got {info.resolution}")
+        if "vocabulary" not in info.facts:
+            raise GanforgeError("text2image needs captioned data: --data shapes-captions or a folder with "
+                                "captions.txt or captions.jsonl")
+        self.vocabulary = Vocabulary(list(info.facts["vocabulary"]))
+        self.caption_length = int(info.facts["max_length"])
+        size = len(self.vocabulary)
+        self.generator = Generator(model.latent_dim, size, o.embed_dim, o.text_dim, o.text_encoder, info.channels,
+                                   info.resolution, model.width, model.g_norm)
+        self.discriminator = Discriminator(size, o.embed_dim, o.text_dim, o.text_encoder, info.channels,
+                                           info.resolution, model.width, model.d_norm)
+
+    @classmethod
+    def load_data(cls, config):
+        d = config.data
+        return load_captioned(d.source, d.resolution, d.channels, d.limit)
+
+    def judge(self, images: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        """D's logits for images (augmented when DiffAugment is on) paired with sentence vectors."""
+        if self.augment:
+            images = diff_augment(images, self.augment)
+        return self.discriminator.score(images, sentence)
+
+    def discriminate(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.discriminator(images, batch["caption"])
+
+    def generator_inputs(self, batch: Batch) -> Batch:
+        real = batch["image"]
+        return {"noise": self.noise(real.shape[0], real.device), "caption": batch["caption"]}
+
+    def loss(self, phase: str, batch: Batch):
+        model, o = self.config.model, self.options
+        inputs = self.generator_inputs(batch)
+        captions = inputs["caption"]
+        if phase == "G":
+            fake = self.generate(self.generator, inputs)
+            loss = losses.generator_loss(model.loss, self.judge(fake, self.discriminator.encode(captions)))
+            return loss, {"g_loss": loss.detach()}
+        with torch.no_grad():
+            fake = self.generate(self.generator, inputs)
+        real = batch["image"].detach().requires_grad_(o.magp_weight > 0)
+        sentence = self.discriminator.encode(captions)
+        real_right = self.judge(real, sentence)
+        fake_right = self.judge(fake, sentence)
+        wrong = mismatched(captions)
+        keep = wrong >= 0
+        real_wrong = self.judge(real[keep], sentence[wrong[keep]])
+        loss = matching_aware_d_loss(model.loss, real_right, fake_right, real_wrong, o.mismatch)
+        logs = {"d_loss": loss.detach(), "d_real": real_right.detach().mean(), "d_fake": fake_right.detach().mean(),
+                "d_wrong": real_wrong.detach().mean() if keep.any() else real_right.detach().mean()}
+        if o.magp_weight > 0:
+            penalty = matching_aware_penalty(real_right, real, sentence, o.magp_power)
+            loss = loss + o.magp_weight * penalty
+            logs["magp"] = penalty.detach()
+        return loss, logs
+
+    def encode_captions(self, texts: list[str]) -> torch.Tensor:
+        """Token ids (N, L) of `texts`; unknown words are read as <unk> with a warning on stderr, and a caption
+        with no known word at all is an error (one line naming it)."""
+        ids, unknown = self.vocabulary.encode(texts, self.caption_length)
+        for text, row in zip(texts, ids):
+            if not (row > 1).any():
+                shown = ", ".join(self.vocabulary.words[2:12])
+                raise GanforgeError(f"--caption {text!r}: no word of it is in this model's vocabulary "
+                                    f"({len(self.vocabulary) - 2} words: {shown}, ...)")
+        if unknown:
+            print(f"warning: not in this model's vocabulary, read as <unk>: {', '.join(unknown)}", file=sys.stderr)
+        return ids
+
+    def caption_inputs(self, inputs: Batch, texts: list[str], towards: str | None = None) -> Batch:
+        """`inputs` (from sample_inputs) with captions set: sample i gets texts[i % len(texts)]; with `towards`,
+        every sample keeps the first noise and the caption moves from texts[0] to `towards` over the samples."""
+        n = len(inputs["noise"])
+        ids = self.encode_captions(list(texts))
+        out = dict(inputs, caption=ids[torch.arange(n) % len(ids)])
+        if towards is not None:
+            out["noise"] = inputs["noise"][:1].expand(n, -1).clone()
+            out["caption"] = ids[:1].expand(n, -1).clone()
+            out["caption_to"] = self.encode_captions([towards]).expand(n, -1).clone()
+            out["caption_mix"] = torch.linspace(0, 1, n)
+        return out
+
+    def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
+        """Noise and training captions: one caption per grid row (ceil(sqrt(n)) samples), so a grid shows each
+        caption with several noises."""
+        noise = torch.randn(n, self.config.model.latent_dim, generator=rng)
+        examples = list(self.info.facts.get("captions") or [])
+        per_row = math.ceil(math.sqrt(n))
+        picks = torch.randint(0, len(examples), (per_row,), generator=rng)
+        ids, _ = self.vocabulary.encode([examples[i] for i in picks.tolist()], self.caption_length)
+        return {"noise": noise, "caption": ids[torch.arange(n) // per_row]}
+
+    def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
+        return generator(inputs["noise"], inputs["caption"], inputs.get("caption_to"), inputs.get("caption_mix"))
+
+    def captions_of(self, inputs: Batch) -> list[str]:
+        """The caption text of each sample of `inputs` (unknown words shown as <unk>)."""
+        return [self.vocabulary.decode(row) for row in inputs["caption"]]
