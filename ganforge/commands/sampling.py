@@ -32,6 +32,8 @@ def sample(
     device: str = typer.Option("cpu", help="auto | cpu | cuda | cuda:N | mps"),
     truncation: Optional[float] = typer.Option(None, help="truncation psi for stylegan/biggan (1: none)"),
     zoom: int = typer.Option(1, help="enlarge grids, GIFs and MP4s this many times (nearest neighbour)"),
+    frames: Optional[int] = typer.Option(None, help="video models: frames per clip (default: the training length; "
+                                         "longer clips continue the motion)"),
     seeds: Optional[str] = typer.Option(None, help="one sample per seed, e.g. 600-605 or 1,5,9, written to the --out "
                                         "folder as seedNNNN.png (.gif/.wav/.txt): each equals --n 1 --seed NNNN"),
     per_class: Optional[int] = typer.Option(None, "--per-class", help="conditional models: this many samples of every "
@@ -41,6 +43,8 @@ def sample(
                                                 "unknown words are read as <unk> with a warning"),
     caption_to: Optional[str] = typer.Option(None, "--caption-to", help="text-to-image models: interpolate from "
                                              "--caption to this caption over the --n samples (one noise)"),
+    latents: Optional[Path] = typer.Option(None, help="a latent file that `ganforge project` wrote (.npy, one latent "
+                                           "per row): one sample per latent, instead of --n samples from --seed"),
 ) -> None:
     """Generate samples from a trained run in a format of its modality (grid, folder, .npz, GIF, WAV, text...)."""
     from ganforge import media
@@ -48,10 +52,14 @@ def sample(
 
     if n < 1:
         raise GanforgeError(f"--n must be at least 1, got {n}")
+    if frames is not None and (seeds is not None or per_class is not None):
+        raise GanforgeError("--frames does not combine with --seeds or --per-class")
     if seeds is not None and per_class is not None:
         raise GanforgeError("--seeds and --per-class do not combine: give one")
     if (caption or caption_to) and (seeds is not None or per_class is not None):
         raise GanforgeError("--caption does not combine with --seeds or --per-class")
+    if latents is not None and (seeds is not None or per_class is not None or truncation is not None):
+        raise GanforgeError("--latents does not combine with --seeds, --per-class or --truncation")
     model = _load(run, checkpoint, device)
     modality = model.family.capabilities.modality
     if seeds is not None or per_class is not None:
@@ -66,12 +74,24 @@ def sample(
     out = out or Path("samples" + media.PREVIEW[modality][0][0])
     media.check_format(out, modality)  # before generating: a wrong suffix should not cost the samples
     inputs = model.sample_inputs(n, seed, labels=klass, truncation=truncation)
+    if latents is not None:
+        inputs, n = _from_latents(model, latents, klass)
+    if frames is not None:
+        inputs = _with_frames(model, inputs, frames)
     if caption or caption_to:
         inputs = _captioned(model, inputs, caption, caption_to)
     chunks = [model.generate({k: v[start:start + BATCH] for k, v in inputs.items()})
               for start in track(range(0, n, BATCH), "sample", enabled=n > BATCH)]
     written = media.save(media.concat(chunks), out, zoom=zoom, progress=n > BATCH)
     typer.echo(f"wrote {written} to {out}")
+
+
+def _from_latents(model, path: Path, klass) -> tuple[dict, int]:
+    """Generator inputs from a latent file of `ganforge project`, and their count."""
+    from ganforge.projection import latent_file_inputs
+
+    inputs = latent_file_inputs(model, path, klass)
+    return inputs, len(next(iter(inputs.values())))
 
 
 def _captioned(model, inputs: dict, captions: list[str] | None, towards: str | None) -> dict:
@@ -98,6 +118,17 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds:
         raise GanforgeError(f"--seeds: no seed in '{text}'")
     return seeds
+
+
+def _with_frames(model, inputs: dict, frames: int) -> dict:
+    """Generator inputs asking for clips of `frames` frames, for video models whose clips can vary in length."""
+    import torch
+
+    if model.family.capabilities.modality != "video" or "frames" not in inputs:
+        raise GanforgeError(f"--frames: model {model.config.model.name} does not make clips of a chosen length")
+    if not 1 <= frames <= 10000:
+        raise GanforgeError(f"--frames must be 1 to 10000, got {frames}")
+    return inputs | {"frames": torch.full_like(inputs["frames"], frames)}
 
 
 def _by_seed(model, seeds: list[int], out: Path, klass, truncation) -> str:

@@ -122,8 +122,10 @@ class MovingDigits(ClipSource):
         if not 8 <= resolution <= 256:
             raise GanforgeError(f"data.resolution: moving digits are made at 8 to 256 px, got {resolution}")
         self.size = digit_size(resolution)
-        self.glyphs = F.interpolate(glyphs.float(), size=(self.size, self.size), mode="bilinear", antialias=True,
-                                    align_corners=False).round().clamp(0, 255).to(torch.uint8)[:, 0].numpy()
+        if glyphs.shape[-1] != self.size:
+            glyphs = F.interpolate(glyphs.float(), size=(self.size, self.size), mode="bilinear", antialias=True,
+                                   align_corners=False).round().clamp(0, 255).to(torch.uint8)
+        self.glyphs = glyphs[:, 0].numpy()
         self.glyph_labels = glyph_labels.numpy()
         self.n, self.frames, self.resolution, self.per_clip = n, frames, resolution, per_clip
         self.fps, self.seed, self.name, self.channels = float(fps), seed, name, 1

@@ -155,9 +155,14 @@ class VideoGAN(Family):
 
     def motion_noise(self, seeds: torch.Tensor, frames: int) -> torch.Tensor:
         """(N, frames + 1, dz_M) motion noise, each clip's from its own seed: longer clips extend shorter ones."""
-        dim = self.options.motion_dim
-        return torch.stack([torch.randn(frames + 1, dim, generator=torch.Generator().manual_seed(int(s)))
-                            for s in seeds.tolist()])
+        dim, chunk = self.options.motion_dim, 16  # drawn 16 frames at a time: torch's CPU randn gives other
+        # numbers for other sizes, so a fixed chunk keeps a longer clip's noise a continuation of a shorter one's
+        clips = []
+        for seed in seeds.tolist():
+            rng = torch.Generator().manual_seed(int(seed))
+            draws = [torch.randn(chunk, dim, generator=rng) for _ in range(frames // chunk + 1)]
+            clips.append(torch.cat(draws)[:frames + 1])
+        return torch.stack(clips)
 
     def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
         content = inputs["content"]

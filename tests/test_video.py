@@ -1,0 +1,154 @@
+"""Video: moving digits and video files as clips, the videogan family (clip shapes at any length, longer clips
+continuing shorter ones), GIF/MP4 round trips, `sample --frames` and exact resume."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganforge
+from ganforge import media
+from ganforge.api import resolve_config
+from ganforge.data.video import digit_size, load_video
+from ganforge.errors import GanforgeError
+from ganforge.families import DataInfo, create
+from ganforge.media.video import read_frames
+from ganforge.training import checkpoint as ckpt
+
+
+def tiny_video(tmp_path, **extra) -> dict:
+    """A videogan run of 4-frame 16 px moving digits, small enough for a second or two per step."""
+    return {"model.name": "videogan", "data.source": "moving-digits", "data.resolution": 16, "data.limit": 64,
+            "model.width": 8, "model.latent_dim": 8, "model.options": {"frames": 4, "motion_dim": 4},
+            "train.batch_size": 4, "train.steps": 4, "train.log_every": 1, "train.sample_every": 100,
+            "train.checkpoint_every": 100, "train.ema": 0.9, "out": str(tmp_path), "name": "video"} | extra
+
+
+def test_moving_digits_are_deterministic_under_a_seed_and_bounce_inside_the_frame():
+    a = load_video("moving-digits", 32, None, None, 40, frames=16, seed=3)
+    b = load_video("moving-digits", 32, None, None, 40, frames=16, seed=3)
+    other = load_video("moving-digits", 32, None, None, 40, frames=16, seed=4)
+    clips = a.take()
+    assert clips.shape == (40, 16, 1, 32, 32) and clips.dtype == torch.uint8
+    assert torch.equal(clips, b.take()) and not torch.equal(clips, other.take())
+    assert torch.equal(a.clips(torch.tensor([7, 2])), clips[[7, 2]])  # a clip depends on its index alone
+    assert a.facts == {"frames": 16, "fps": 8.0, "digit_size": digit_size(32)}
+    counts = [len(d) for d in a.digits(torch.arange(40))]
+    assert set(counts) == {1, 2}
+    # every frame shows a digit, and the digits move: consecutive frames differ
+    assert (clips.flatten(2).amax(2) > 100).all()
+    assert ((clips[:, 1:].float() - clips[:, :-1].float()).abs().flatten(2).mean(2) > 0).float().mean() > 0.95
+    one = load_video("moving-digits", 16, None, None, 10, frames=4, per_clip="1")
+    assert [len(d) for d in one.digits(torch.arange(10))] == [1] * 10
+    with pytest.raises(GanforgeError, match="digits per clip"):
+        load_video("moving-digits", 16, None, None, 10, frames=4, per_clip="3-1")
+
+
+def test_moving_digits_from_mnist_files(shared_data):
+    data = load_video("moving-digits", 64, None, str(shared_data / "mnist"), 5, frames=8, per_clip="1")
+    assert "MNIST" in data.name and data.take().shape == (5, 8, 1, 64, 64) and data.facts["digit_size"] == 28
+
+
+def videogan(frames=4, resolution=16, **options):
+    config = resolve_config(overrides={"model.name": "videogan", "model.width": 8, "model.latent_dim": 8,
+                                       "model.options": {"frames": frames, "motion_dim": 4, **options}})
+    return create(config, DataInfo(1, resolution, facts={"frames": frames, "fps": 6.0}))
+
+
+@pytest.mark.parametrize("resolution", [16, 32])
+def test_clips_are_n_t_c_h_w_at_any_length_and_longer_ones_continue_shorter_ones(resolution):
+    torch.manual_seed(0)
+    family = videogan(4, resolution)
+    family.generator.eval()
+    inputs = family.sample_inputs(3, torch.Generator().manual_seed(1))
+    clips = {}
+    for frames in (1, 4, 9, 32):
+        out = family.generate(family.generator, inputs | {"frames": torch.full((3,), frames)})
+        assert out.shape == (3, frames, 1, resolution, resolution) and out.abs().max() <= 1
+        clips[frames] = out
+    assert torch.allclose(clips[32][:, :9], clips[9], atol=1e-6)
+    assert torch.allclose(clips[9][:, :4], clips[4], atol=1e-6)
+    assert not torch.allclose(clips[4][:, 0], clips[4][:, 3])  # the motion latents move the frames
+    assert family.sample_info() == {"fps": 6.0}
+    # both discriminators score a training batch: one logit per frame shown, one per clip
+    batch = {"video": torch.rand(2, 4, 1, resolution, resolution) * 2 - 1}
+    family.train()
+    for phase in ("D", "G"):
+        loss, logs = family.loss(phase, batch)
+        assert loss.ndim == 0 and torch.isfinite(loss)
+    assert {"d_image", "d_video"} <= set(family.loss("D", batch)[1])
+
+
+def test_gif_and_mp4_round_trip_and_read_back_as_clips(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    levels = torch.randint(0, 256, (3, 5, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    clips = media.Video(media.from_uint8(levels), fps=10)
+    for suffix in (".gif", ".mp4"):
+        path = tmp_path / "videos" / f"grid{suffix}"
+        media.save(clips, path, nrow=3)
+        frames, fps = read_frames(path)
+        width = 3 * 16 + 4 * 2  # three clips side by side with 2 px gaps
+        assert frames.shape == (5, 16 + 4, width, 3), suffix
+        assert fps == pytest.approx(10, rel=0.05), suffix
+    one = media.Video(media.from_uint8(levels[:1]), fps=10)
+    media.save(one, tmp_path / "videos" / "one.gif")
+    frames, _ = read_frames(tmp_path / "videos" / "one.gif")
+    assert frames.shape == (5, 16, 16, 3)
+    assert np.abs(frames.astype(int) - levels[0].permute(0, 2, 3, 1).numpy()).mean() < 12  # GIF palette only
+    # a folder of videos and frame folders becomes clips, frames resized like images; fps from the files
+    folder = tmp_path / "videos" / "frames_of_one"
+    folder.mkdir()
+    for t in range(6):
+        Image.fromarray(np.full((24, 32), 40 * t, np.uint8)).save(folder / f"{t:03d}.png")
+    data = load_video(str(tmp_path / "videos"), 16, None, None, None, frames=4)
+    # grid.gif and grid.mp4 (5 frames), one.gif (5), the frame folder (6): one 4-frame clip each
+    assert data.take().shape == (4, 4, 3, 16, 16) and data.fps == pytest.approx(10, rel=0.05)
+    grey = load_video(str(folder), 8, None, None, None, frames=3)
+    assert grey.take().shape == (2, 3, 1, 8, 8) and grey.fps == 8.0
+    with pytest.raises(GanforgeError, match="no clip of 7 frames"):
+        load_video(str(folder), 8, None, None, None, frames=7)
+
+
+def test_npz_arrays_including_ganforges_own_samples_are_clips(tmp_path):
+    levels = torch.randint(0, 256, (2, 6, 1, 8, 8), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    media.save(media.Video(media.from_uint8(levels), fps=5), tmp_path / "own.npz")
+    data = load_video(str(tmp_path / "own.npz"), 8, None, None, None, frames=3)
+    assert data.take().shape == (4, 3, 1, 8, 8)
+    assert torch.equal(data.take()[0], levels[0, :3]) and torch.equal(data.take()[1], levels[0, 3:])
+    np.save(tmp_path / "plain.npy", np.zeros((2, 4, 10, 12), np.float32))
+    assert load_video(str(tmp_path / "plain.npy"), 8, None, None, None, frames=4).take().shape == (2, 4, 1, 8, 8)
+    np.save(tmp_path / "bad.npy", np.zeros((2, 4, 10), np.float32))
+    with pytest.raises(GanforgeError, match=r"\(N, T, H, W\)"):
+        load_video(str(tmp_path / "bad.npy"), 8, None, None, None, frames=4)
+
+
+def test_sample_frames_flag_and_exact_resume(tmp_path, monkeypatch, capsys):
+    from ganforge.cli import main
+
+    straight = ganforge.train(quiet=True, **tiny_video(tmp_path / "a"))
+    ganforge.train(quiet=True, **tiny_video(tmp_path / "b", **{"train.steps": 2}))
+    resumed = ganforge.train(resume=tmp_path / "b" / "video", quiet=True, **{"train.steps": 4})
+    a, meta_a = ckpt.load(straight / "checkpoints" / "last.safetensors", "cpu")
+    b, meta_b = ckpt.load(resumed / "checkpoints" / "last.safetensors", "cpu")
+    assert meta_a["step"] == meta_b["step"] == 4 and a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert meta_a["info"]["facts"] == {"frames": 4, "fps": 8.0, "digit_size": 7}
+    assert (straight / "samples" / "step_000004.gif").exists()
+
+    def sample(*args):
+        monkeypatch.setattr(sys, "argv", ["ganforge", "sample", str(straight), *map(str, args)])
+        with pytest.raises(SystemExit) as stopped:
+            main()
+        return stopped.value.code or 0, capsys.readouterr()
+
+    code, _ = sample("--n", "3", "--frames", "12", "--out", tmp_path / "long.npz")
+    assert code == 0
+    long = media.read(tmp_path / "long.npz")
+    assert long.tensor.shape == (3, 12, 1, 16, 16) and long.fps == 8.0
+    # the .npz holds uint8 levels: the first 4 frames are the 4-frame clips of the same seed, to a level
+    assert (long.tensor[:, :4] - ganforge.load(straight).sample(3).tensor).abs().max() <= 1 / 127.5 + 1e-6
+    code, captured = sample("--n", "2", "--frames", "0")
+    assert code == 2 and "--frames must be 1 to 10000" in captured.err
