@@ -59,6 +59,8 @@ class Trainer:
         train = config.train
         self.dist = Distributed.from_env()
         self.device = self.dist.device(resolve_device(train.device, "train.device"))
+        if self.device.type == "cuda":  # fixed shapes every step: let cuDNN pick its fastest convolution kernels
+            torch.backends.cudnn.benchmark = True
         if not self.dist.is_main:
             self.quiet = True
         torch.manual_seed(train.seed)
