@@ -37,20 +37,33 @@ def save_wav(path: Path, clip: torch.Tensor, sample_rate: int) -> None:
         handle.writeframes(pcm.astype("<i2").tobytes())
 
 
-def read_wav(path: str | Path) -> Audio:
-    """A PCM WAV file (8, 16 or 32 bit) as one clip (1, C, L) in [-1, 1]."""
+def read_wave(path: str | Path) -> tuple[np.ndarray, int]:
+    """A WAV file (8/16/24/32-bit PCM or 32/64-bit float) as float64 samples (L, C) in [-1, 1] and its rate."""
+    from scipy.io import wavfile
+
     try:
-        with wave.open(str(path), "rb") as handle:
-            channels, width, rate = handle.getnchannels(), handle.getsampwidth(), handle.getframerate()
-            data = handle.readframes(handle.getnframes())
-    except (OSError, EOFError, wave.Error) as error:
+        rate, data = wavfile.read(str(path))
+    except (OSError, EOFError, ValueError) as error:
         raise GanforgeError(f"{path}: cannot read the WAV file ({error})") from None
-    if width not in (1, 2, 4):
-        raise GanforgeError(f"{path}: {8 * width}-bit WAV is not supported (8, 16 or 32-bit PCM)")
-    values = np.frombuffer(data, {1: "u1", 2: "<i2", 4: "<i4"}[width]).astype(np.float64)
-    values = (values - 128) / 128 if width == 1 else values / 2 ** (8 * width - 1)
-    clip = torch.from_numpy(values.reshape(-1, channels).T.astype(np.float32))
-    return Audio(tensor=clip[None].clamp(-1, 1), sample_rate=rate)
+    if data.dtype.kind == "f":
+        values = data.astype(np.float64)
+    elif data.dtype == np.uint8:
+        values = (data.astype(np.float64) - 128) / 128
+    elif data.dtype.kind == "i":
+        values = data.astype(np.float64) / 2 ** (8 * data.dtype.itemsize - 1)
+    else:
+        raise GanforgeError(f"{path}: unsupported WAV sample type {data.dtype}")
+    values = values if values.ndim == 2 else values[:, None]
+    if not np.isfinite(values).all():
+        raise GanforgeError(f"{path}: the WAV file holds non-finite samples (NaN or inf)")
+    return np.clip(values, -1, 1), int(rate)
+
+
+def read_wav(path: str | Path) -> Audio:
+    """A WAV file as one clip (1, C, L) in [-1, 1]."""
+    values, rate = read_wave(path)
+    clip = torch.from_numpy(values.T.astype(np.float32).copy())
+    return Audio(tensor=clip[None], sample_rate=rate)
 
 
 def write_joined(samples: Audio, path: Path, **_) -> str:

@@ -65,7 +65,8 @@ class Trainer:
             self.quiet = True
         torch.manual_seed(train.seed)
         self.data = data if data is not None else get_family(config.model.name).load_data(config)
-        if config.data.resolution is None:  # resolved from the data; saved so that load/resume rebuild the same
+        # resolved from the data (audio and text have none); saved so that load/resume rebuild the same
+        if config.data.resolution is None and getattr(self.data, "resolution", None) is not None:
             config.data.resolution = int(self.data.resolution)
         self.family: Family = create(config, data_info(config, self.data))
         self.family.shard = (self.dist.rank, self.dist.world)

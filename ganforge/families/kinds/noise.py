@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from ganforge import losses
 from ganforge.config import RunConfig, option
+from ganforge.data.ada import AdaptiveAugment
 from ganforge.data.diffaugment import diff_augment, parse_policy
 from ganforge.errors import GanforgeError
 from ganforge.families.base import Batch, DataInfo, Family, Phase
@@ -23,6 +24,10 @@ class NoiseOptions:
 
     diffaugment: str = option("", check=parse_policy)  # DiffAugment policy for small data, e.g.
     # "color,translation,cutout" (Zhao et al. 2020)
+    ada: bool = False  # adaptive discriminator augmentation (Karras et al. 2020): flips, 90-degree rotations,
+    # integer translation and colour with a probability p steered by D's overfitting (logged as ada_p)
+    ada_target: float = option(0.6, interval="(0, 1)")  # ADA's target for r_t = E[sign(D(real))]
+    ada_kimg: float = option(500.0, interval="(0, inf)")  # thousands of real images over which p can move by 1
 
 
 class NoiseGAN(Family):
@@ -33,10 +38,19 @@ class NoiseGAN(Family):
     """
 
     Options: ClassVar[type | None] = NoiseOptions
+    real_key: ClassVar[str] = "image"  # the batch entry holding the real samples (audio families: "audio")
 
     def __init__(self, config: RunConfig, info: DataInfo):
         super().__init__(config, info)
         self.augment = parse_policy(self.options.diffaugment)  # a bad policy fails at build time, not mid-run
+        self.ada = None
+        if self.options.ada:
+            if self.augment:
+                raise GanforgeError("model.options: ada and diffaugment both augment D's inputs; choose one")
+            if self.capabilities.modality != "image":
+                raise GanforgeError(f"model.options.ada augments images; {self.name} makes "
+                                    f"{self.capabilities.modality}")
+            self.ada = AdaptiveAugment(self.options.ada_target, self.options.ada_kimg)  # p is saved with the weights
         model = config.model
         losses.check_loss(model.loss)
         if model.penalty not in losses.PENALTIES:
@@ -57,9 +71,11 @@ class NoiseGAN(Family):
         return z[rank * n:(rank + 1) * n]
 
     def critic(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Discriminator logits for `images` (augmented when DiffAugment is on); `batch` carries labels."""
+        """Discriminator logits for `images` (augmented when DiffAugment or ADA is on); `batch` carries labels."""
         if self.augment:
             images = diff_augment(images, self.augment)
+        if self.ada is not None:
+            images = self.ada(images)
         return self.discriminate(images, batch)
 
     def discriminate(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -68,7 +84,7 @@ class NoiseGAN(Family):
 
     def generator_inputs(self, batch: Batch) -> Batch:
         """Fresh generator inputs matching a training batch (same size, same labels)."""
-        real = batch["image"]
+        real = batch[self.real_key]
         return {"noise": self.noise(real.shape[0], real.device)}
 
     def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
@@ -77,30 +93,38 @@ class NoiseGAN(Family):
     def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
         return generator(inputs["noise"])
 
+    def fake(self, inputs: Batch) -> torch.Tensor:
+        """What the discriminator sees of the live generator's samples (default: `generate`'s output; a family that
+        inverts its generator's output for listening, e.g. spectrograms to audio, returns the uninverted output)."""
+        return self.generate(self.generator, inputs)
+
     def loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         model = self.config.model
-        real = batch["image"]
+        real = batch[self.real_key]
         inputs = self.generator_inputs(batch)
         if phase == "G":
             if self._pending is not None:  # G is unchanged since the D phase made these: same maths, one pass less
                 inputs, fake = self._pending
                 self._pending = None
             else:
-                fake = self.generate(self.generator, inputs)
+                fake = self.fake(inputs)
             loss = losses.generator_loss(model.loss, self.critic(fake, inputs))
             return loss, {"g_loss": loss.detach()}
         if torch.is_grad_enabled() and next(self.generator.parameters()).requires_grad:
-            live = self.generate(self.generator, inputs)
+            live = self.fake(inputs)
             self._pending, fake = (inputs, live), live.detach()
         else:
             with torch.no_grad():
-                fake = self.generate(self.generator, inputs)
+                fake = self.fake(inputs)
         if model.penalty == "r1":
             real = real.detach().requires_grad_(True)
         real_logits = self.critic(real, batch)
         fake_logits = self.critic(fake, inputs)
         loss = losses.discriminator_loss(model.loss, real_logits, fake_logits)
         logs = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        if self.ada is not None:
+            logs["ada_rt"] = self.ada.observe(real_logits)
+            logs["ada_p"] = self.ada.p.detach().clone()
         if model.penalty == "gp":
             penalty = losses.gradient_penalty(lambda x: self.critic(x, batch), real, fake)
             loss = loss + model.penalty_weight * penalty
@@ -125,7 +149,7 @@ class Conditional:
         return self.discriminator(images, batch["label"])
 
     def generator_inputs(self, batch: Batch) -> Batch:
-        real = batch["image"]
+        real = batch[self.real_key]
         return {"noise": self.noise(real.shape[0], real.device), "label": batch["label"]}
 
     def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
