@@ -19,7 +19,8 @@ from ganforge.training.lock import LOCK_NAME
 
 # settings that may change when a run is resumed; everything else must match the checkpoint
 RESUMABLE = {"train.steps", "train.sample_every", "train.checkpoint_every", "train.log_every", "train.device",
-             "train.keep_checkpoints", "train.max_rollbacks", "train.divergence", "out", "name"}
+             "train.keep_checkpoints", "train.max_rollbacks", "train.divergence", "out", "name",
+             "data.stream", "data.memory_budget_mb", "data.workers"}  # streamed or not, the batches are the same
 
 
 def resolve_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -27,6 +27,11 @@ class DataConfig:
     root: str | None = None  # torchvision download cache (default ~/.cache/ganforge/datasets)
     flip: bool = False  # random horizontal flips (on the device, per batch)
     limit: int | None = None  # use at most this many images
+    stream: bool = False  # read images lazily in DataLoader workers instead of decoding the whole set into memory
+    # (chosen automatically when the decoded set would exceed memory_budget_mb)
+    memory_budget_mb: float = 4096  # the most memory a decoded in-memory data set may take; larger ones stream
+    workers: int = 2  # worker processes decoding and resizing streamed images (0: in the training process)
+    transparent: bool = False  # keep the alpha channel (4 channels, RGBA) instead of putting images on white
 
 
 @dataclass
@@ -51,6 +56,7 @@ class TrainConfig:
     beta1: float = 0.5  # Adam's first-moment decay
     beta2: float = 0.999  # Adam's second-moment decay
     n_critic: int = 1  # discriminator steps per generator step
+    grad_accum: int = 1  # micro-batches of batch_size per optimiser step (effective batch: batch_size * grad_accum)
     ema: float = 0.999  # decay of the generator's moving average (warmed up over early steps); 0 turns it off
     ema_start: int = 0  # before this step the EMA copies G; from it on it averages
     amp: bool = False  # mixed precision; only used where the device supports it
@@ -290,6 +296,8 @@ def check_value(key: str, value: Any, interval: str | None = None, choices: tupl
 
 RANGES = {
     "data.limit": "[1, inf)",
+    "data.memory_budget_mb": "[0, inf)",
+    "data.workers": "[0, inf)",
     "model.latent_dim": "[1, inf)",
     "model.width": "[1, inf)",
     "model.penalty_weight": "[0, inf)",
@@ -300,6 +308,7 @@ RANGES = {
     "train.beta1": "[0, 1)",  # Adam's betas (Kingma & Ba 2015): 1 or more never forgets, negative is undefined
     "train.beta2": "[0, 1)",
     "train.n_critic": "[1, inf)",
+    "train.grad_accum": "[1, inf)",
     "train.ema": "[0, 1)",
     "train.ema_start": "[0, inf)",
     "train.seed": "[0, 2^63)",  # torch generators take 64 bits; derived seeds add small offsets
@@ -353,8 +362,11 @@ def validate(config: RunConfig) -> None:
     res = config.data.resolution
     if res is not None and (res < 8 or res > 1024 or res & (res - 1)):
         raise GanforgeError(f"data.resolution must be a power of two between 8 and 1024, got {res}")
-    if config.data.channels not in (None, 1, 3):
-        raise GanforgeError(f"data.channels must be 1 or 3, got {config.data.channels}")
+    if config.data.channels not in (None, 1, 3) and not (config.data.transparent and config.data.channels == 4):
+        raise GanforgeError(f"data.channels must be 1 or 3 (4 with data.transparent), got {config.data.channels}")
+    if config.data.transparent and config.data.channels not in (None, 4):
+        raise GanforgeError(f"data.transparent keeps an alpha channel (4 channels, RGBA); data.channels must be unset "
+                            f"or 4, got {config.data.channels}")
     t = config.train
     if t.eval_every > 0 and t.eval_n < 2:  # a score needs statistics over at least 2 samples
         raise GanforgeError(f"train.eval_n must be at least 2 when train.eval_every is on ({t.eval_every}), "

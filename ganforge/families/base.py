@@ -118,12 +118,12 @@ class Family(nn.Module):
         `batches(batch_size, device, seed, flip)` giving an object with `next()`, `state_dict()` and
         `load_state_dict()` (see ganforge.data.TensorBatches), and optionally `facts` (a JSON-able dict that becomes
         `DataInfo.facts`, saved with the checkpoint); families with paired or degraded inputs, text, audio or video
-        return their own data set here, and the trainer stays unchanged.
+        return their own data set here, and the trainer stays unchanged. Images larger than the memory budget (or
+        with data.stream) are streamed from disk (ganforge.data.stream).
         """
-        from ganforge.data import load_images
+        from ganforge.data.stream import open_images
 
-        d = config.data
-        return load_images(d.source, d.resolution, d.channels, d.root, d.limit)
+        return open_images(config.data)
 
     def phases(self) -> list[Phase]:
         """The optimisation phases of one training step, in order (default: critic n_critic times, then G)."""

@@ -105,6 +105,13 @@ class Distributed:
         return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
 
 
+def shard_batches(batches, rank: int, size: int):
+    """This process's slice of each global batch: a source that can read only its slice (`shard(rank, size)`,
+    e.g. streamed images) does so; any other is drawn whole and sliced."""
+    own = getattr(batches, "shard", None)
+    return own(rank, size) if own is not None else ShardedBatches(batches, rank, size)
+
+
 class ShardedBatches:
     """This process's slice of each global batch: every process draws the same global batch (same seed), so
     together they see exactly what one process would."""

@@ -19,7 +19,7 @@ from ganforge.errors import GanforgeError
 from ganforge.families import DataInfo, Family, create
 from ganforge.families import get as get_family
 from ganforge.training import checkpoint as ckpt
-from ganforge.training.distributed import Distributed, ShardedBatches
+from ganforge.training.distributed import Distributed, shard_batches
 from ganforge.training.evaluation import PeriodicEvaluation
 from ganforge.training.ema import EMA, refresh_norm_stats
 from ganforge.training.guard import DivergenceGuard, all_finite, newest_good_checkpoint, weight_norms
@@ -101,7 +101,7 @@ class Trainer:
         }
         self.batches = self.data.batches(train.batch_size, self.device, train.seed, config.data.flip)
         if self.dist.active:
-            self.batches = ShardedBatches(self.batches, self.dist.rank, self.dist.shard_size(train.batch_size))
+            self.batches = shard_batches(self.batches, self.dist.rank, self.dist.shard_size(train.batch_size))
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         grid_rng = torch.Generator().manual_seed(train.seed + 1)
@@ -224,7 +224,8 @@ class Trainer:
         if factor != self._lr_factor:
             self._lr_factor = factor
             self._apply_lr()
-        batch = None
+        accum = self.config.train.grad_accum
+        micro: list[dict] = []  # the latest accum micro-batches drawn; later phases reuse them
         modules = {p.module for p in self.phases}
         for index, phase in enumerate(self.phases):
             frozen = set(phase.frozen) if phase.frozen is not None else modules - {phase.module}
@@ -232,27 +233,30 @@ class Trainer:
                 getattr(self.family, module).requires_grad_(module not in frozen)
             optimizer = self.optimizers[phase.name]
             for _ in range(phase.repeat):
-                if index == 0 or batch is None:
-                    batch = self.batches.next()
-                    if self.config.train.channels_last:
-                        batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v
-                                 for k, v in batch.items()}
-                with self.autocast():
-                    loss, logs = self.family.loss(phase.name, batch)
+                fresh = index == 0 or not micro
+                micro = [] if fresh else micro
                 optimizer.zero_grad(set_to_none=True)
+                for part in range(accum):  # gradient accumulation: accum micro-batches per optimiser step
+                    if fresh:
+                        batch = self.batches.next()
+                        if self.config.train.channels_last:
+                            batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v
+                                     for k, v in batch.items()}
+                        micro.append(batch)
+                    with self.autocast():
+                        loss, logs = self.family.loss(phase.name, micro[part])
+                    loss = loss / accum  # the mean over accum micro-batches: one batch of accum * batch_size
+                    (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+                    self._finite &= torch.isfinite(loss.detach())
+                    for key, value in logs.items():
+                        self._sums[key] = self._sums.get(key, 0.0) + value.float() / accum
+                self._average_gradients(optimizer)  # once per optimiser step, after every micro-batch
                 if self.scaler is not None:
-                    self.scaler.scale(loss).backward()
-                    self._average_gradients(optimizer)
                     self.scaler.step(optimizer)
                     self.scaler.update()
                 else:
-                    loss.backward()
-                    self._average_gradients(optimizer)
                     optimizer.step()
                 self.family.after_step(phase.name)
-                self._finite &= torch.isfinite(loss.detach())
-                for key, value in logs.items():
-                    self._sums[key] = self._sums.get(key, 0.0) + value.float()
         self._count += 1
         if self.ema is not None:
             self.ema.update(self.family.generator, self.step - self.config.train.ema_start)
