@@ -66,11 +66,29 @@ def evaluate_command(
     import ganforge  # the run loader lives in the core package; imported here so metrics do not depend on it
 
     model = ganforge.load(run)
+    if model.family.capabilities.modality == "video":
+        result = _evaluate_clips(model, n, extractor, batch_size, seed)
+        report_scores(result, console, [run / "eval" / f"{time.strftime('%Y%m%d-%H%M%S')}.json"]
+                      + ([json_path] if json_path else []))
+        return
     samples = model.sample(n, seed=seed).tensor
     result = evaluate_sets(samples, model.real_images(), metrics, extractor, batch_size, seed,
                        reference_split="train", image_format="tensor")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report_scores(result, console, [run / "eval" / f"{stamp}.json"] + ([json_path] if json_path else []))
+
+
+def _evaluate_clips(model, n: int, extractor: Optional[str], batch_size: int, seed: int) -> dict:
+    """A video run's N clips against N of its training clips: per-frame FD, motion statistics and, for moving
+    digits with a fixed count per clip, identity consistency (ganforge.metrics.video)."""
+    from ganforge.metrics.video import evaluate_clips
+
+    facts = model.family.info.facts
+    low, high = facts.get("digits_per_clip", (0, 1))
+    real = type(model.family).load_data(model.config).as_float(n)
+    fake = model.sample(len(real), seed=seed).tensor
+    return evaluate_clips(fake, real, extractor, facts.get("digit_size") if low == high else None, low,
+                          seed=seed, batch_size=batch_size)
 
 
 def register(app: typer.Typer) -> None:

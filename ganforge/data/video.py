@@ -135,7 +135,7 @@ class MovingDigits(ClipSource):
 
     @property
     def facts(self) -> dict:
-        return super().facts | {"digit_size": self.size}
+        return super().facts | {"digit_size": self.size, "digits_per_clip": list(self.per_clip)}
 
     def clip(self, i: int) -> tuple[np.ndarray, list[int]]:
         """Clip `i`: uint8 frames (T, R, R) and the digits in it."""
