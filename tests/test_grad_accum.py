@@ -48,3 +48,33 @@ def test_accumulating_differs_from_a_plain_small_batch(tmp_path):
 def test_grad_accum_must_be_positive(tmp_path):
     with pytest.raises(GanforgeError, match="train.grad_accum must be at least 1"):
         ganforge.train(quiet=True, **tiny_overrides(tmp_path, **{"train.grad_accum": 0}))
+
+
+# --- memory-aware defaults by resolution -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("resolution, batch, width", [(64, 64, 64), (128, 32, 64), (256, 16, 64), (512, 8, 32),
+                                                      (1024, 4, 16)])
+def test_batch_and_width_shrink_with_resolution_unless_given(resolution, batch, width):
+    from ganforge.api import resolve_config
+
+    config = resolve_config(overrides={"data.resolution": resolution})
+    assert (config.train.batch_size, config.model.width) == (batch, width)
+    given = resolve_config(overrides={"data.resolution": resolution, "train.batch_size": 48, "model.width": 96})
+    assert (given.train.batch_size, given.model.width) == (48, 96)  # what the user asks for is kept
+    paired = resolve_config(overrides={"data.resolution": resolution, "model.name": "pix2pix"})
+    assert paired.train.batch_size == 1 and paired.model.width == 64  # the paper's batch 1; width is not per stage
+
+
+@pytest.mark.parametrize("name", ["dcgan", "stylegan", "progan"])
+def test_noise_families_build_and_generate_at_1024_px(name):
+    from ganforge.api import resolve_config
+    from ganforge.families import DataInfo, create
+
+    config = resolve_config(overrides={"model.name": name, "data.resolution": 1024, "model.width": 2,
+                                       "model.latent_dim": 8})
+    family = create(config, DataInfo(channels=3, resolution=1024))
+    family.on_step(10 ** 9)  # progressive growing: the full-size stage
+    with torch.no_grad():
+        images = family.generate(family.generator, family.sample_inputs(1, torch.Generator().manual_seed(0)))
+    assert images.shape == (1, 3, 1024, 1024) and torch.isfinite(images).all()
+    assert family.discriminator(images).numel() == 1

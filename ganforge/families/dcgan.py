@@ -21,7 +21,7 @@ class DCGANOptions(NoiseOptions):
 
 @register
 class DCGAN(NoiseGAN):
-    """Unconditional DCGAN for any power-of-two resolution from 8 to 256."""
+    """Unconditional DCGAN for any power-of-two resolution from 8 to 1024."""
 
     name = "dcgan"
     Options = DCGANOptions
@@ -32,8 +32,8 @@ class DCGAN(NoiseGAN):
     def __init__(self, config, info):
         super().__init__(config, info)
         model = config.model
-        if not 8 <= info.resolution <= 256:
-            raise GanforgeError(f"data.resolution: dcgan supports 8 to 256 pixels, got {info.resolution}")
+        if not 8 <= info.resolution <= 1024:  # one stride-2 stage per doubling, widest (width * 8) at 4x4
+            raise GanforgeError(f"data.resolution: dcgan supports 8 to 1024 pixels, got {info.resolution}")
         check_norm(model.g_norm, "model.g_norm")
         check_norm(model.d_norm, "model.d_norm")
         self.generator = Generator(model.latent_dim, info.channels, info.resolution, model.width, model.g_norm,
