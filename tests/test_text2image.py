@@ -1,0 +1,194 @@
+"""Text to image: caption files and vocabulary, the shapes-captions source (seeded, held-out pairs absent from
+training), GAN-CLS wrong-caption pairs as fakes and MA-GP in the D loss, bit-exact resume, `sample --caption`."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganforge
+from ganforge import media
+from ganforge.data.captions import CaptionSet, Vocabulary, load_captioned, read_captions, tokenize
+from ganforge.data.shapes import HELD_OUT, make_scenes, parse_caption, shapes_captions
+from ganforge.errors import GanforgeError
+from ganforge.families.text2image import matching_aware_d_loss, matching_aware_penalty, mismatched
+from ganforge.training import checkpoint as ckpt
+
+
+def tiny_run(tmp_path, **extra):
+    base = {"model.name": "text2image", "data.source": "shapes-captions", "data.limit": 64, "data.resolution": 16,
+            "model.width": 4, "model.latent_dim": 8, "model.options": {"embed_dim": 8, "text_dim": 8},
+            "train.batch_size": 8, "train.steps": 4, "train.log_every": 1, "train.sample_every": 100,
+            "train.checkpoint_every": 2, "out": str(tmp_path), "name": "run"}
+    return base | extra
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return ganforge.train(quiet=True, **tiny_run(tmp_path_factory.mktemp("t2i")))
+
+
+def write_folder(root, lines, name="captions.txt", n=3):
+    root.mkdir()
+    for i in range(n):
+        Image.fromarray(np.full((12, 20, 3), 40 * i, np.uint8)).save(root / f"im{i}.png")
+    (root / name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_caption_files_txt_and_jsonl(tmp_path):
+    txt = write_folder(tmp_path / "t", ["# a comment", "im0.png\ta red circle", "im1.png: A Blue square!", "", "im0.png: a red disc"])
+    assert read_captions(txt) == {"im0.png": ["a red circle", "a red disc"], "im1.png": ["A Blue square!"]}
+    rows = [{"file": "im0.png", "caption": "one"}, {"image": "im2.png", "captions": ["two", "three"]}]
+    jsonl = write_folder(tmp_path / "j", [json.dumps(r) for r in rows], "captions.jsonl")
+    assert read_captions(jsonl) == {"im0.png": ["one"], "im2.png": ["two", "three"]}
+    data = load_captioned(str(jsonl), 16, None, None)
+    assert data.images.shape == (2, 3, 16, 16) and data.owner.tolist() == [0, 1, 1]
+    assert data.facts["vocabulary"] == ["one", "three", "two"] and data.facts["max_length"] == 1
+    with pytest.raises(GanforgeError, match=r"captions.txt:2: expected 'file<TAB>caption'"):
+        read_captions(write_folder(tmp_path / "bad", ["im0.png: fine", "no separator here"]))
+    with pytest.raises(GanforgeError, match="needs shapes-captions or a folder with captions.txt"):
+        load_captioned(str(tmp_path), 16, None, None)
+
+
+def test_vocabulary_encodes_pads_and_marks_unknown_words():
+    vocab = Vocabulary.build(["a red circle", "a blue circle", "A red, square."])
+    assert vocab.words[:2] == ["<pad>", "<unk>"] and vocab.words[2:5] == ["a", "circle", "red"]
+    assert tokenize("A red, square.") == ["a", "red", "square"]
+    ids, unknown = vocab.encode(["a red zorb circle", "a blue square plus more words"], 5)
+    assert unknown == ["more", "plus", "zorb"]  # words past the length are not read
+    assert ids.shape == (2, 5) and ids[0].tolist()[2] == 1 and ids[0, 4] == 0  # <unk>, then padding
+    assert vocab.decode(ids[0]) == "a red <unk> circle"
+    assert vocab.decode(vocab.encode(["a blue square"], 6)[0][0]) == "a blue square"
+
+
+def test_batches_pair_each_image_with_one_of_its_own_captions():
+    images = torch.arange(4, dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 3, 8, 8).clone()
+    texts = ["zero", "one a", "one b", "two", "three a", "three b", "three c"]
+    data = CaptionSet(images, texts, torch.tensor([0, 1, 1, 2, 3, 3, 3]), Vocabulary.build(texts))
+    batches = data.batches(4, torch.device("cpu"), seed=0)
+    seen = set()
+    for _ in range(30):
+        batch = batches.next()
+        for image, caption in zip(batch["image"], batch["caption"]):
+            index = round(float((image[0, 0, 0] + 1) * 127.5))
+            text = data.vocabulary.decode(caption)
+            assert text.startswith(["zero", "one", "two", "three"][index])
+            seen.add(text)
+    assert seen == set(texts)  # every caption of an image gets drawn
+
+
+def test_shapes_captions_seeded_with_held_out_pairs_absent_from_training():
+    a, b = shapes_captions(120, 16, seed=3), shapes_captions(120, 16, seed=3)
+    assert torch.equal(a.images, b.images) and a.texts == b.texts and a.images.shape == (120, 3, 16, 16)
+    assert not torch.equal(a.images, shapes_captions(120, 16, seed=4).images)
+    pairs = set()
+    for text in a.texts:
+        scene = parse_caption(text)
+        assert scene is not None, text
+        pairs |= {(t.colour, t.shape) for t in scene.things}
+    assert not pairs & set(HELD_OUT) and len(pairs) >= 15
+    held = make_scenes(50, seed=0, split="held-out")
+    assert all(s.held_out for s in held)
+    scene = parse_caption("a small red circle left of a blue square")
+    assert (scene.first.colour, scene.first.size, scene.second.shape, scene.relation) == ("red", "small", "square",
+                                                                                         "left of")
+    assert scene.canonical() == scene and parse_caption("a blue square right of a red circle").canonical().first.colour \
+        == "red"
+    assert parse_caption("a red dog") is None
+
+
+def test_wrong_caption_pairs_count_as_fakes():
+    real, fake = torch.tensor([2.0, 1.5]), torch.tensor([-1.0, -2.0])
+    low, high = torch.tensor([-1.0, -1.0]), torch.tensor([3.0, 3.0])
+    for kind in ("hinge", "nonsaturating", "least-squares", "wasserstein"):
+        # D is penalised for scoring real images with wrong captions as real, as for fakes
+        assert matching_aware_d_loss(kind, real, fake, high) > matching_aware_d_loss(kind, real, fake, low)
+        assert matching_aware_d_loss(kind, real, fake, high, mismatch=0) == matching_aware_d_loss(kind, real, fake, low,
+                                                                                                   mismatch=0)
+    # hinge, DF-GAN's weighting: relu(1 - real) + (relu(1 + fake) + relu(1 + wrong)) / 2
+    assert matching_aware_d_loss("hinge", real, fake, high).item() == pytest.approx(0 + (0 + 4) / 2)
+    captions = torch.tensor([[3, 4, 0], [3, 4, 0], [5, 6, 7], [3, 4, 0]])
+    assert mismatched(captions).tolist() == [-1, -1, 1, 2]  # rows whose previous row says the same are left out
+
+
+def test_family_d_loss_scores_real_images_with_wrong_captions(trained):
+    family = ganforge.load(trained).family
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    calls = []
+    judge = family.judge
+
+    def recording(images, sentence):
+        calls.append((images.detach().clone(), sentence.detach().clone()))
+        return judge(images, sentence)
+
+    family.judge = recording
+    loss, logs = family.loss("D", batch)
+    assert torch.isfinite(loss) and {"d_wrong", "magp"} <= set(logs)
+    own = family.discriminator.encode(batch["caption"]).detach()
+    wrong = mismatched(batch["caption"])
+    real_wrong = calls[2]
+    keep = wrong >= 0
+    assert torch.equal(real_wrong[0], batch["image"][keep])  # real images ...
+    assert torch.allclose(real_wrong[1], own[wrong[keep]])  # ... with other rows' captions
+    assert not torch.allclose(real_wrong[1], own[keep])
+
+
+def test_matching_aware_penalty_includes_the_caption_gradient():
+    images = torch.randn(3, 2, 4, 4, requires_grad=True)
+    weights = torch.randn(3, 5)
+    sentence = (weights * 2).requires_grad_(True)
+    scores = (images.flatten(1).sum(1) * 0.5) + (sentence * 2).sum(1)
+    norm = torch.sqrt(torch.full((3,), 32 * 0.25 + 5 * 4.0))
+    assert matching_aware_penalty(scores, images, sentence, 6.0).item() == pytest.approx(norm.pow(6).mean().item())
+
+
+def test_resume_is_bit_exact(tmp_path):
+    straight = ganforge.train(quiet=True, **tiny_run(tmp_path / "a"))
+    ganforge.train(quiet=True, **tiny_run(tmp_path / "b", **{"train.steps": 2}))
+    resumed = ganforge.train(resume=tmp_path / "b" / "run", quiet=True, **{"train.steps": 4})
+    (a, meta_a), (b, meta_b) = (ckpt.load(r / "checkpoints" / "last.safetensors") for r in (straight, resumed))
+    assert meta_a["step"] == meta_b["step"] == 4 and meta_a["info"]["facts"] == meta_b["info"]["facts"]
+    assert meta_a["info"]["facts"]["held_out"] == [f"{c} {s}" for c, s in HELD_OUT]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_sample_caption_command(trained, tmp_path, monkeypatch, capsys):
+    from ganforge.cli import main
+
+    model = ganforge.load(trained)
+    assert model.family.capabilities.captioned
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["ganforge", "sample", str(trained), *args])
+        with pytest.raises(SystemExit) as stopped:
+            main()
+        return stopped.value.code or 0
+
+    out = tmp_path / "grid.npz"
+    assert run("--caption", "a green triangle above a red circle", "--n", "4", "--out", str(out)) == 0
+    inputs = model.family.caption_inputs(model.sample_inputs(4, 0), ["a green triangle above a red circle"])
+    assert model.family.captions_of(inputs) == ["a green triangle above a red circle"] * 4
+    expected = media.from_uint8(media.to_uint8(model.generate(inputs).tensor))
+    assert torch.equal(media.read(out).tensor, expected)
+    other = model.generate(model.family.caption_inputs(model.sample_inputs(4, 0), ["a white cross"])).tensor
+    assert not torch.equal(other, model.generate(inputs).tensor)  # the caption changes the images
+    # unknown words: a warning; no known word: one line, exit 2; interpolation: one noise, caption moving
+    assert run("--caption", "a red zorb", "--n", "2", "--out", str(tmp_path / "z.png")) == 0
+    assert "<unk>: zorb" in capsys.readouterr().err
+    assert run("--caption", "zorb blip", "--n", "2", "--out", str(tmp_path / "z.png")) == 2
+    assert "no word of it is in this model's vocabulary" in capsys.readouterr().err
+    walk = model.family.caption_inputs(model.sample_inputs(5, 0), ["a red circle"], towards="a blue square")
+    assert torch.equal(walk["noise"][0], walk["noise"][4]) and walk["caption_mix"].tolist() == [0, .25, .5, .75, 1]
+    images = model.generate(walk).tensor
+    start = model.generate(model.family.caption_inputs({"noise": walk["noise"][:1]}, ["a red circle"])).tensor[0]
+    end = model.generate(model.family.caption_inputs({"noise": walk["noise"][:1]}, ["a blue square"])).tensor[0]
+    assert torch.allclose(images[0], start, atol=1e-5) and torch.allclose(images[4], end, atol=1e-5)
+    assert run("--caption", "a red circle", "--caption-to", "a blue square", "--n", "5",
+               "--out", str(tmp_path / "walk.png")) == 0
