@@ -18,9 +18,11 @@ from ganforge.tiling import tiled
 
 
 def translate_files(model, inputs: list[str | Path], out: str | Path, direction: str = "AtoB", tile: int = 512,
-                    overlap: int = 32) -> list[Path]:
+                    overlap: int = 32, masks: str | Path | None = None) -> list[Path]:
     """Translate image files/folders with a loaded run (`ganforge.load`), writing OUT/<same name>; returns paths.
-    An output folder that is, or is inside, an input folder, or would overwrite an input file, is refused."""
+    With `masks` (models that declare masks, e.g. restore), also MASKS/<same name>: the mask of the changed pixels
+    (white: changed). An output folder that is, or is inside, an input folder, or would overwrite an input file,
+    is refused."""
     family, generator = model.family, model.generator
     if direction not in family.capabilities.translate:
         if not family.capabilities.translate:
@@ -29,14 +31,25 @@ def translate_files(model, inputs: list[str | Path], out: str | Path, direction:
         trained = " and ".join(family.capabilities.translate)
         raise GanforgeError(f"model {model.config.model.name} was trained {trained} only; --direction {direction} "
                             "needs a model trained that way")
+    if masks is not None and not family.capabilities.masks:
+        raise GanforgeError(f"model {model.config.model.name} does not predict masks (--masks needs a restore model "
+                            "trained with the mask option)")
     mode = "L" if family.info.channels == 1 else "RGB"
     out = Path(out).expanduser()
     found = image_inputs(inputs)
     refuse_overlap(inputs, found, out)
+    if masks is not None:
+        masks = Path(masks).expanduser()
+        refuse_overlap(inputs, found, masks)
     written = []
     for path, name in track(found, "translate"):
         image = from_picture(read_image(path, mode)).to(model.device)
-        result = tiled(lambda x: family.translate(generator, x, direction), image, tile, overlap, family.stride)
+        if masks is None:
+            result = tiled(lambda x: family.translate(generator, x, direction), image, tile, overlap, family.stride)
+        else:
+            both = tiled(lambda x: family.translate_masks(generator, x), image, tile, overlap, family.stride)
+            result, mask = both[:, :-1], both[:, -1:]
+            write_image(mask * 2 - 1, (masks / name).with_suffix(".png"))
         write_image(result, out / name)
         written.append(out / name)
     return written

@@ -24,6 +24,7 @@ def translate(
     targets: Optional[Path] = typer.Option(None, help="ground-truth folder (same names): report PSNR/SSIM"),
     domain: Optional[Path] = typer.Option(None, help="target-domain folder: report FID/KID of the translations"),
     extractor: Optional[str] = typer.Option(None, help="feature extractor for --domain (default: by channels)"),
+    masks: Optional[Path] = typer.Option(None, help="also write each image's mask of changed pixels here (restore)"),
 ) -> None:
     """Translate images with a trained image-to-image run, keeping their sizes and file names."""
     import ganforge
@@ -33,8 +34,8 @@ def translate(
     if direction not in ("AtoB", "BtoA"):
         raise GanforgeError(f"--direction must be AtoB or BtoA, got '{direction}'")
     model = ganforge.load(run, checkpoint, device)
-    written = translate_files(model, inputs, out, direction, tile, overlap)
-    typer.echo(f"wrote {len(written)} images to {out}")
+    written = translate_files(model, inputs, out, direction, tile, overlap, masks)
+    typer.echo(f"wrote {len(written)} images to {out}" + (f" and their masks to {masks}" if masks else ""))
     if targets is not None:
         sources = [path for path, _ in image_inputs(inputs)]
         scores = paired_scores(written, out, targets, inputs=sources)
@@ -56,14 +57,21 @@ def make_pairs(
     seed: int = typer.Option(0, help="the same seed gives the same pairs"),
     limit: Optional[int] = typer.Option(None, help="use at most this many images"),
     max_size: Optional[int] = typer.Option(None, "--max-size", help="shrink images whose longer side exceeds this"),
+    split: float = typer.Option(0.0, help="hold out this fraction (chosen by the seed): OUT/train and OUT/test"),
 ) -> None:
-    """Turn a folder of images into a paired task for pix2pix (A = degraded or photo, B = clean or painting)."""
-    from ganforge.data.pairs import make_pairs as make
+    """Turn a folder of images into a paired task for pix2pix or restore (A = degraded or photo, B = clean or
+    painting; watermark also writes M, the mask of the marked pixels)."""
+    from ganforge.data.pairs import held_out_count, make_pairs as make
 
     if kind not in PAIR_KINDS:
         raise GanforgeError(f"unknown pair maker '{kind}' (expected one of: {', '.join(PAIR_KINDS)})")
-    count = make(kind, source, out, seed, limit, max_size)
-    typer.echo(f"wrote {count} pairs to {out}/A and {out}/B")
+    count = make(kind, source, out, seed, limit, max_size, split)
+    folders = "A, B and M" if kind == "watermark" else "A and B"
+    if split > 0:
+        held = held_out_count(count, split)
+        typer.echo(f"wrote {count - held} pairs to {out}/train and {held} held-out pairs to {out}/test ({folders})")
+    else:
+        typer.echo(f"wrote {count} pairs to {out} ({folders})")
 
 
 def register(app: typer.Typer) -> None:

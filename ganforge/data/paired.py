@@ -114,9 +114,10 @@ def crop_resolution(sides: list[int]) -> int:
 
 
 def load_paired(source: str, resolution: int | None, channels: int | None = None, load_size: int | None = None,
-                limit: int | None = None) -> "PairedImages":
+                limit: int | None = None, native: bool = False) -> "PairedImages":
     """Aligned (A, B) image pairs from A/ + B/ folders with matching names or from side-by-side AB images;
-    `resolution` None picks the crop from the images (crop_resolution)."""
+    `resolution` None picks the crop from the images (crop_resolution). `native` (and no `load_size`) holds the
+    images at their own size, so crops keep the pixels' scale (restoration: marks and noise are not resampled)."""
     kind, a_dir, b_dir = find_layout(source)
     pairs_a, pairs_b, names = [], [], []
     if kind == "sidebyside":
@@ -155,10 +156,10 @@ def load_paired(source: str, resolution: int | None, channels: int | None = None
             pairs_b.append(_resize(b, (ha, wa)))
             names.append(key)
     resolution = resolution or crop_resolution([min(a.shape[-2:]) for a in pairs_a])
-    load_size = load_size or default_load_size(resolution)
+    load_size = load_size or (None if native else default_load_size(resolution))
     held_a, held_b = [], []
     for a, b, name in zip(pairs_a, pairs_b, names):
-        size = held_size(*a.shape[-2:], load_size, resolution, name)
+        size = held_size(*a.shape[-2:], load_size, resolution, name) if load_size else tuple(a.shape[-2:])
         held_a.append(_resize(a, size))
         held_b.append(_resize(b, size))
     return PairedImages(held_a, held_b, names, resolution, name=source, paired=True)

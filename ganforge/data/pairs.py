@@ -64,10 +64,34 @@ def _logo_mark(size: int, rng: np.random.Generator) -> Image.Image:
     return mark
 
 
-def watermark(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """1-3 text or logo marks of random size, opacity, colour, rotation and position."""
+def _tiled_mark(base: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A stock-photo watermark: one word repeated in rows across the whole image, faint, in one colour."""
+    size = min(base.size)
+    font = ImageFont.load_default(size=int(rng.uniform(0.05, 0.1) * size) + 6)
+    text = str(rng.choice(WORDS))
+    alpha = int(rng.uniform(0.2, 0.5) * 255)
+    colour = (255, 255, 255, alpha) if rng.random() < 0.6 else _colour(rng, alpha)
+    side = int(1.5 * max(base.size))  # drawn larger, rotated, then cropped to the image
+    layer = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    box = draw.textbbox((0, 0), text, font=font)
+    step_x, step_y = int((box[2] - box[0]) * rng.uniform(1.4, 2.2)), int((box[3] - box[1]) * rng.uniform(2.5, 4))
+    for row, y in enumerate(range(0, side, max(step_y, 1))):
+        for x in range(-(row % 2) * step_x // 2, side, max(step_x, 1)):
+            draw.text((x, y), text, font=font, fill=colour)
+    layer = layer.rotate(float(rng.uniform(-40, 40)), resample=Image.BICUBIC)
+    left, top = (side - base.width) // 2, (side - base.height) // 2
+    return layer.crop((left, top, left + base.width, top + base.height))
+
+
+def watermark_with_mask(image: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, Image.Image]:
+    """`watermark` and its mask: the marks' combined opacity (L image, 0 where the image is untouched)."""
     base = image.convert("RGBA")
     size = min(base.size)
+    coverage = np.zeros(base.size[::-1], np.float64)  # 1 - prod(1 - alpha) over the marks
+    layers = []
+    if size >= 128 and rng.random() < 0.25:  # repeated text across the image needs room: photos only
+        layers.append(_tiled_mark(base, rng))
     for _ in range(int(rng.integers(1, 4))):
         mark = _text_mark(size, rng) if rng.random() < 0.6 else _logo_mark(size, rng)
         mark = mark.rotate(float(rng.uniform(-45, 45)), expand=True, resample=Image.BICUBIC)
@@ -75,8 +99,17 @@ def watermark(image: Image.Image, rng: np.random.Generator) -> Image.Image:
         y = int(rng.integers(-mark.height // 3, max(1, base.height - 2 * mark.height // 3)))
         layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
         layer.paste(mark, (x, y), mark)
+        layers.append(layer)
+    for layer in layers:
         base = Image.alpha_composite(base, layer)
-    return base.convert("RGB")
+        coverage = 1 - (1 - coverage) * (1 - np.asarray(layer.getchannel("A"), np.float64) / 255)
+    return base.convert("RGB"), Image.fromarray(np.round(coverage * 255).astype(np.uint8), "L")
+
+
+def watermark(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """1-3 text or logo marks of random size (relative to the image), opacity, colour, rotation and position; on
+    images of 128 px and more, a quarter also get a faint word repeated across the whole image."""
+    return watermark_with_mask(image, rng)[0]
 
 
 def noise(image: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -156,9 +189,27 @@ def make_pair(kind: str, image: Image.Image, seed: int = 0, name: str = "") -> t
     return (image, made) if kind == "painting" else (made, image)
 
 
+def held_out_count(n: int, fraction: float) -> int:
+    """How many of n images a held-out `fraction` takes: round(fraction * n), at least 1 and at most n - 1."""
+    if not 0 <= fraction < 1:
+        raise GanforgeError(f"--split must be in [0, 1), got {fraction}")
+    count = round(fraction * n)
+    return min(max(count, 1), n - 1) if fraction > 0 and n > 1 else count
+
+
+def held_out(names: list[str], fraction: float, seed: int) -> set[str]:
+    """The names of a held-out split: round(fraction * n) of them (at least 1 when fraction > 0 and n > 1), picked
+    by a hash of (seed, name), so the split depends only on the seed and the names, not on their order."""
+    count = held_out_count(len(names), fraction)
+    ranked = sorted(names, key=lambda name: hashlib.sha256(f"{seed}:split:{name}".encode()).digest())
+    return set(ranked[:count])
+
+
 def make_pairs(kind: str, source: str | Path, out: str | Path, seed: int = 0, limit: int | None = None,
-               max_size: int | None = None) -> int:
-    """Write OUT/A/<name>.png and OUT/B/<name>.png for every image below SOURCE; returns the number of pairs."""
+               max_size: int | None = None, split: float = 0.0) -> int:
+    """Write OUT/A/<name>.png and OUT/B/<name>.png for every image below SOURCE (and OUT/M/<name>.png, the mask of
+    the changed pixels, for watermarks); with `split` > 0, OUT/train/{A,B,M} and a held-out OUT/test/{A,B,M} with
+    that fraction of the images (`held_out`). Returns the number of pairs."""
     if kind not in MAKERS:
         raise GanforgeError(f"unknown pair maker '{kind}' (expected one of: {', '.join(MAKERS)})")
     source, out = Path(source).expanduser(), Path(out).expanduser()
@@ -173,14 +224,20 @@ def make_pairs(kind: str, source: str | Path, out: str | Path, seed: int = 0, li
         if name in seen:
             raise GanforgeError(f"{source}: {seen[name].name} and {path.name} would both be written as {name}")
         seen[name] = path
+    test = held_out(names, split, seed)
     written = 0
     for path, name in zip(files, names):
         image = read_image(path, "RGB")  # a GanforgeError naming the file if unreadable
         if max_size and max(image.size) > max_size:
             image.thumbnail((max_size, max_size), Image.LANCZOS)
-        a, b = make_pair(kind, image, seed, name)
-        for folder, picture in (("A", a), ("B", b)):
-            target = out / folder / name
+        if kind == "watermark":
+            a, mask = watermark_with_mask(image.convert("RGB"), file_rng(seed, name))
+            pictures = (("A", a), ("B", image.convert("RGB")), ("M", mask))
+        else:
+            pictures = tuple(zip("AB", make_pair(kind, image, seed, name)))
+        root = out / ("test" if name in test else "train") if split > 0 else out
+        for folder, picture in pictures:
+            target = root / folder / name
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 picture.save(target)

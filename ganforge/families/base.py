@@ -67,6 +67,8 @@ class Capabilities:
     translate: tuple[str, ...] = ()  # directions of translate(generator, images, direction): AtoB, BtoA
     upscale: bool = False  # generate({"lr": images}) upscales by `self.scale`
     captioned: bool = False  # text-conditioned: inputs["caption"] token ids; caption_inputs(inputs, texts, towards)
+    masks: bool = False  # translate_masks(generator, images) -> (N, C + 1, H, W): the output and, last, the mask
+    # (in [0, 1]) of the pixels it changed
 
 
 class Family(nn.Module):

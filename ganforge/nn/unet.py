@@ -31,10 +31,10 @@ def up_layer(in_ch: int, out_ch: int, mode: str, bias: bool) -> nn.Module:
 
 
 class UNetGenerator(nn.Module):
-    """Encoder C64-C128-C256-C512-..., decoder mirrored with skips, tanh output; keeps the input's spatial size."""
+    """Encoder C64-C128-C256-C512-..., decoder mirrored with skips, tanh output (or raw); keeps the input's size."""
 
     def __init__(self, in_channels: int, out_channels: int, depth: int = 8, width: int = 64, norm: str = "batch",
-                 dropout: float = 0.5, upsample: str = "transpose", max_width: int = 512):
+                 dropout: float = 0.5, upsample: str = "transpose", max_width: int = 512, tanh: bool = True):
         super().__init__()
         if depth < 1:
             raise ValueError(f"UNetGenerator depth must be at least 1, got {depth}")
@@ -59,7 +59,8 @@ class UNetGenerator(nn.Module):
             out_ch = out_channels if last else chans[i - 1]
             layers = [nn.ReLU(True), up_layer(in_ch, out_ch, upsample, bias=bias or last)]
             if last:
-                layers.append(nn.Tanh())
+                if tanh:  # tanh=False: raw outputs (e.g. a residual and a mask logit)
+                    layers.append(nn.Tanh())
             else:
                 layers.append(norm_layer(norm, out_ch))
                 if dropout > 0 and max(1, depth - 4) <= i <= depth - 2:  # pix2pix: the 3 stages below the bottleneck

@@ -1,0 +1,200 @@
+"""Watermark removal with the README's recipe (`ganforge train --model restore`), measured on held-out images.
+
+Tasks:
+- cifar: CIFAR-10 test JPEGs (../shared/data/cifar10-test-jpg.tar, 32x32): the first --train images (classes
+  interleaved) are watermarked with seed 1 and train; the next --test images, watermarked with seed 2, are held out.
+- photos: the bundled photos of scikit-image (`skimage.data`) and scikit-learn (`load_sample_images`). Training:
+  128 px crops every 64 px of the training photos, watermarked with seed 1; held out: non-overlapping 128 px crops
+  of three other photos (chelsea, coffee, flower), watermarked with seed 2.
+
+Each task trains the restore preset (only what is named in --set differs), then scores the held-out images with
+the same code as `ganforge translate --targets` (PSNR/SSIM against the clean image, RGB, [0, 1], no border crop,
+next to the watermarked input's; the share of images whose PSNR rose), plus the PSNR gain at every checkpoint.
+CPU time is measured with resource.getrusage (this process; single-threaded under OMP_NUM_THREADS=1). Writes
+docs/figures/restore_<task>.png (rows: watermarked | restored | predicted mask | clean) and prints a JSON line and
+a Markdown row per task.
+
+    OMP_NUM_THREADS=1 python benchmarks/restoration.py --task cifar
+    OMP_NUM_THREADS=1 python benchmarks/restoration.py --task photos --set data.resolution=64 --set train.batch_size=8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ganforge
+from ganforge.data.pairs import make_pairs
+from ganforge.media import Images, save
+from ganforge.media.images import from_picture
+from ganforge.translate import paired_scores, read_image, translate_files
+
+ROOT = Path(__file__).resolve().parents[1]
+TAR = ROOT.parent / "shared" / "data" / "cifar10-test-jpg.tar"
+FIGURES = ROOT / "docs" / "figures"
+HELD_OUT_PHOTOS = ("chelsea", "coffee", "flower")
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cifar_images(work: Path, n_train: int, n_test: int) -> tuple[Path, Path]:
+    """The first n_train CIFAR-10 test JPEGs (classes interleaved) and the next n_test, as two folders."""
+    with tarfile.open(TAR) as archive:
+        archive.extractall(work / "cifar", filter="data")
+    files = sorted((work / "cifar").rglob("*.jpg"), key=lambda p: (int(p.stem), p.parent.name))
+    folders = work / "train-clean", work / "test-clean"
+    for folder, chosen in zip(folders, (files[:n_train], files[n_train:n_train + n_test])):
+        folder.mkdir()
+        for path in chosen:
+            shutil.copy(path, folder / f"{path.parent.name}_{path.stem}.jpg")
+    return folders
+
+
+def bundled_photos() -> dict[str, np.ndarray]:
+    """The photos shipped with scikit-image and scikit-learn, RGB uint8, longer side at most 640."""
+    from PIL import Image
+    from skimage import data
+    from sklearn.datasets import load_sample_images
+
+    photos = {name: getattr(data, name)() for name in ("astronaut", "coffee", "chelsea", "rocket",
+                                                       "immunohistochemistry", "retina", "hubble_deep_field",
+                                                       "camera", "brick", "grass", "gravel")}
+    photos |= dict(zip(("china", "flower"), load_sample_images().images))
+    out = {}
+    for name, array in photos.items():
+        picture = Image.fromarray(array).convert("RGB")
+        if max(picture.size) > 640:
+            picture.thumbnail((640, 640), Image.LANCZOS)
+        out[name] = np.asarray(picture)
+    return out
+
+
+def photo_crops(work: Path, size: int = 128) -> tuple[Path, Path]:
+    """128 px crops: every 64 px of the training photos; non-overlapping ones of the held-out photos."""
+    from PIL import Image
+
+    folders = work / "train-clean", work / "test-clean"
+    for folder in folders:
+        folder.mkdir()
+    for name, array in bundled_photos().items():
+        held = name in HELD_OUT_PHOTOS
+        step = size if held else size // 2
+        h, w = array.shape[:2]
+        for top in range(0, h - size + 1, step):
+            for left in range(0, w - size + 1, step):
+                crop = array[top:top + size, left:left + size]
+                Image.fromarray(crop).save(folders[held] / f"{name}_{top:03d}_{left:03d}.png")
+    return folders
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) of [-1, 1] images, RGB, [0, 1] range, as metrics.pixel scores them."""
+    mse = ((x - y) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-12)
+    return -10 * torch.log10(mse)
+
+
+def stack(paths: list[Path]) -> torch.Tensor:
+    return torch.cat([from_picture(read_image(p, "RGB")) for p in paths])
+
+
+def gain_curve(run: Path, inputs: list[Path], clean: list[Path]) -> dict[int, tuple[float, float]]:
+    """Mean held-out PSNR gain (dB) and share of images improved at every kept checkpoint (8-bit outputs)."""
+    x, y = stack(inputs), stack(clean)
+    before = psnr(x, y)
+    curve = {}
+    for path in sorted((run / "checkpoints").glob("step_*.safetensors")) + [run / "checkpoints" / "last.safetensors"]:
+        model = ganforge.load(path)
+        with torch.no_grad():
+            out = torch.cat([model.family.translate(model.generator, x[i:i + 256]) for i in range(0, len(x), 256)])
+        out = ((out + 1) * 127.5).round() / 127.5 - 1  # as a written 8-bit image would be
+        gain = psnr(out, y) - before
+        curve[int(model.step)] = (round(float(gain.mean()), 3), round(float((gain > 0).float().mean()), 3))
+    return curve
+
+
+def figure(model, inputs: list[Path], clean: list[Path], out: Path, zoom: int) -> None:
+    """Rows of held-out images: watermarked | restored | predicted mask | clean."""
+    x, y = stack(inputs), stack(clean)
+    with torch.no_grad():
+        restored, mask = model.family.restore(model.generator, x)
+    tiles = torch.stack([x, restored, (mask * 2 - 1).expand_as(x), y], 1).flatten(0, 1)
+    save(Images(tiles), out, zoom=zoom, nrow=4)
+
+
+def parse_sets(items: list[str]) -> dict:
+    tree: dict = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        tree.setdefault(section, {})[name] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
+    return tree
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=("cifar", "photos"), default="cifar")
+    parser.add_argument("--train", type=int, default=5000, help="cifar: training images")
+    parser.add_argument("--test", type=int, default=1000, help="cifar: held-out images")
+    parser.add_argument("--checkpoint-every", type=int, default=1000, help="for the held-out gain curve")
+    parser.add_argument("--set", action="append", default=[], help="config override, e.g. train.steps=2000")
+    parser.add_argument("--show", type=int, default=6)
+    parser.add_argument("--work", help="keep the pairs and the run here (default: a temporary folder)")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        started, cpu = time.time(), cpu_seconds()
+        train, test = cifar_images(work, args.train, args.test) if args.task == "cifar" else photo_crops(work)
+        make_pairs("watermark", train, work / "pairs-train", seed=1)
+        make_pairs("watermark", test, work / "pairs-test", seed=2)
+        pairs_cpu = cpu_seconds() - cpu
+        overrides = parse_sets(args.set)
+        train_section = {"log_every": 100, "sample_every": 10 ** 9, "checkpoint_every": args.checkpoint_every,
+                         "keep_checkpoints": 100} | overrides.pop("train", {})
+        cpu = cpu_seconds()
+        run = ganforge.train(quiet=True, out=str(work / "runs"), name=f"restore-{args.task}",
+                             data={"source": str(work / "pairs-train")} | overrides.pop("data", {}),
+                             model={"name": "restore"} | overrides.pop("model", {}), train=train_section)
+        train_cpu = cpu_seconds() - cpu
+        model = ganforge.load(run)
+        inputs = sorted((work / "pairs-test" / "A").glob("*.png"))
+        clean = [work / "pairs-test" / "B" / p.name for p in inputs]
+        cpu = cpu_seconds()
+        outputs = translate_files(model, inputs, work / "restored")
+        scores = paired_scores(outputs, work / "restored", work / "pairs-test" / "B", inputs=inputs)
+        translate_cpu = cpu_seconds() - cpu
+        curve = gain_curve(run, inputs, clean)
+        figure(model, inputs[:args.show], clean[:args.show], FIGURES / f"restore_{args.task}.png",
+               3 if args.task == "cifar" else 1)
+        config = model.config
+        result = {"task": args.task, "n_train": len(list((work / "pairs-train" / "A").glob("*.png"))),
+                  "n_test": len(inputs), "resolution": config.data.resolution, "steps": config.train.steps,
+                  "batch_size": config.train.batch_size, "width": config.model.width, "options": config.model.options,
+                  "cpu_s": {"pairs": round(pairs_cpu), "train": round(train_cpu), "translate": round(translate_cpu)},
+                  "wall_s": round(time.time() - started), "curve": curve, **scores}
+    print(json.dumps(result), flush=True)
+    gain = result["output"]["psnr"] - result["input"]["psnr"]
+    print("| task | train / held-out images | crop, batch, steps | train CPU min | held-out PSNR input -> output "
+          "(gain) | SSIM input -> output | images improved (median gain) |")
+    print(f"| {args.task} | {result['n_train']} / {result['n_test']} | {result['resolution']} px, "
+          f"{result['batch_size']}, {result['steps']} | {train_cpu / 60:.1f} | {result['input']['psnr']:.2f} -> "
+          f"{result['output']['psnr']:.2f} dB ({gain:+.2f}) | {result['input']['ssim']:.3f} -> "
+          f"{result['output']['ssim']:.3f} | {result['improved']:.0%} ({result['median_gain']:+.2f} dB) |")
+
+
+if __name__ == "__main__":
+    main()

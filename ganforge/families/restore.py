@@ -1,0 +1,218 @@
+"""Restoration of sparsely damaged images (watermarks, text, logos): a mask-aware pix2pix.
+
+The generator predicts two things from the damaged image x: a mask m of the damaged pixels and a residual r; the
+output is x + m * r, so pixels it judges undamaged (m = 0) are returned untouched. The mask is supervised by the
+pairs themselves (the pixels where A and B differ: what `ganforge make-pairs watermark` changed), the residual by a
+pixel loss on the output and on x + m_true * r (the residual learns from the true marks before the mask is right).
+MSE is the default pixel loss: its optimum is the conditional mean, which removes what the network is partly sure
+of, where L1's median stays at the input. A conditional PatchGAN term (pix2pix, Isola et al. 2017), weighted
+lightly, can only act inside the mask, so it adds no texture where nothing was damaged.
+
+m = max(0, tanh(logit / 2)) = max(0, 2 sigmoid(logit) - 1): the mask is exactly 0 wherever the mask head says
+"undamaged" with probability above 1/2, and the mask head is trained with binary cross-entropy on sigmoid(logit).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ganforge.config import option
+from ganforge.errors import GanforgeError
+from ganforge.families import register
+from ganforge.families.base import Batch, Capabilities, Phase
+from ganforge.families.kinds.image_to_image import ImageToImage, adversarial_losses
+from ganforge.nn import init_dcgan_weights
+from ganforge.nn.patchgan import PatchDiscriminator, min_input_size
+from ganforge.nn.perceptual import KINDS as PERCEPTUAL_KINDS
+from ganforge.nn.unet import UNetGenerator
+
+PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
+MASK_BIAS = -3.0  # the mask head starts at sigmoid(-3) = 0.05: the untrained model is the identity
+
+
+@dataclass
+class RestoreOptions:
+    mask: bool = True  # predict the damaged pixels and change only those; false: output = input + residual everywhere
+    mask_weight: float = option(0.1, interval="[0, inf)")  # weight of the mask's binary cross-entropy
+    tolerance: float = option(1.0, interval="[0, 255)")  # 8-bit levels by which A and B must differ for a pixel
+    # to count as damaged (the mask's supervision)
+    pixel_loss: str = option("mse", choices=("mse", "l1"))
+    adversarial_weight: float = option(1e-3, interval="[0, inf)")  # 0: no discriminator (pixel and mask losses only)
+    perceptual: str = option("none", choices=PERCEPTUAL_KINDS)  # feature loss (ganforge.nn.perceptual)
+    perceptual_weight: float = option(0.0, interval="[0, inf)")
+    vgg_weights: str = ""  # VGG19 state dict for perceptual=vgg
+    unet_depth: int = 0  # stride-2 U-Net stages; 0: log2(resolution) - 2 (a 4x4 bottleneck), at least 1
+    d_layers: int = 2  # strided PatchGAN layers
+    upsample: str = option("resize", choices=("transpose", "resize"))
+    direction: str = option("AtoB", choices=("AtoB", "BtoA"))  # which domain is the damaged input
+    load_size: int = 0  # shorter side images are held at before random crops; 0: their own size (no resampling)
+    decay_start: float = option(0.5, interval="[0, 1]")  # fraction of train.steps after which learning rates decay
+
+
+class RestoreNet(nn.Module):
+    """U-Net features, then a full-resolution head that also sees the input: a residual (C channels) and a mask
+    logit (1 channel)."""
+
+    def __init__(self, channels: int, depth: int, width: int, norm: str, upsample: str):
+        super().__init__()
+        self.body = UNetGenerator(channels, width, depth, width, norm, 0.0, upsample, tanh=False)
+        self.head = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(width + channels, width, 3, 1, 1), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(width, channels + 1, 3, 1, 1))
+        self.stride = self.body.stride
+        last = self.head[-1]
+        nn.init.zeros_(last.weight)  # start as the identity: no residual, mask near 0
+        nn.init.zeros_(last.bias)
+        with torch.no_grad():
+            last.bias[-1] = MASK_BIAS
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.body(x), x], 1))
+
+
+def damage_mask(damaged: torch.Tensor, clean: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """1 where any channel of `damaged` differs from `clean` (both in [-1, 1]) by more than `tolerance` 8-bit
+    levels, else 0; shape (N, 1, H, W)."""
+    return ((damaged - clean).abs().amax(1, keepdim=True) > tolerance * 2 / 255).float()
+
+
+def psnr_gain(output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """10 log10(MSE(source) / MSE(output)) against `target`: dB won over the damaged input (batch-pooled)."""
+    before = F.mse_loss(source, target).clamp_min(1e-12)
+    return 10 * torch.log10(before / F.mse_loss(output, target).clamp_min(1e-12))
+
+
+@register
+class Restore(ImageToImage):
+    """Mask-aware restoration: damaged pixels found and repaired, the rest returned untouched."""
+
+    name = "restore"
+    data_kind = "paired"
+    Options = RestoreOptions
+    capabilities = Capabilities(from_noise=False, translate=("AtoB",), masks=True)
+    tiny = {"model": {"width": 8, "options": {"d_layers": 1, "unet_depth": 2}}}
+    preset = {
+        "data": {"flip": True},  # resolution from the data: the largest power of two that fits, up to 256
+        "model": {"width": 32, "g_norm": "batch", "d_norm": "batch", "loss": "nonsaturating"},
+        "train": {"steps": 4000, "batch_size": 16, "lr_g": 1e-3, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999,
+                  "ema": 0.0},
+    }
+
+    @classmethod
+    def load_data(cls, config):
+        from ganforge.data.paired import load_paired
+
+        d = config.data
+        return load_paired(d.source, d.resolution, d.channels, config.model.options.get("load_size") or None,
+                           d.limit, native=True)
+
+    def __init__(self, config, info):
+        super().__init__(config, info)
+        o = self.options
+        self.capabilities = Capabilities(from_noise=False, translate=(o.direction,), masks=o.mask)
+        most = int(math.log2(info.resolution))
+        depth = o.unet_depth or max(1, most - 2)
+        if not 1 <= depth <= most:
+            raise GanforgeError(f"model.options.unet_depth must be 1 to {most} at {info.resolution} px, "
+                                f"got {o.unet_depth}")
+        if o.d_layers < 1 or min_input_size(o.d_layers) > info.resolution:
+            raise GanforgeError(f"model.options.d_layers {o.d_layers} needs crops of at least "
+                                f"{min_input_size(max(o.d_layers, 1))} px, data.resolution is {info.resolution}")
+        m = config.model
+        self.discriminator = PatchDiscriminator(2 * info.channels, m.width, o.d_layers, m.d_norm)
+        init_dcgan_weights(self.discriminator)
+        self.generator = RestoreNet(info.channels, depth, m.width, m.g_norm, o.upsample)
+        self.stride = self.generator.stride
+        self.__dict__["_perceptual"] = None  # built on first use; kept out of sub-modules and checkpoints
+        self._fake: torch.Tensor | None = None
+
+    def phases(self) -> list[Phase]:
+        t = self.config.train
+        g = Phase("G", "generator", t.lr_g, (t.beta1, t.beta2))
+        if self.options.adversarial_weight <= 0:
+            return [g]
+        return [g, Phase("D", "discriminator", t.lr_d, (t.beta1, t.beta2))]
+
+    def _run(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(residual, mask logit, mask) of damaged images; without the mask option the mask is all ones."""
+        raw = generator(images)
+        residual, logit = raw[:, :-1], raw[:, -1:]
+        mask = F.relu(torch.tanh(logit / 2)) if self.options.mask else torch.ones_like(logit)
+        return residual, logit, mask
+
+    def restore(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(restored images, mask in [0, 1]) for damaged images in [-1, 1] of any size."""
+        residual, _, mask = self._run(generator, images)
+        return (images + mask * residual).clamp(-1, 1), mask
+
+    def translate(self, generator: nn.Module, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        if direction != self.options.direction:
+            raise GanforgeError(f"this restore model was trained {self.options.direction} only; "
+                                f"--direction {direction} needs a model trained that way")
+        return self.restore(generator, images)[0]
+
+    def translate_masks(self, generator: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Restored images with their mask as one more channel: (N, C + 1, H, W), for tiled inference."""
+        out, mask = self.restore(generator, images)
+        return torch.cat([out, mask], 1)
+
+    def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
+        """Restorations of inputs["source"]; with a "target" too: input | output | mask | target side by side."""
+        out, mask = self.restore(generator, inputs["source"])
+        if "target" not in inputs:
+            return out
+        shown = (mask * 2 - 1).expand_as(out)
+        return torch.cat([inputs["source"], out, shown, inputs["target"]], -1)
+
+    def perceptual(self):
+        if self._perceptual is None and self.options.perceptual != "none":
+            from ganforge.nn.perceptual import perceptual_loss
+
+            o = self.options
+            built = perceptual_loss(o.perceptual, self.info.channels, "relu5_4", o.vgg_weights or None, "mse")
+            self.__dict__["_perceptual"] = built.to(next(self.generator.parameters()).device)
+        return self._perceptual
+
+    def loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        source, target = self.source_target(batch)
+        o = self.options
+        kind = self.config.model.loss
+        if phase == "G":
+            residual, logit, mask = self._run(self.generator, source)
+            fake = (source + mask * residual).clamp(-1, 1)
+            self._fake = fake.detach()
+            criterion = PIXEL_LOSSES[o.pixel_loss]
+            pixel = criterion(fake, target)
+            total, logs = pixel, {o.pixel_loss: pixel.detach(), "gain_db": psnr_gain(fake.detach(), source, target)}
+            if o.mask:
+                truth = damage_mask(source, target, o.tolerance)
+                guided = criterion((source + truth * residual).clamp(-1, 1), target)
+                bce = F.binary_cross_entropy_with_logits(logit, truth)
+                total = total + guided + o.mask_weight * bce
+                hit = ((mask > 0).float() * truth).sum()
+                union = ((mask > 0).float() + truth).clamp(max=1).sum()
+                logs |= {"guided": guided.detach(), "mask_bce": bce.detach(),
+                         "mask_iou": (hit / union.clamp_min(1)).detach()}
+            if o.adversarial_weight > 0:
+                adversarial = adversarial_losses(kind, None, self.discriminator(torch.cat([source, fake], 1)), "G")
+                total = total + o.adversarial_weight * adversarial
+                logs["g_adv"] = adversarial.detach()
+            if o.perceptual_weight > 0 and self.perceptual() is not None:
+                value = self.perceptual()(fake, target)
+                total = total + o.perceptual_weight * value
+                logs["perceptual"] = value.detach()
+            return total, logs
+        fake = self._fake if self._fake is not None and self._fake.shape == target.shape else None
+        if fake is None:
+            with torch.no_grad():
+                fake = self.restore(self.generator, source)[0]
+        self._fake = None
+        real_logits = self.discriminator(torch.cat([source, target], 1))
+        fake_logits = self.discriminator(torch.cat([source, fake], 1))
+        loss = adversarial_losses(kind, real_logits, fake_logits, "D")
+        return loss, {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(),
+                      "d_fake": fake_logits.detach().mean()}

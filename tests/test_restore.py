@@ -1,0 +1,157 @@
+"""The restore family and its data: watermark masks, the held-out split, resolution from the data, the mask output
+(zero where nothing is damaged, so those pixels come back untouched) and `translate --masks`."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganforge
+from ganforge.data.pairs import held_out, make_pairs, watermark_with_mask
+from ganforge.errors import GanforgeError
+from ganforge.families.restore import damage_mask
+
+
+def photo(seed=0, size=(40, 36)):
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (5, 4, 3), dtype=np.uint8)
+    return Image.fromarray(small).resize(size, Image.BILINEAR)
+
+
+def photos(folder, n, size=(40, 36)):
+    folder.mkdir(parents=True)
+    for i in range(n):
+        photo(i, size).save(folder / f"p{i:02d}.png")
+    return folder
+
+
+def pixels(path):
+    return np.asarray(Image.open(path)).astype(int)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (160, 128)])
+def test_watermark_mask_is_zero_exactly_where_the_image_is_untouched(size):
+    image = photo(3, size)
+    for seed in range(6):
+        marked, mask = watermark_with_mask(image, np.random.default_rng(seed))
+        changed = np.any(np.asarray(marked) != np.asarray(image), -1)
+        mask = np.asarray(mask)
+        assert mask.shape == changed.shape and changed.any()
+        assert not changed[mask == 0].any()  # a zero mask means an untouched pixel
+        assert (mask[changed] > 0).all()
+
+
+def test_marks_scale_with_the_image():
+    def marked_share(side):
+        image = Image.fromarray(np.full((side, side, 3), 128, np.uint8))
+        return np.mean([np.mean(np.asarray(watermark_with_mask(image, np.random.default_rng(s))[1]) > 0)
+                        for s in range(12)])
+    small, large = marked_share(64), marked_share(384)
+    assert 0.03 < small < 0.8 and 0.03 < large < 0.8  # the same share of the picture, not the same pixel count
+    assert abs(np.log(large / small)) < np.log(3)
+
+
+def test_split_is_deterministic_under_the_seed_and_disjoint(tmp_path):
+    source = photos(tmp_path / "src", 20, (16, 16))
+    make_pairs("watermark", source, tmp_path / "one", seed=5, split=0.25)
+    make_pairs("watermark", source, tmp_path / "two", seed=5, split=0.25)
+    make_pairs("watermark", source, tmp_path / "other", seed=6, split=0.25)
+
+    def names(root, split):
+        return {p.name for p in (root / split / "B").iterdir()}
+
+    train, test = names(tmp_path / "one", "train"), names(tmp_path / "one", "test")
+    assert len(test) == 5 and len(train) == 15 and not train & test and len(train | test) == 20
+    assert names(tmp_path / "two", "test") == test and names(tmp_path / "other", "test") != test
+    for side in "ABM":  # the files themselves are reproducible too
+        for name in test:
+            assert (tmp_path / "one" / "test" / side / name).read_bytes() == \
+                (tmp_path / "two" / "test" / side / name).read_bytes()
+    listed = sorted(p.name for p in source.iterdir())
+    assert held_out(listed, 0.25, 5) == held_out(listed[::-1], 0.25, 5)  # not the order of the files
+    with pytest.raises(GanforgeError, match="--split"):
+        held_out(listed, 1.0, 5)
+
+
+def test_split_cli_and_mask_folder(tmp_path):
+    source = photos(tmp_path / "src", 10, (16, 16))
+    done = subprocess.run([sys.executable, "-m", "ganforge", "make-pairs", "watermark", str(source),
+                           str(tmp_path / "out"), "--split", "0.2", "--seed", "1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "8 pairs" in done.stdout and "2 held-out pairs" in done.stdout
+    for split, n in (("train", 8), ("test", 2)):
+        for side in "ABM":
+            assert len(list((tmp_path / "out" / split / side).iterdir())) == n
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny restore run on 16 px watermark pairs (and some unmarked ones: A = B)."""
+    root = tmp_path_factory.mktemp("restore")
+    source = photos(root / "src", 24, (16, 16))
+    make_pairs("watermark", source, root / "pairs", seed=0, split=0.25)
+    for i in range(8):  # unmarked pairs teach the mask that clean pixels stay clean
+        for side in "AB":
+            photo(100 + i, (16, 16)).save(root / "pairs" / "train" / side / f"clean{i}.png")
+    run = ganforge.train(quiet=True, out=str(root / "runs"), name="tiny",
+                         data={"source": str(root / "pairs" / "train")},
+                         model={"name": "restore", "width": 8, "options": {"unet_depth": 2, "d_layers": 1}},
+                         train={"steps": 120, "batch_size": 8, "log_every": 40, "sample_every": 120,
+                                "checkpoint_every": 120})
+    return root, run
+
+
+def test_preset_resolves_to_the_data_resolution(trained, tmp_path):
+    root, run = trained
+    model = ganforge.load(run)
+    assert model.config.data.resolution == 16 and model.family.info.resolution == 16
+    data = model.family.load_data(model.config)
+    assert all(tuple(image.shape[-2:]) == (16, 16) for image in data.a)  # held at their own size: no resampling
+    large = photos(tmp_path / "large", 2, (40, 36))
+    make_pairs("watermark", large, tmp_path / "pairs_large", seed=0)
+    config = ganforge.api.resolve_config(None, {"model": {"name": "restore"},
+                                                "data": {"source": str(tmp_path / "pairs_large")}})
+    assert config.data.resolution is None and config.train.batch_size == 16 and config.model.options == {}
+    data = ganforge.families.get("restore").load_data(config)
+    assert data.resolution == 32 and {tuple(a.shape[-2:]) for a in data.a} == {(36, 40)}
+    pix = ganforge.api.resolve_config(None, {"model": {"name": "pix2pix"},
+                                             "data": {"source": str(tmp_path / "pairs_large")}})
+    assert ganforge.families.get("pix2pix").load_data(pix).resolution == 32  # not 256
+
+
+def test_mask_output_is_zero_on_unmarked_pairs(trained):
+    root, run = trained
+    model = ganforge.load(run)
+    family, generator = model.family, model.generator
+    clean = torch.cat([ganforge.media.from_uint8(torch.from_numpy(np.asarray(photo(200 + i, (16, 16))).copy())
+                                                 .permute(2, 0, 1))[None] for i in range(6)])
+    restored, mask = family.restore(generator, clean)
+    assert mask.shape == (6, 1, 16, 16) and mask.min() >= 0 and mask.max() <= 1
+    assert (mask == 0).float().mean() > 0.9  # unmarked images: (nearly) every pixel judged undamaged
+    untouched = (mask == 0).expand_as(clean)
+    assert torch.equal(restored[untouched], clean[untouched])  # and those pixels come back exactly
+    import csv
+
+    with (run / "metrics.csv").open() as handle:  # and it is not the trivial all-zero mask: it learned the marks
+        last = list(csv.DictReader(handle))[-1]
+    assert float(last["mask_iou"]) > 0.25 and float(last["gain_db"]) > 0
+
+
+def test_translate_writes_masks_and_keeps_unmasked_pixels(trained, tmp_path):
+    root, run = trained
+    test = root / "pairs" / "test"
+    done = subprocess.run([sys.executable, "-m", "ganforge", "translate", str(run), str(test / "A"), "--out",
+                           str(tmp_path / "out"), "--masks", str(tmp_path / "masks"), "--targets", str(test / "B")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "PSNR" in done.stdout and "improved" in done.stdout
+    for path in (test / "A").iterdir():
+        mask, out, given = pixels(tmp_path / "masks" / path.name), pixels(tmp_path / "out" / path.name), pixels(path)
+        assert mask.shape == given.shape[:2]
+        assert np.array_equal(out[mask == 0], given[mask == 0])
+    pix = subprocess.run([sys.executable, "-m", "ganforge", "translate", str(run), str(test / "A"), "--out",
+                          str(tmp_path / "o2"), "--masks", str(test / "A")], capture_output=True, text=True)
+    assert pix.returncode == 2 and "input folder" in pix.stderr
