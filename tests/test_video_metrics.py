@@ -56,6 +56,10 @@ def test_evaluate_clips_and_the_evaluate_command_on_a_video_run(tmp_path, monkey
     data, clips = real
     result = evaluate_clips(clips[12:], clips[:12], digit_size=data.size, frames_per_clip=2)
     assert result["identity_consistency"] == result["identity_consistency_real"] == 1.0
+    assert result["consistent_moving"] == result["consistent_moving_real"] == 1.0
+    frozen = evaluate_clips(clips[12:, :1].expand(-1, 6, -1, -1, -1), clips[:12], digit_size=data.size,
+                            frames_per_clip=2)
+    assert frozen["identity_consistency"] == 1.0 and frozen["consistent_moving"] == 0.0  # frozen clips pass the one
     assert result["frame_fd"] >= 0 and result["record"].n_fake == 24 and result["record"].extractor == "digits"
     from ganforge.cli import main
 

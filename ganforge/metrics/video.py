@@ -84,11 +84,17 @@ def digit_classes(clips: Tensor, size: int, digits: int = 1, classifier: str | E
     return logits.argmax(1).view(n, steps, digits).sort(-1).values
 
 
-def identity_consistency(clips: Tensor, size: int, digits: int = 1, classifier: str | Extractor = "digits") -> float:
-    """Share of clips whose classified digit(s) are the same in every frame."""
+def consistent(clips: Tensor, size: int, digits: int = 1, classifier: str | Extractor = "digits") -> Tensor:
+    """Per clip: True when its classified digit(s) are the same in every frame."""
     check_clips(clips, "the")
     classes = digit_classes(clips, size, digits, classifier)
-    return float((classes == classes[:, :1]).all(2).all(1).float().mean())
+    return (classes == classes[:, :1]).all(2).all(1)
+
+
+def identity_consistency(clips: Tensor, size: int, digits: int = 1, classifier: str | Extractor = "digits") -> float:
+    """Share of clips whose classified digit(s) are the same in every frame. A frozen clip passes trivially:
+    read it with the frozen share, or take `evaluate_clips`' consistent_moving (consistent and not frozen)."""
+    return float(consistent(clips, size, digits, classifier).float().mean())
 
 
 def centroid_speed(clips: Tensor) -> Tensor:
@@ -115,7 +121,8 @@ def evaluate_clips(fake: Tensor, real: Tensor, extractor: str | Extractor | None
                    real_key: str | None = None) -> dict:
     """Every video score of FAKE against REAL clips: 'frame_fd' (Fréchet distance of `frames_per_clip` evenly
     spaced frames of each clip, through an image extractor), motion statistics, and, when `digit_size` is given
-    (moving digits), the identity consistency of the generated and of the real clips; plus the 'record'."""
+    (moving digits), the identity consistency of the generated and of the real clips and the share of clips that
+    are both identity-consistent and not frozen ('consistent_moving'); plus the 'record'."""
     check_clips(fake, "generated")
     check_clips(real, "real")
     pick = torch.linspace(0, fake.shape[1] - 1, min(frames_per_clip, fake.shape[1])).round().long()
@@ -125,7 +132,10 @@ def evaluate_clips(fake: Tensor, real: Tensor, extractor: str | Extractor | None
                              image_format=f"tensor; {len(pick)} evenly spaced frames per clip")
     result = {"frame_fd": scores["fid"], "motion": motion_statistics(fake, real)}
     if digit_size is not None:
-        result["identity_consistency"] = identity_consistency(fake, digit_size, digits)
-        result["identity_consistency_real"] = identity_consistency(real, digit_size, digits)
+        threshold = result["motion"]["frozen_threshold"]
+        for clips, suffix in ((fake, ""), (real, "_real")):
+            same = consistent(clips, digit_size, digits)
+            result[f"identity_consistency{suffix}"] = float(same.float().mean())
+            result[f"consistent_moving{suffix}"] = float((same & (frame_change(clips) >= threshold)).float().mean())
     result["record"] = scores["record"]
     return result
