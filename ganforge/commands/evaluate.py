@@ -17,8 +17,9 @@ FIT = "fit-extractor"
 def evaluate_command(
     targets: list[str] = typer.Argument(None, help="RUN folder; or REAL FAKE (folders, .tar or .npz, like "
                                         "pytorch-fid); or 'fit-extractor DIR' (sub-folders = classes)."),
-    metrics: str = typer.Option("fid,kid,pr", "--metrics", help="Comma-separated: fid,kid,is,pr,dc,kl,diversity,"
-                                "mode_collapse,ssim,ms_ssim,psnr."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: fid,kid,is,pr,dc,kl,diversity,"
+                                          "mode_collapse,ssim,ms_ssim,psnr (default fid,kid,pr); audio also silence,nn,"
+                                          "accuracy (default fid,is,mode_collapse,silence,nn,accuracy)."),
     n: int = typer.Option(10000, "--n", help="Samples drawn from RUN; at most this many images (evenly spaced) "
                           "read per folder or .npz."),
     extractor: Optional[str] = typer.Option(None, "--extractor", help="digits, cifar10, inception, or a weights "
@@ -35,6 +36,7 @@ def evaluate_command(
     """Evaluate a run or two image sets (FID, KID, IS, precision/recall, ...), or fit a feature extractor."""
     from rich.console import Console
 
+    from ganforge.metrics.audio import evaluate_audio_files, evaluate_audio_run, fit_audio_folder, is_audio_source
     from ganforge.metrics.files import check_writable, evaluate_sets, fit_folder, load_set, report_scores
 
     targets = list(targets or [])
@@ -42,12 +44,23 @@ def evaluate_command(
     if targets[:1] == [FIT]:
         if len(targets) != 2 or out is None:
             raise GanforgeError("usage: ganforge evaluate fit-extractor DIR --out PATH")
-        fit_folder(Path(targets[1]), out, epochs, seed, console)
+        if is_audio_source(Path(targets[1])):  # a labelled WAV folder: an audio classifier
+            report = fit_audio_folder(Path(targets[1]), out, epochs, seed, console.print)
+            console.print(f"wrote {Path(out).with_suffix('.safetensors')} (holdout accuracy "
+                          f"{report.get('holdout_accuracy', float('nan')):.3f})")
+        else:
+            fit_folder(Path(targets[1]), out, epochs, seed, console)
         return
     if n < 1:
         raise GanforgeError(f"--n must be at least 1, got {n}")
     if json_path is not None:
         check_writable(json_path)
+    pair = (real, fake) if real is not None and fake is not None else tuple(map(Path, targets))
+    if len(pair) == 2 and any(is_audio_source(p) for p in pair):
+        report_scores(evaluate_audio_files(*pair, metrics, extractor, n, batch_size, seed), console,
+                      [json_path] if json_path else [])
+        return
+    metrics = metrics or "fid,kid,pr"
     if real is not None or fake is not None or len(targets) == 2:
         if (real is None) != (fake is None) or (real is not None and targets):
             raise GanforgeError("folder evaluation needs REAL FAKE, or both --real and --fake, and no RUN")
@@ -66,6 +79,11 @@ def evaluate_command(
     import ganforge  # the run loader lives in the core package; imported here so metrics do not depend on it
 
     model = ganforge.load(run)
+    if model.family.capabilities.modality == "audio":
+        result = evaluate_audio_run(model, n, metrics, extractor, batch_size, seed)
+        report_scores(result, console, [run / "eval" / f"{time.strftime('%Y%m%d-%H%M%S')}.json"]
+                      + ([json_path] if json_path else []))
+        return
     if model.family.capabilities.modality == "video":
         result = _evaluate_clips(model, n, extractor, batch_size, seed)
         report_scores(result, console, [run / "eval" / f"{time.strftime('%Y%m%d-%H%M%S')}.json"]

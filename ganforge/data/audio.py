@@ -64,11 +64,11 @@ def normalize(wave: np.ndarray, how: str) -> np.ndarray:
 
 
 def prepare(wave: np.ndarray, rate: int, target_rate: int, length: int, how: str) -> np.ndarray | None:
-    """A (L, C) wave as the model's mono clip, or None when nothing audible is left (empty or all zero)."""
+    """A (L, C) wave as the model's mono clip, or None when it is empty (or all zero, when normalising)."""
     if wave.size == 0:
         return None
     clip = resample(wave.mean(1), rate, target_rate)[:length]
-    if not np.any(clip):
+    if how != "none" and not np.any(clip):  # nothing to normalise
         return None
     return fit_length(normalize(clip, how), length).astype(np.float32)  # loudness of the recording, not the padding
 
@@ -104,6 +104,7 @@ class AudioSet:
     classes: list[str] = field(default_factory=list)
     name: str = ""
     skipped: int = 0  # unreadable, empty or silent files left out
+    extra_facts: dict = field(default_factory=dict)  # what a family adds for its checkpoint (e.g. spectrogram stats)
     resolution = None  # not an image: the trainer leaves data.resolution unset
     channels = 1
 
@@ -117,7 +118,7 @@ class AudioSet:
     @property
     def facts(self) -> dict:
         """What a model trained on these clips keeps in its checkpoint, so sampling needs no data."""
-        return {"sample_rate": self.sample_rate, "length": self.length}
+        return {"sample_rate": self.sample_rate, "length": self.length, **self.extra_facts}
 
     def batches(self, batch_size: int, device: torch.device, seed: int, flip: bool = False) -> "AudioBatches":
         """Endless shuffled training batches {"audio", "label"} on `device`."""

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ganforge.errors import GanforgeError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-BUILTIN = ("digits", "cifar10")
+BUILTIN = ("digits", "cifar10", "spoken-digits")  # spoken-digits: an audio extractor (ganforge.metrics.audio)
 
 # called as report(images done, images total) after every batch of Extractor.extract; see extraction_progress
 _report: ContextVar[Callable[[int, int], None] | None] = ContextVar("extraction_report", default=None)
@@ -157,13 +157,19 @@ def _load_classifier(weights: Path) -> DomainClassifier:
         raise GanforgeError(f"extractor config {config_path} is missing (it must sit next to {weights.name})")
     config = json.loads(config_path.read_text())
     config["weights_hash"] = file_hash(weights)
-    model = DomainClassifier(config)
+    if config.get("architecture") == "audio-classifier":
+        from ganforge.metrics.audio_classifier import AudioClassifier
+
+        model: DomainClassifier = AudioClassifier(config)
+    else:
+        model = DomainClassifier(config)
     model.load_state_dict(load_file(str(weights)))
     return model.eval()
 
 
 def load_extractor(name_or_path: str | Path | Extractor = "digits", device: str | torch.device = "cpu") -> Extractor:
-    """An extractor by name ('digits', 'cifar10', 'inception') or by path (.safetensors + .json, or .pth Inception)."""
+    """An extractor by name ('digits', 'cifar10', 'spoken-digits', 'inception') or by path (.safetensors + .json,
+    or .pth Inception)."""
     if isinstance(name_or_path, Extractor):
         return name_or_path.to(device).eval()
     with torch.random.fork_rng(devices=[]):  # building the layers draws initial weights: leave training's RNG be
@@ -187,7 +193,8 @@ def _build_extractor(text: str) -> Extractor:
             model = _load_classifier(path.with_suffix(".safetensors"))
         else:
             raise GanforgeError(
-                f"unknown extractor {text!r}: use digits, cifar10, inception, or a path to .safetensors/.pth weights"
+                f"unknown extractor {text!r}: use digits, cifar10, spoken-digits, inception, or a path to "
+                ".safetensors/.pth weights"
             )
     return model
 
