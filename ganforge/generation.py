@@ -59,6 +59,21 @@ def fit_image(image: torch.Tensor, resolution: int) -> torch.Tensor:
     return image[..., top:top + resolution, left:left + resolution]
 
 
+def read_images(paths: list, resolution: int, channels: int) -> torch.Tensor:
+    """Image files resized (shorter side) and centre-cropped to a model's size, as float (N, C, H, W) in [-1, 1]."""
+    from pathlib import Path
+
+    from ganforge.data import read_image
+    from ganforge.media.images import from_picture
+
+    out = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise GanforgeError(f"{path}: no such image file")
+        out.append(fit_image(from_picture(read_image(path, "L" if channels == 1 else "RGB")), resolution))
+    return torch.cat(out)
+
+
 @torch.no_grad()
 def reconstruct(model, images: torch.Tensor) -> torch.Tensor:
     """Images (N, C, H, W) at the model's size encoded and decoded again by a family with encode, in [-1, 1]."""

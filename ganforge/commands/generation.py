@@ -20,22 +20,6 @@ def _load(run: Path, checkpoint: str, capability: str):
     return model
 
 
-def _read_images(paths: list[Path], resolution: int, channels: int):
-    """Images from files, resized (shorter side) and centre-cropped to the model's size, as float in [-1, 1]."""
-    import torch
-
-    from ganforge.data import read_image
-    from ganforge.generation import fit_image
-    from ganforge.media.images import from_picture
-
-    out = []
-    for path in paths:
-        if not path.is_file():
-            raise GanforgeError(f"{path}: no such image file")
-        out.append(fit_image(from_picture(read_image(path, "L" if channels == 1 else "RGB")), resolution))
-    return torch.cat(out)
-
-
 def style_mix(
     run: Path = typer.Argument(..., help="stylegan run folder or checkpoint file"),
     out: Path = typer.Option(Path("style_mix.png"), help="grid PNG"),
@@ -73,7 +57,7 @@ def reconstruct(
 
     model = _load(run, checkpoint, "encode")
     info = model.family.info
-    real = _read_images(images, info.resolution, info.channels)
+    real = generation.read_images(images, info.resolution, info.channels)
     recon = generation.reconstruct(model, real)
     for path, picture in zip(images, recon):
         write_image(picture, out / f"{path.stem}_recon.png")
@@ -93,7 +77,7 @@ def interpolate_images(
     """Walk linearly between the latents of two real images and decode every step."""
     import torch
 
-    from ganforge import media
+    from ganforge import generation, media
 
     if frames < 2:
         raise GanforgeError(f"--frames must be at least 2, got {frames}")
@@ -102,7 +86,7 @@ def interpolate_images(
         media.check_format(out, "image")
     model = _load(run, checkpoint, "encode")
     info = model.family.info
-    real = _read_images([first, second], info.resolution, info.channels)
+    real = generation.read_images([first, second], info.resolution, info.channels)
     with torch.no_grad():
         a, b = model.family.encode(real)
         t = torch.linspace(0, 1, frames).unsqueeze(1)

@@ -43,6 +43,8 @@ def sample(
                                                 "unknown words are read as <unk> with a warning"),
     caption_to: Optional[str] = typer.Option(None, "--caption-to", help="text-to-image models: interpolate from "
                                              "--caption to this caption over the --n samples (one noise)"),
+    latents: Optional[Path] = typer.Option(None, help="a latent file that `ganforge project` wrote (.npy, one latent "
+                                           "per row): one sample per latent, instead of --n samples from --seed"),
 ) -> None:
     """Generate samples from a trained run in a format of its modality (grid, folder, .npz, GIF, WAV, text...)."""
     from ganforge import media
@@ -56,6 +58,8 @@ def sample(
         raise GanforgeError("--seeds and --per-class do not combine: give one")
     if (caption or caption_to) and (seeds is not None or per_class is not None):
         raise GanforgeError("--caption does not combine with --seeds or --per-class")
+    if latents is not None and (seeds is not None or per_class is not None or truncation is not None):
+        raise GanforgeError("--latents does not combine with --seeds, --per-class or --truncation")
     model = _load(run, checkpoint, device)
     modality = model.family.capabilities.modality
     if seeds is not None or per_class is not None:
@@ -70,6 +74,8 @@ def sample(
     out = out or Path("samples" + media.PREVIEW[modality][0][0])
     media.check_format(out, modality)  # before generating: a wrong suffix should not cost the samples
     inputs = model.sample_inputs(n, seed, labels=klass, truncation=truncation)
+    if latents is not None:
+        inputs, n = _from_latents(model, latents, klass)
     if frames is not None:
         inputs = _with_frames(model, inputs, frames)
     if caption or caption_to:
@@ -78,6 +84,14 @@ def sample(
               for start in track(range(0, n, BATCH), "sample", enabled=n > BATCH)]
     written = media.save(media.concat(chunks), out, zoom=zoom, progress=n > BATCH)
     typer.echo(f"wrote {written} to {out}")
+
+
+def _from_latents(model, path: Path, klass) -> tuple[dict, int]:
+    """Generator inputs from a latent file of `ganforge project`, and their count."""
+    from ganforge.projection import latent_file_inputs
+
+    inputs = latent_file_inputs(model, path, klass)
+    return inputs, len(next(iter(inputs.values())))
 
 
 def _captioned(model, inputs: dict, captions: list[str] | None, towards: str | None) -> dict:

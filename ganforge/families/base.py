@@ -66,6 +66,8 @@ class Capabilities:
     encode: bool = False  # encode(images) -> latents, reconstruct(generator, images)
     translate: tuple[str, ...] = ()  # directions of translate(generator, images, direction): AtoB, BtoA
     upscale: bool = False  # generate({"lr": images}) upscales by `self.scale`
+    latent: str = "noise"  # the generator input `project` optimises and `sample --latents` feeds (noise: z);
+    # a family with another latent space maps noise into it in latent_inputs (StyleGAN: "w")
     captioned: bool = False  # text-conditioned: inputs["caption"] token ids; caption_inputs(inputs, texts, towards)
     masks: bool = False  # translate_masks(generator, images) -> (N, C + 1, H, W): the output and, last, the mask
     # (in [0, 1]) of the pixels it changed
@@ -165,6 +167,11 @@ class Family(nn.Module):
         """What the modality's writers need besides the tensor: e.g. {"sample_rate": 16000} for audio, {"fps": 8}
         for video, {"vocabulary": [...]} for tokens."""
         return {}
+
+    def latent_inputs(self, generator: nn.Module, inputs: Batch) -> Batch:
+        """`inputs` with the noise mapped into the space `capabilities.latent` names (default: noise as it is);
+        `generate` accepts the result. Latent projection optimises that entry."""
+        return inputs
 
     def pretrained_generator(self) -> str | None:
         """A run folder or checkpoint whose generator weights initialise a new run (e.g. a PSNR-oriented model

@@ -150,7 +150,7 @@ class StyleGAN(NoiseGAN):
 
     name = "stylegan"
     Options = StyleGANOptions
-    capabilities = Capabilities(truncation=Truncation("psi"), style_mixing=True)
+    capabilities = Capabilities(truncation=Truncation("psi"), style_mixing=True, latent="w")
     tiny = {"model": {"options": {"n_mapping": 2}}}
     # StyleGAN2 config F: non-saturating loss, R1 gamma 10, Adam(0.002, 0, 0.99), 512-d z and w, 8 mapping layers,
     # style mixing 0.9, EMA over 10k images (0.999 per step at batch 32 here); no path-length regulariser
@@ -170,7 +170,18 @@ class StyleGAN(NoiseGAN):
         return super().sample_inputs(n, rng, labels, data) | truncation_input(n, self.options.truncation)
 
     def generate(self, generator: nn.Module, inputs: Batch) -> torch.Tensor:
-        return generator(inputs["noise"], inputs.get("truncation"))
+        """From `noise` (z), or from `w`: one style (n, w_dim) for every layer or one per layer (n, num_ws, w_dim)."""
+        if "w" not in inputs:
+            return generator(inputs["noise"], inputs.get("truncation"))
+        ws = inputs["w"] if inputs["w"].ndim == 3 else inputs["w"].unsqueeze(1).repeat(1, generator.num_ws, 1)
+        if "truncation" in inputs:
+            ws = generator.w_avg.lerp(ws, inputs["truncation"].view(-1, 1, 1).to(ws.dtype))
+        return generator.synthesis(ws)
+
+    def latent_inputs(self, generator: nn.Module, inputs: Batch) -> Batch:
+        """Projection works in W (Karras et al. 2020, sec. 5): the mapped noise, one w for every layer."""
+        mapped = {k: v for k, v in inputs.items() if k != "noise"}
+        return mapped | {"w": generator.mapping(inputs["noise"])}
 
     def layer_range(self, generator: StyleGenerator, layers: str) -> range:
         """'coarse' | 'middle' | 'fine' (thirds of the style layers, as in the paper's figure 3) or 'A-B'."""
