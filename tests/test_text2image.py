@@ -192,3 +192,15 @@ def test_sample_caption_command(trained, tmp_path, monkeypatch, capsys):
     assert torch.allclose(images[0], start, atol=1e-5) and torch.allclose(images[4], end, atol=1e-5)
     assert run("--caption", "a red circle", "--caption-to", "a blue square", "--n", "5",
                "--out", str(tmp_path / "walk.png")) == 0
+
+
+def test_ui_offers_a_caption_box_and_samples_from_it(trained):
+    from ganforge.ui import actions
+
+    models, root, name = actions.Models(), trained.parent, trained.name
+    assert actions.offer(models, root, name).captioned
+    shown = actions.sample(models, root, name, 3, 1, None, None, "a white cross below a red square")
+    model = ganforge.load(trained)
+    expected = model.generate(model.family.caption_inputs(model.sample_inputs(3, 1), ["a white cross below a red "
+                                                                                      "square"]))
+    assert torch.equal(shown.tensor, expected.tensor)

@@ -37,6 +37,7 @@ class Offer:
     interpolate: bool  # latent walks: images from noise
     style_mixing: bool
     encode: bool  # reconstructs an uploaded image
+    captioned: bool = False  # samples from a caption typed in
 
 
 class Models:
@@ -70,7 +71,7 @@ def offer(models: Models, root: Path, name: str) -> Offer:
     return Offer(caps.modality, caps.from_noise, tuple(model.classes) if caps.conditional else (),
                  caps.truncation is not None, tuple(caps.translate),
                  int(model.family.scale) if caps.upscale else 0, caps.from_noise and caps.modality == "image",
-                 caps.style_mixing, caps.encode)
+                 caps.style_mixing, caps.encode, caps.captioned)
 
 
 def _loaded(models: Models, root: Path, name: str, capability: str, what: str):
@@ -91,9 +92,11 @@ def _whole(value, what: str, low: int, high: int) -> int:
     return int(number)
 
 
-def sample(models: Models, root: Path, name: str, n=16, seed=0, klass: str | None = None, truncation=None):
+def sample(models: Models, root: Path, name: str, n=16, seed=0, klass: str | None = None, truncation=None,
+           caption: str | None = None):
     """`n` samples (ganforge.media batch) of run `name`: of class `klass` (a class name; None/'' random) at
-    truncation psi `truncation` (None or the neutral value: none)."""
+    truncation psi `truncation` (None or the neutral value: none), of `caption` for text-to-image runs (None/'':
+    training captions)."""
     model = models.get(find_run(root, name))
     caps = model.family.capabilities
     if not caps.from_noise:
@@ -109,6 +112,11 @@ def sample(models: Models, root: Path, name: str, n=16, seed=0, klass: str | Non
             raise GanforgeError(f"unknown class '{klass}' (classes: {', '.join(model.classes)})")
         label = model.classes.index(str(klass))
     psi = float(truncation) if truncation is not None and caps.truncation is not None else None
+    if caption and str(caption).strip():
+        if not caps.captioned:
+            raise GanforgeError(f"run {name} ({model.config.model.name}) is not text-conditioned: it takes no caption")
+        inputs = model.sample_inputs(n, seed, labels=label, truncation=psi)
+        return model.generate(model.family.caption_inputs(inputs, [str(caption)]))
     return model.sample(n, seed, labels=label, truncation=psi)
 
 

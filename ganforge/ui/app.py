@@ -180,6 +180,7 @@ def play_tab(settings: Settings, outputs: Outputs):
             klass = gr.Dropdown(["random"], value="random", label="class", visible=False, elem_id="play-class")
             truncation = gr.Slider(0, 1, value=1, step=0.05, label="truncation psi (1: none)", visible=False,
                                    elem_id="play-truncation")
+        caption = gr.Textbox("", label="caption (empty: training captions)", visible=False, elem_id="play-caption")
         sample_button = gr.Button("Sample", variant="primary", elem_id="play-sample")
         picture = gr.Image(label="samples", type="filepath", interactive=False, elem_classes="pixelated",
                            height=360, elem_id="play-picture")
@@ -231,10 +232,12 @@ def play_tab(settings: Settings, outputs: Outputs):
     def chosen(name):
         hidden = gr.Group(visible=False)
         if not name:
-            return ("pick a run", *[hidden] * 6, gr.Dropdown(visible=False), gr.Slider(visible=False), gr.Radio())
+            return ("pick a run", *[hidden] * 6, gr.Dropdown(visible=False), gr.Slider(visible=False), gr.Radio(),
+                    gr.Textbox(visible=False))
         o = actions.offer(settings.models, settings.runs, name)
         can = [what for what, yes in (("sample", o.from_noise), ("pick a class", o.classes),
-                                      ("truncate", o.truncation), ("interpolate", o.interpolate),
+                                      ("truncate", o.truncation), ("caption", o.captioned),
+                                      ("interpolate", o.interpolate),
                                       ("style-mix", o.style_mixing), ("reconstruct", o.encode),
                                       (f"translate {', '.join(o.translate)}", o.translate),
                                       (f"upscale x{o.upscale}", o.upscale)) if yes]
@@ -243,19 +246,22 @@ def play_tab(settings: Settings, outputs: Outputs):
                                                            o.translate, o.upscale)],
                 gr.Dropdown(["random", *o.classes], value="random", visible=bool(o.classes)),
                 gr.Slider(value=1, visible=o.truncation),
-                gr.Radio(list(o.translate) or ["AtoB"], value=(o.translate or ("AtoB",))[0]))
+                gr.Radio(list(o.translate) or ["AtoB"], value=(o.translate or ("AtoB",))[0]),
+                gr.Textbox(visible=o.captioned))
 
     @guarded
-    def sample(run: str, n: int = 16, seed: int = 0, klass: str = "random", truncation: float = 1.0):
-        """Samples of a listed run as an image (a grid; GIF for video, spectrograms for audio; None for tokens)."""
-        shown = actions.show(actions.sample(settings.models, settings.runs, run, n, seed, klass, truncation),
-                             outputs.new())
+    def sample(run: str, n: int = 16, seed: int = 0, klass: str = "random", truncation: float = 1.0,
+               caption: str = ""):
+        """Samples of a listed run as an image (a grid; GIF for video, spectrograms for audio; None for tokens);
+        `caption` for text-to-image runs."""
+        shown = actions.show(actions.sample(settings.models, settings.runs, run, n, seed, klass, truncation,
+                                            caption), outputs.new())
         return None if shown["picture"] is None else str(shown["picture"])
 
     @guarded
-    def sample_files(run, n, seed, klass, truncation):
-        shown = actions.show(actions.sample(settings.models, settings.runs, run, n, seed, klass, truncation),
-                             outputs.new())
+    def sample_files(run, n, seed, klass, truncation, caption=""):
+        shown = actions.show(actions.sample(settings.models, settings.runs, run, n, seed, klass, truncation,
+                                            caption), outputs.new())
         return (gr.Audio(shown["audio"], visible=shown["audio"] is not None),
                 gr.Textbox(shown["text"], visible=shown["text"] is not None), str(shown["download"]))
 
@@ -298,8 +304,8 @@ def play_tab(settings: Settings, outputs: Outputs):
         return actions.upscale(settings.models, settings.runs, run, image, settings.upload_mb)
 
     run.change(chosen, run, [offered, sampling, walking, mixing, encoding, translating, upscaling, klass, truncation,
-                             direction], api_visibility="private")
-    inputs = [run, n, seed, klass, truncation]
+                             direction, caption], api_visibility="private")
+    inputs = [run, n, seed, klass, truncation, caption]
     sample_button.click(sample, inputs, picture, api_name="sample").success(
         sample_files, inputs, [sound, text, download], api_visibility="private")
     for button, action, given, shown, download, name in (
