@@ -181,6 +181,7 @@ COMMAND_MODULES = (
     "ganforge.commands.ui",
     "ganforge.commands.export",
     "ganforge.commands.report",
+    "ganforge.commands.prepare",
     "ganforge.commands.project",
 )
 

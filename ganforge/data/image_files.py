@@ -76,8 +76,9 @@ def _eight_bit(image, where: str):
 
 
 def read_image(source: str | Path | IO[bytes], mode: str | None = None, name: str | None = None):
-    """One image file (path or binary file object) as an 8-bit PIL image in `mode` ('L' or 'RGB'; None: 'L' for
-    grey files, else 'RGB'); 16-bit and float values are scaled, transparent pixels are put on white.
+    """One image file (path or binary file object) as an 8-bit PIL image in `mode` ('L', 'RGB' or 'RGBA'; None: 'L'
+    for grey files, else 'RGB'); 16-bit and float values are scaled, transparent pixels are put on white (except in
+    'RGBA', which keeps the alpha channel).
     Any failure is a GanforgeError naming the file (`name`, default the path)."""
     from PIL import Image
 
@@ -87,7 +88,7 @@ def read_image(source: str | Path | IO[bytes], mode: str | None = None, name: st
             opened.load()
             grey = is_grey_mode(opened.mode)
             image = _eight_bit(opened, where)
-            if image.mode in ALPHA_MODES or "transparency" in image.info:
+            if (image.mode in ALPHA_MODES or "transparency" in image.info) and mode != "RGBA":
                 rgba = image.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 image = Image.alpha_composite(background, rgba)

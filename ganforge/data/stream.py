@@ -28,6 +28,7 @@ from ganforge.errors import GanforgeError
 from ganforge.media import from_uint8
 
 LABEL_SUFFIXES = (".cls", ".label")  # WebDataset's class-index member
+CLASSES_FILE = "classes.txt"  # class names, one a line, next to the shards
 EVAL_IMAGES = 10_000  # real images an evaluation decodes from a streamed set (evenly spaced)
 MAX_WARNINGS = 5  # unreadable files named per process
 
@@ -385,6 +386,9 @@ def open_source(data, workers: int | None = None) -> StreamSet:
         labelled = all(label is not None for label in found)
         labels = torch.tensor(found) if labelled else None
         classes = [str(c) for c in range(int(labels.max()) + 1)] if labelled else []
+        named = (path if path.is_dir() else path.parent) / CLASSES_FILE  # written by `ganforge prepare`
+        if labelled and named.is_file() and len(named.read_text().splitlines()) >= len(classes):
+            classes = named.read_text().splitlines()
         return StreamSet(TarRecords(shards, members, resolution, channels), labels, classes, str(path), workers)
     if path.is_dir():
         records, labels, classes = _folder_records(path, data.resolution, data.channels, data.limit, data.transparent)
