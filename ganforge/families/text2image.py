@@ -17,7 +17,6 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from ganforge import losses
 from ganforge.config import option
 from ganforge.data.captions import Vocabulary, load_captioned
-from ganforge.data.diffaugment import diff_augment
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, Capabilities
@@ -216,6 +215,9 @@ class Text2Image(NoiseGAN):
     def __init__(self, config, info):
         super().__init__(config, info)
         model, o = config.model, self.options
+        if o.ada:
+            raise GanforgeError("model.options.ada: its flips and rotations contradict captions that say left, "
+                                "right, above or below; use diffaugment=translation,cutout")
         if model.penalty != "none":
             raise GanforgeError(f"model.penalty: text2image uses its matching-aware penalty (--opt magp_weight=K), "
                                 f"not '{model.penalty}'")
@@ -242,11 +244,11 @@ class Text2Image(NoiseGAN):
 
     def judge(self, images: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
         """D's logits for images (augmented when DiffAugment is on) paired with sentence vectors."""
-        if self.augment:
-            images = diff_augment(images, self.augment)
-        return self.discriminator.score(images, sentence)
+        return self.critic(images, {"sentence": sentence})
 
     def discriminate(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if "sentence" in batch:
+            return self.discriminator.score(images, batch["sentence"])
         return self.discriminator(images, batch["caption"])
 
     def generator_inputs(self, batch: Batch) -> Batch:
