@@ -109,3 +109,16 @@ def test_streamed_training_resumes_bit_exact_streamed_or_in_memory(tmp_path):
         assert a.keys() == b.keys()
         for key in a:
             assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_memory_mapped_array_streams_the_in_memory_pixels(tmp_path, dtype):
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (12, 20, 20, 3), dtype=np.uint8)  # (N, H, W, C), resized to 16 on reading
+    array = pixels if dtype == "uint8" else pixels.astype(np.float32) / 255 * 2 - 1  # [-1, 1] floats
+    np.save(tmp_path / "x.npy", array)
+    memory = load_images(str(tmp_path / "x.npy"), 16)
+    stream = open_source(DataConfig(source=str(tmp_path / "x.npy"), resolution=16, workers=0))
+    assert stream.decode(range(12)).equal(memory.images)
+    expected = draw(memory.batches(4, "cpu", seed=0, flip=True), 5)
+    assert_same(expected, draw(stream.batches(4, "cpu", seed=0, flip=True), 5))

@@ -29,7 +29,8 @@ def prepare_command(
         task = bar.add_task("prepare", total=None)
         summary = prepare_shards(source, out, resolution, channels, transparent, shard_size, workers, limit,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
-    skipped = f"; skipped {summary['skipped']} unreadable (first: {summary['first_error']})" if summary["skipped"] else ""
+    skipped = (f"; skipped {summary['skipped']} unreadable (first: {summary['first_error']})"
+               if summary["skipped"] else "")
     classes = f", {summary['classes']} classes" if summary["classes"] else ""
     typer.echo(f"wrote {summary['images']} images at {resolution} px in {summary['shards']} shard(s) to {out}"
                f"{classes}{skipped}; train with --data {out}")

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ganforge.data.batches import ShuffledEpochs
-from ganforge.data.image_files import IMAGE_SUFFIXES, is_image_file, list_images, read_image, warn_skipped
+from ganforge.data.image_files import (IMAGE_SUFFIXES, is_grey_mode, is_image_file, list_images, read_image,
+                                       warn_skipped)
 from ganforge.data.sources import (TORCHVISION_SETS, ImageSet, _fit, _is_grey, _readable, _size, auto_resolution,
                                    load_images)
 from ganforge.errors import GanforgeError
@@ -100,16 +102,21 @@ class TarRecords(Records):
     def __getstate__(self) -> dict:  # open files stay with their process
         return self.__dict__ | {"_handles": {}}
 
-    def read(self, index: int) -> torch.Tensor:
+    def _where(self, index: int) -> str:
+        return f"{self.shards[int(self.shard_of[index])]}:{self.names[index]}"
+
+    def raw(self, index: int) -> bytes:
+        """The encoded bytes of item `index`, read at its offset in its shard."""
         shard = int(self.shard_of[index])
-        where = f"{self.shards[shard]}:{self.names[index]}"
         try:
             handle = self._handles.get(shard) or self._handles.setdefault(shard, open(self.shards[shard], "rb"))
             handle.seek(int(self.offset[index]))
-            data = handle.read(int(self.size[index]))
+            return handle.read(int(self.size[index]))
         except OSError as error:
-            raise GanforgeError(f"{where}: cannot read ({error.strerror or error})") from None
-        return _picture_tensor(read_image(io.BytesIO(data), _mode(self.channels), name=where))
+            raise GanforgeError(f"{self._where(index)}: cannot read ({error.strerror or error})") from None
+
+    def read(self, index: int) -> torch.Tensor:
+        return _picture_tensor(read_image(io.BytesIO(self.raw(index)), _mode(self.channels), name=self._where(index)))
 
 
 class ArrayRecords(Records):
@@ -149,8 +156,10 @@ class StreamSet:
     """A data set read lazily: the same interface as the in-memory `ImageSet` (channels, classes, labels, name,
     len, batches), with labels (small) in memory and pixels on disk."""
 
-    def __init__(self, records: Records, labels: torch.Tensor | None, classes: list[str], name: str, workers: int):
+    def __init__(self, records: Records, labels: torch.Tensor | None, classes: list[str], name: str, workers: int,
+                 budget_mb: float = 4096):
         self.records, self.labels, self.classes, self.name, self.workers = records, labels, classes, name, workers
+        self.budget_mb = budget_mb  # bounds what evaluation decodes at once
         self.skipped = 0
 
     def __len__(self) -> int:
@@ -178,8 +187,11 @@ class StreamSet:
         return torch.stack([self.records[int(i)][0] for i in indices])
 
     def as_float(self) -> torch.Tensor:
-        """Real images for evaluation in [-1, 1]: all of a small set, else EVAL_IMAGES evenly spaced ones."""
-        chosen = torch.linspace(0, len(self) - 1, min(len(self), EVAL_IMAGES)).round().long().unique()
+        """Real images for evaluation in [-1, 1]: all of a small set, else evenly spaced ones, at most EVAL_IMAGES
+        and at most what fits the memory budget as float32."""
+        fits = int(self.budget_mb * 2 ** 20 // (4 * self.channels * self.resolution ** 2))
+        count = max(2, min(len(self), EVAL_IMAGES, fits))
+        chosen = torch.linspace(0, len(self) - 1, count).round().long().unique()
         return from_uint8(self.decode(chosen))
 
     def in_memory(self) -> ImageSet:
@@ -319,7 +331,8 @@ def _array_records(path: Path, resolution: int | None, channels: int | None, lim
     if array.dtype.kind not in "biuf":
         raise GanforgeError(f"{where}: pixel values must be numbers, got dtype {array.dtype}")
     if array.ndim not in (3, 4) or 0 in array.shape:
-        raise GanforgeError(f"{where}: expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), got {array.shape}")
+        raise GanforgeError(f"{where}: expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), "
+                            f"got {array.shape}")
     layout = "nhw" if array.ndim == 3 else "nchw" if array.shape[1] in (1, 3, 4) or array.shape[-1] not in (1, 3, 4) \
         else "nhwc"
     stored = 1 if layout == "nhw" else array.shape[1] if layout == "nchw" else array.shape[-1]
@@ -332,10 +345,12 @@ def _array_records(path: Path, resolution: int | None, channels: int | None, lim
         for start in range(0, len(array), 1024):
             chunk = np.asarray(array[start:start + 1024], dtype=np.float64)
             if not np.isfinite(chunk).all():
-                raise GanforgeError(f"{where}: non-finite values (NaN or inf) in rows {start}-{start + len(chunk) - 1}")
+                raise GanforgeError(f"{where}: non-finite values (NaN or inf) in rows {start} to "
+                                    f"{start + len(chunk) - 1}")
             low, high = min(low, chunk.min()), max(high, chunk.max())
         if not (low >= -1 and high <= 1) and (low < 0 or high > 255):
-            raise GanforgeError(f"{where}: values must be uint8, in [0, 1], [-1, 1] or [0, 255]; got [{low:g}, {high:g}]")
+            raise GanforgeError(f"{where}: values must be uint8, in [0, 1], [-1, 1] or [0, 255]; "
+                                f"got [{low:g}, {high:g}]")
         value_range = (float(low), float(high))
     keep_alpha = transparent and stored == 4
     if channels is None:
@@ -352,13 +367,14 @@ def _folder_records(folder: Path, resolution: int | None, channels: int | None, 
     files = list_images(folder)
     if not files:
         raise GanforgeError(f"--data {folder}: no image files found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    probe = [p for p in files[:200] if _readable(p)]  # as the in-memory reader decides, from the first 200 files
+    if channels is None:
+        channels = 4 if transparent else 1 if all(_is_grey(p) for p in probe) else 3
+    if resolution is None:
+        sizes = sorted(min(_size(p)) for p in probe)
+        resolution = auto_resolution(sizes[len(sizes) // 2], sizes[len(sizes) // 2]) if sizes else 64
     if limit is not None:
         files = files[:limit]
-    if channels is None:
-        channels = 4 if transparent else 1 if all(_is_grey(p) for p in files[:200] if _readable(p)) else 3
-    if resolution is None:
-        sizes = sorted(min(_size(p)) for p in files[:200] if _readable(p))
-        resolution = auto_resolution(sizes[len(sizes) // 2], sizes[len(sizes) // 2]) if sizes else 64
     parts = [p.relative_to(folder).parts for p in files]
     classes = sorted({part[0] for part in parts if len(part) > 1})
     labels = None
@@ -378,24 +394,25 @@ def open_source(data, workers: int | None = None) -> StreamSet:
         members, found = _index_tar(shards)
         if data.limit is not None:
             members, found = members[:data.limit], found[:data.limit]
-        channels = data.channels or (4 if data.transparent else 3)
-        resolution = data.resolution or 64
-        if data.resolution is None:
-            records = TarRecords(shards, members[:1], 64, channels)
-            resolution = auto_resolution(*records.read(0).shape[-2:])
+        first = TarRecords(shards, members[:1], 64, 4).raw(0)  # channels and size from the first picture
+        with Image.open(io.BytesIO(first)) as picture:
+            grey, size = is_grey_mode(picture.mode), picture.size
+        channels = data.channels or (4 if data.transparent else 1 if grey else 3)
+        resolution = data.resolution or auto_resolution(size[1], size[0])
         labelled = all(label is not None for label in found)
         labels = torch.tensor(found) if labelled else None
         classes = [str(c) for c in range(int(labels.max()) + 1)] if labelled else []
         named = (path if path.is_dir() else path.parent) / CLASSES_FILE  # written by `ganforge prepare`
         if labelled and named.is_file() and len(named.read_text().splitlines()) >= len(classes):
             classes = named.read_text().splitlines()
-        return StreamSet(TarRecords(shards, members, resolution, channels), labels, classes, str(path), workers)
+        records = TarRecords(shards, members, resolution, channels)
+        return StreamSet(records, labels, classes, str(path), workers, data.memory_budget_mb)
     if path.is_dir():
         records, labels, classes = _folder_records(path, data.resolution, data.channels, data.limit, data.transparent)
-        return StreamSet(records, labels, classes, str(path), workers)
+        return StreamSet(records, labels, classes, str(path), workers, data.memory_budget_mb)
     if path.suffix.lower() == ".npy":
         records = _array_records(path, data.resolution, data.channels, data.limit, data.transparent)
-        return StreamSet(records, None, [], str(path), workers)
+        return StreamSet(records, None, [], str(path), workers, data.memory_budget_mb)
     raise GanforgeError(f"--data {data.source}: streaming reads a folder of images, a .npy array (memory-mapped) or "
                         f".tar shards; convert other files with `ganforge prepare {data.source} OUT`")
 
