@@ -60,22 +60,6 @@ def memory_aware(config: RunConfig, given: set[str], from_noise: bool) -> RunCon
     return apply_overrides(config, lower, f"memory-aware defaults at {res} px") if lower else config
 
 
-def memory_aware(config: RunConfig, given: set[str], from_noise: bool) -> RunConfig:
-    """From 128 px up, cap the batch size and width that the user did not give (defaults and presets alike) so a
-    run fits a common GPU: batch min(64, 4096 / resolution), stylegan2-ada's automatic choice (32 at 128 px, 4 at
-    1024), and, for noise-to-image families (whose networks gain a stage per doubling), width 64 up to 256 px,
-    halved per doubling above; --grad-accum K restores a larger effective batch."""
-    res = config.data.resolution
-    if res is None or res < 128:
-        return config
-    caps = {"train.batch_size": max(1, min(64, 4096 // res))}
-    if from_noise:
-        caps["model.width"] = max(16, 64 * 256 // max(res, 256))
-    lower = {key: cap for key, cap in caps.items() if key not in given
-             and getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) > cap}
-    return apply_overrides(config, lower, f"memory-aware defaults at {res} px") if lower else config
-
-
 def _run_name(config: RunConfig) -> str:
     data = Path(config.data.source).stem or "data"
     data = re.sub(r"[^A-Za-z0-9_.-]+", "-", data)

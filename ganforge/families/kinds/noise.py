@@ -13,7 +13,6 @@ import torch.nn as nn
 from ganforge import losses
 from ganforge.config import RunConfig, option
 from ganforge.data.ada import AdaptiveAugment
-from ganforge.data.ada import AdaptiveAugment
 from ganforge.data.diffaugment import diff_augment, parse_policy
 from ganforge.errors import GanforgeError
 from ganforge.families.base import Batch, DataInfo, Family, Phase
@@ -25,10 +24,6 @@ class NoiseOptions:
 
     diffaugment: str = option("", check=parse_policy)  # DiffAugment policy for small data, e.g.
     # "color,translation,cutout" (Zhao et al. 2020)
-    ada: bool = False  # adaptive discriminator augmentation (Karras et al. 2020): flips, 90-degree rotations,
-    # integer translation and colour with a probability p steered by D's overfitting (logged as ada_p)
-    ada_target: float = option(0.6, interval="(0, 1)")  # ADA's target for r_t = E[sign(D(real))]
-    ada_kimg: float = option(500.0, interval="(0, inf)")  # thousands of real images over which p can move by 1
     ada: bool = False  # adaptive discriminator augmentation (Karras et al. 2020): flips, 90-degree rotations,
     # integer translation and colour with a probability p steered by D's overfitting (logged as ada_p)
     ada_target: float = option(0.6, interval="(0, 1)")  # ADA's target for r_t = E[sign(D(real))]
@@ -48,14 +43,6 @@ class NoiseGAN(Family):
     def __init__(self, config: RunConfig, info: DataInfo):
         super().__init__(config, info)
         self.augment = parse_policy(self.options.diffaugment)  # a bad policy fails at build time, not mid-run
-        self.ada = None
-        if self.options.ada:
-            if self.augment:
-                raise GanforgeError("model.options: ada and diffaugment both augment D's inputs; choose one")
-            if self.capabilities.modality != "image":
-                raise GanforgeError(f"model.options.ada augments images; {self.name} makes "
-                                    f"{self.capabilities.modality}")
-            self.ada = AdaptiveAugment(self.options.ada_target, self.options.ada_kimg)  # p is saved with the weights
         self.ada = None
         if self.options.ada:
             if self.augment:
@@ -135,9 +122,6 @@ class NoiseGAN(Family):
         fake_logits = self.critic(fake, inputs)
         loss = losses.discriminator_loss(model.loss, real_logits, fake_logits)
         logs = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
-        if self.ada is not None:
-            logs["ada_rt"] = self.ada.observe(real_logits)
-            logs["ada_p"] = self.ada.p.detach().clone()
         if self.ada is not None:
             logs["ada_rt"] = self.ada.observe(real_logits)
             logs["ada_p"] = self.ada.p.detach().clone()
