@@ -31,6 +31,8 @@ def sample(
     checkpoint: str = typer.Option("last", help="which checkpoint: last, best, step_000500..."),
     device: str = typer.Option("cpu", help="auto | cpu | cuda | cuda:N | mps"),
     truncation: Optional[float] = typer.Option(None, help="truncation psi for stylegan/biggan (1: none)"),
+    temperature: Optional[float] = typer.Option(None, help="text models: sampling temperature, above 0 (1: as "
+                                                "trained; lower: likelier, less varied text)"),
     zoom: int = typer.Option(1, help="enlarge grids, GIFs and MP4s this many times (nearest neighbour)"),
     frames: Optional[int] = typer.Option(None, help="video models: frames per clip (default: the training length; "
                                          "longer clips continue the motion)"),
@@ -66,7 +68,7 @@ def sample(
         if out is None or out.suffix:
             raise GanforgeError(f"--seeds and --per-class write one file per sample: --out must be a folder, got {out}")
         if seeds is not None:
-            written = _by_seed(model, parse_seeds(seeds), out, klass, truncation)
+            written = _by_seed(model, parse_seeds(seeds), out, klass, truncation, temperature)
         else:
             written = _per_class(model, per_class, out, seed, truncation)
         typer.echo(f"wrote {written} to {out}")
@@ -80,6 +82,7 @@ def sample(
         inputs = _with_frames(model, inputs, frames)
     if caption or caption_to:
         inputs = _captioned(model, inputs, caption, caption_to)
+    inputs = with_temperature(model, inputs, temperature)
     chunks = [model.generate({k: v[start:start + BATCH] for k, v in inputs.items()})
               for start in track(range(0, n, BATCH), "sample", enabled=n > BATCH)]
     written = media.save(media.concat(chunks), out, zoom=zoom, progress=n > BATCH)
@@ -101,6 +104,20 @@ def _captioned(model, inputs: dict, captions: list[str] | None, towards: str | N
     if not captions:
         raise GanforgeError("--caption-to needs --caption (the caption to start from)")
     return model.family.caption_inputs(inputs, captions, towards)
+
+
+def with_temperature(model, inputs: dict, temperature: float | None) -> dict:
+    """`inputs` with one sampling temperature per sample, for families that declare one."""
+    if temperature is None:
+        return inputs
+    if not model.family.capabilities.temperature:
+        raise GanforgeError(f"--temperature: model {model.config.model.name} has no sampling temperature")
+    if not temperature > 0:
+        raise GanforgeError(f"--temperature must be above 0, got {temperature:g}")
+    import torch
+
+    n = next(iter(inputs.values())).shape[0]
+    return inputs | {"temperature": torch.full((n,), float(temperature))}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -131,14 +148,15 @@ def _with_frames(model, inputs: dict, frames: int) -> dict:
     return inputs | {"frames": torch.full_like(inputs["frames"], frames)}
 
 
-def _by_seed(model, seeds: list[int], out: Path, klass, truncation) -> str:
+def _by_seed(model, seeds: list[int], out: Path, klass, truncation, temperature=None) -> str:
     """seedNNNN.<preview suffix> for each seed: exactly what `--n 1 --seed NNNN` draws."""
     from ganforge import media
     from ganforge.media.progress import track
 
     suffix = media.PREVIEW[model.family.capabilities.modality][0][0]
     for seed in track(seeds, "sample", enabled=len(seeds) > 16):
-        media.save(model.sample(1, seed, labels=klass, truncation=truncation), out / f"seed{seed:04d}{suffix}")
+        inputs = with_temperature(model, model.sample_inputs(1, seed, labels=klass, truncation=truncation), temperature)
+        media.save(model.generate(inputs), out / f"seed{seed:04d}{suffix}")
     return f"{len(seeds)} files (one per seed)"
 
 

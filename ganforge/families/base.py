@@ -35,7 +35,7 @@ class Phase:
     module: str  # attribute of the family holding the trained parameters ("discriminator", "generator")
     lr: float
     betas: tuple[float, float]
-    repeat: int = 1  # e.g. n_critic for the discriminator
+    repeat: int = 1  # e.g. n_critic for the discriminator; 0 skips the phase this step (a schedule's stage)
     optimizer: str = "adam"  # adam | rmsprop
     frozen: tuple[str, ...] | None = None  # modules without gradients in this phase; None: every other phase's
 
@@ -62,6 +62,7 @@ class Capabilities:
     from_noise: bool = True  # samples from noise (False: it needs an input, e.g. an image to translate)
     conditional: bool = False  # needs class labels: inputs["label"]
     truncation: Truncation | None = None  # inputs["truncation"]: one psi per sample
+    temperature: bool = False  # inputs["temperature"]: one sampling temperature per sample (> 0; 1: as trained)
     style_mixing: bool = False  # style_mix(generator, destination, source, layers, psi), layer_range(generator, spec)
     encode: bool = False  # encode(images) -> latents, reconstruct(generator, images)
     translate: tuple[str, ...] = ()  # directions of translate(generator, images, direction): AtoB, BtoA
@@ -130,7 +131,11 @@ class Family(nn.Module):
         return open_images(config.data)
 
     def phases(self) -> list[Phase]:
-        """The optimisation phases of one training step, in order (default: critic n_critic times, then G)."""
+        """The optimisation phases of one training step, in order (default: critic n_critic times, then G).
+
+        Read by the trainer every step (after `on_step`): the same phases each time (each has its own optimiser),
+        but their repeat counts may follow a schedule, 0 skipping a phase (e.g. pretraining G by maximum likelihood,
+        then D, then adversarial training)."""
         t = self.config.train
         return [
             Phase("D", "discriminator", t.lr_d, (t.beta1, t.beta2), repeat=t.n_critic),

@@ -112,12 +112,15 @@ class Tokens(Samples):
     vocabulary: list[str]
     separator: str = " "
     labels: torch.Tensor | None = None
+    end: str | None = None  # a sequence ends at its first `end` token (e.g. "<eos>"): it and what follows are not shown
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.vocabulary = list(self.vocabulary)
         if self.tensor.is_floating_point():
             raise ValueError("token samples are integer ids, got floats")
+        if self.end is not None and self.end not in self.vocabulary:
+            raise ValueError(f"the end token {self.end!r} is not in the vocabulary")
         if any("\n" in token for token in self.vocabulary):
             raise ValueError("a token of the vocabulary contains a line break: samples could not be written as lines")
         if self.tensor.numel() and (int(self.tensor.min()) < 0 or int(self.tensor.max()) >= len(self.vocabulary)):

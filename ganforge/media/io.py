@@ -87,5 +87,6 @@ def read(path: str | Path) -> Samples:
         return Audio(torch.from_numpy(arrays["audio"]), sample_rate=int(arrays["sample_rate"]), labels=labels)
     if "tokens" in arrays:
         return Tokens(torch.from_numpy(arrays["tokens"]), vocabulary=arrays["vocabulary"].tolist(),
-                      separator=str(arrays["separator"]), labels=labels)
+                      separator=str(arrays["separator"]), labels=labels,
+                      end=str(arrays["end"]) if "end" in arrays else None)
     raise GanforgeError(f"{path}: no samples in it (expected an array named images, videos, audio or tokens)")

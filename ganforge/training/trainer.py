@@ -118,6 +118,7 @@ class Trainer:
         self.stop_reason: str | None = None
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
+        self._drawn = 0  # batches drawn since the last log (for the speed)
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.guard = DivergenceGuard(train.divergence)
@@ -178,10 +179,9 @@ class Trainer:
         if self.dist.broadcast_object(not (self.checkpoint_dir / "last.safetensors").exists()):
             self.save_checkpoint()
         total = self.config.train.steps
-        images_per_step = self.config.train.batch_size * self.phases[0].repeat
         with self._signals(), progress_display(self.quiet) as progress:
             task = progress.add_task("train", total=total, completed=self.step, info="")
-            window_start, window_step, self._overhead = time.perf_counter(), self.step, 0.0
+            window_start, self._drawn, self._overhead = time.perf_counter(), 0, 0.0  # batches drawn
             while self.step < total and self.stop_reason is None:
                 if self._compiled:
                     self._first_compiled_step()
@@ -193,9 +193,9 @@ class Trainer:
                     if self.dist.any_true(self.stop_reason is not None, self.device):
                         self.stop_reason = self.stop_reason or "stopped by another process"
                     seconds = time.perf_counter() - window_start - self._overhead
-                    rate = (self.step - window_step) * images_per_step / max(seconds, 1e-9)
+                    rate = self._drawn * self.config.train.batch_size / max(seconds, 1e-9)
                     values = self.flush_logs(rate)
-                    window_start, window_step, self._overhead = time.perf_counter(), self.step, 0.0
+                    window_start, self._drawn, self._overhead = time.perf_counter(), 0, 0.0
                     if values is None:
                         continue  # rolled back to the last good checkpoint
                     progress.update(task, info=describe(values))
@@ -227,7 +227,10 @@ class Trainer:
         accum = self.config.train.grad_accum
         micro: list[dict] = []  # the latest accum micro-batches drawn; later phases reuse them
         modules = {p.module for p in self.phases}
-        for index, phase in enumerate(self.phases):
+        # read every step: a family's schedule may change the repeat counts (0 skips a phase, e.g. pretraining
+        # stages); the first phase that runs draws a fresh batch per repeat, later ones reuse the latest
+        running = [phase for phase in self.family.phases() if phase.repeat > 0]
+        for index, phase in enumerate(running):
             frozen = set(phase.frozen) if phase.frozen is not None else modules - {phase.module}
             for module in modules:
                 getattr(self.family, module).requires_grad_(module not in frozen)
@@ -239,6 +242,7 @@ class Trainer:
                 for part in range(accum):  # gradient accumulation: accum micro-batches per optimiser step
                     if fresh:
                         batch = self.batches.next()
+                        self._drawn += 1
                         if self.config.train.channels_last:
                             batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v
                                      for k, v in batch.items()}
