@@ -93,13 +93,15 @@ def shift_and_gain(clips: Tensor, generator: torch.Generator, shift: int, gain_d
 def fit_audio_classifier(clips: Tensor, labels: Tensor, classes: list[str], out: str | Path, sample_rate: int,
                          epochs: int = 15, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
                          holdout: tuple[Tensor, Tensor] | None = None, notes: dict | None = None, log=print) -> dict:
-    """Train an AudioClassifier on clips (N, 1, L) at `sample_rate` and integer labels; write OUT.safetensors +
-    OUT.json (with the training report, held-out accuracy included when `holdout` is given)."""
+    """Train an AudioClassifier on clips (N, 1, L) at `sample_rate` and integer labels (batches of at most
+    `batch_size`, smaller for small sets); write OUT.safetensors + OUT.json (with the training report, held-out
+    accuracy included when `holdout` is given)."""
     if len(clips) != len(labels) or len(clips) < 2:
         raise GanforgeError(f"need matching clips and labels (got {len(clips)} clips, {len(labels)} labels)")
     if len(classes) < 2:
         raise GanforgeError(f"a feature extractor needs at least 2 classes; found {len(classes)}")
     out = Path(out).with_suffix(".safetensors")
+    batch_size = min(batch_size, max(8, len(clips) // 8))  # a small set still gets several steps per epoch
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     config = audio_classifier_config(out.stem, classes, sample_rate, clips.shape[-1])
