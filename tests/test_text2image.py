@@ -204,3 +204,20 @@ def test_ui_offers_a_caption_box_and_samples_from_it(trained):
     expected = model.generate(model.family.caption_inputs(model.sample_inputs(3, 1), ["a white cross below a red "
                                                                                       "square"]))
     assert torch.equal(shown.tensor, expected.tensor)
+
+
+def test_shipped_instruments_read_real_renders_and_reject_wrong_captions():
+    from ganforge.metrics.captions import (attribute_accuracy, evaluation_captions, load_classifier, load_matcher,
+                                           r_precision, read_scenes)
+    from ganforge.data.shapes import render_scenes
+
+    classifier, matcher = load_classifier(), load_matcher()
+    scenes, captions = evaluation_captions(120, "held-out", seed=9)
+    images = media.from_uint8(render_scenes(scenes, 32, seed=10))
+    predicted = read_scenes(classifier, images)
+    right = attribute_accuracy(predicted, scenes)
+    wrong = attribute_accuracy(predicted, scenes[1:] + scenes[:1])
+    assert min(right["colour"], right["shape"], right["position"]) > 0.95  # unseen pairs included: they measure
+    assert max(wrong["colour"], wrong["shape"], wrong["position"]) < 0.6
+    assert r_precision(matcher, images, captions, candidates=20) > 0.9
+    assert r_precision(matcher, images.flip(0), captions, candidates=20) < 0.3

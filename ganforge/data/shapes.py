@@ -5,7 +5,7 @@ held out of training so that generalisation to unseen combinations can be measur
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -178,8 +178,3 @@ def shapes_captions(n: int = 10000, resolution: int = 32, seed: int = 0, split: 
     held_out = [f"{c} {s}" for c, s in HELD_OUT]
     return CaptionSet(images, texts, torch.tensor(owner), Vocabulary(words), name=name, held_out=held_out)
 
-
-def with_size(scene: Scene, size: str) -> Scene:
-    """The scene with every thing's size set (for captions that do not say it)."""
-    return Scene(*[replace(t, size=t.size or size) for t in scene.things], scene.relation) if scene.second else \
-        Scene(replace(scene.first, size=scene.first.size or size))

@@ -214,7 +214,7 @@ def evaluation_captions(n: int, split: str, seed: int) -> tuple[list[Scene], lis
     scenes = make_scenes(n, seed, split)
     rng = np.random.default_rng(seed + 7)
     captions = [s.captions()[int(rng.integers(len(s.captions())))] for s in scenes]
-    return [parse_caption(c) for c in captions], captions
+    return scenes, captions
 
 
 @torch.inference_mode()
