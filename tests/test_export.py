@@ -84,6 +84,25 @@ def test_onnx_matches_pytorch(name, runs, tmp_path):
         assert largest_difference(tmp_path / "g.onnx", model, wide) < 1e-4
 
 
+@needs_onnx
+@pytest.mark.parametrize("name", ["biggan", "stylegan"])
+def test_onnx_of_truncating_families(name, tmp_path):
+    """BigGAN's truncation (an inverse normal CDF from elementary operators when exporting) and StyleGAN's
+    modulated convolutions (activations modulated when exporting: ONNX has no batch-sized group count)."""
+    torch.manual_seed(0)
+    run = ganforge.train(quiet=True, **{
+        "model.name": name, "data.source": "digits", "data.resolution": 16, "data.limit": 32, "model.width": 8,
+        "model.latent_dim": 16, "model.options": {"n_mapping": 2} if name == "stylegan" else {},
+        "train.batch_size": 4, "train.steps": 2, "train.ema": 0.9, "out": str(tmp_path), "name": name})
+    model = ganforge.load(run)
+    meta, reported = export(model, tmp_path / "g.onnx")
+    assert reported < 1e-4 and meta["exporter"] == "torch.export"
+    inputs = example_inputs(model, 5, seed=7)
+    inputs["truncation"][0] = 1.0  # psi 1 (none) and psi below 1 in one batch
+    assert largest_difference(tmp_path / "g.onnx", model, inputs) < 1e-4
+    assert list(meta["inputs"]) == list(inputs) and "truncation" in inputs
+
+
 def test_torchscript_matches_pytorch_and_holds_metadata(runs, tmp_path):
     model = ganforge.load(runs["dcgan"])
     meta, reported = export(model, tmp_path / "g.pt", "torchscript", ema=False)

@@ -34,8 +34,38 @@ def truncated(z: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
     is, psi = 0 gives the mode (zeros), as StyleGAN's psi does for w."""
     psi = psi.view(-1, *([1] * (z.ndim - 1))).to(z.dtype)
     low = (1 - psi.clamp(0, 1)) / 2  # = Phi(-t)
-    u = low + torch.special.ndtr(z) * (1 - 2 * low)
-    return torch.where(psi >= 1, z, torch.special.ndtri(u.clamp(1e-6, 1 - 1e-6)))
+    exporting = torch.onnx.is_in_onnx_export()  # ONNX has erf but neither ndtr nor an inverse normal CDF
+    cdf = 0.5 * (1 + torch.erf(z * 0.5 ** 0.5)) if exporting else torch.special.ndtr(z)
+    u = (low + cdf * (1 - 2 * low)).clamp(1e-6, 1 - 1e-6)
+    return torch.where(psi >= 1, z, normal_quantile(u) if exporting else torch.special.ndtri(u))
+
+
+# P. J. Acklam's rational approximation of the normal quantile (relative error below 1.2e-9), in ONNX's operators
+ACKLAM_A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02,
+            -3.066479806614716e+01, 2.506628277459239e+00)
+ACKLAM_B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01,
+            -1.328068155288572e+01, 1.0)
+ACKLAM_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
+            4.374664141464968e+00, 2.938163982698783e+00)
+ACKLAM_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00, 1.0)
+
+
+def _polynomial(coefficients: tuple[float, ...], x: torch.Tensor) -> torch.Tensor:
+    out = torch.full_like(x, coefficients[0])
+    for c in coefficients[1:]:
+        out = out * x + c
+    return out
+
+
+def normal_quantile(u: torch.Tensor) -> torch.Tensor:
+    """Phi^-1(u) for u in (0, 1), as torch.special.ndtri, from elementary operators only (exports to ONNX)."""
+    dtype, u = u.dtype, u.double()  # the rational functions cancel digits: float32 would lose 3e-4
+    q = u - 0.5
+    r = q * q
+    central = q * _polynomial(ACKLAM_A, r) / _polynomial(ACKLAM_B, r)
+    tail = torch.sqrt(-2 * torch.log(torch.minimum(u, 1 - u)))
+    tails = _polynomial(ACKLAM_C, tail) / _polynomial(ACKLAM_D, tail)
+    return torch.where(q.abs() <= 0.5 - 0.02425, central, torch.where(q < 0, tails, -tails)).to(dtype)
 
 
 class BigGenerator(nn.Module):

@@ -100,6 +100,8 @@ class ModulatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         n, c, h, width = x.shape
+        if torch.onnx.is_in_onnx_export():  # ONNX has no batch-sized group count: modulate the activations
+            return self._activations_modulated(x, self.affine(w))
         style = self.affine(w).view(n, 1, c, 1, 1)
         weight = self.scale * self.weight * style
         if self.demodulate:
@@ -110,6 +112,19 @@ class ModulatedConv2d(nn.Module):
         weight = weight.view(n * self.out_channels, c, *weight.shape[-2:])
         out = F.conv2d(x.reshape(1, n * c, h, width), weight, padding=self.padding, groups=n)
         return out.view(n, self.out_channels, h, width)
+
+    def _activations_modulated(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """The same maths with one shared weight (StyleGAN2's non-fused path): scale the input channels by the
+        style, convolve, then scale each output channel by its demodulation coefficient."""
+        weight = self.scale * self.weight[0]
+        x = x * style.view(*style.shape, 1, 1)
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        out = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            coefficients = torch.rsqrt(style.square() @ weight.square().sum((2, 3)).t() + 1e-8)
+            out = out * coefficients.view(*coefficients.shape, 1, 1)
+        return out
 
 
 class NoiseInjection(nn.Module):
