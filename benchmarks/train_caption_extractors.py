@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F

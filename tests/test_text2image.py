@@ -40,7 +40,8 @@ def write_folder(root, lines, name="captions.txt", n=3):
 
 
 def test_caption_files_txt_and_jsonl(tmp_path):
-    txt = write_folder(tmp_path / "t", ["# a comment", "im0.png\ta red circle", "im1.png: A Blue square!", "", "im0.png: a red disc"])
+    lines = ["# a comment", "im0.png\ta red circle", "im1.png: A Blue square!", "", "im0.png: a red disc"]
+    txt = write_folder(tmp_path / "t", lines)
     assert read_captions(txt) == {"im0.png": ["a red circle", "a red disc"], "im1.png": ["A Blue square!"]}
     rows = [{"file": "im0.png", "caption": "one"}, {"image": "im2.png", "captions": ["two", "three"]}]
     jsonl = write_folder(tmp_path / "j", [json.dumps(r) for r in rows], "captions.jsonl")
@@ -96,8 +97,8 @@ def test_shapes_captions_seeded_with_held_out_pairs_absent_from_training():
     scene = parse_caption("a small red circle left of a blue square")
     assert (scene.first.colour, scene.first.size, scene.second.shape, scene.relation) == ("red", "small", "square",
                                                                                          "left of")
-    assert scene.canonical() == scene and parse_caption("a blue square right of a red circle").canonical().first.colour \
-        == "red"
+    assert scene.canonical() == scene
+    assert parse_caption("a blue square right of a red circle").canonical().first.colour == "red"
     assert parse_caption("a red dog") is None
 
 

@@ -54,7 +54,8 @@ class Affine(nn.Module):
 
     def __init__(self, cond_dim: int, channels: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(cond_dim, channels), nn.ReLU(inplace=True), nn.Linear(channels, 2 * channels))
+        self.net = nn.Sequential(nn.Linear(cond_dim, channels), nn.ReLU(inplace=True),
+                                 nn.Linear(channels, 2 * channels))
         nn.init.zeros_(self.net[2].weight)  # starts as the identity: scale 1, shift 0
         nn.init.zeros_(self.net[2].bias)
 
@@ -223,7 +224,8 @@ class Text2Image(NoiseGAN):
                                 f"not '{model.penalty}'")
         check_norm(model.g_norm, "model.g_norm")
         if model.d_norm not in ("none", "spectral"):
-            raise GanforgeError(f"model.d_norm: text2image's discriminator takes none or spectral, got '{model.d_norm}'")
+            raise GanforgeError(f"model.d_norm: text2image's discriminator takes none or spectral, "
+                                f"got '{model.d_norm}'")
         if not 8 <= info.resolution <= 256:
             raise GanforgeError(f"data.resolution: text2image supports 8 to 256 pixels, got {info.resolution}")
         if "vocabulary" not in info.facts:

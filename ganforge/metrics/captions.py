@@ -116,33 +116,26 @@ class ShapesMatcher(nn.Module):
         return F.normalize(self.text(self.vocabulary.encode(captions, self.length)[0]), dim=1)
 
 
-def _config(name: str) -> dict:
-    weights = WEIGHTS_DIR / f"{name}.safetensors"
-    if not weights.exists():
-        raise GanforgeError(f"{weights} is missing: run benchmarks/train_caption_extractors.py")
+def _load(kind: type, name: str, path: str | Path | None):
+    """An instrument: the shipped `name` weights (ganforge/weights/NAME.safetensors + .json) or those at `path`."""
+    weights = Path(path) if path else WEIGHTS_DIR / f"{name}.safetensors"
+    if not weights.exists() or not weights.with_suffix(".json").exists():
+        raise GanforgeError(f"{weights} (or its .json) is missing: run benchmarks/train_caption_extractors.py")
     config = json.loads(weights.with_suffix(".json").read_text())
     config["weights_hash"] = file_hash(weights)
-    return config
+    model = kind(config)
+    model.load_state_dict(load_file(str(weights)))
+    return model.eval()
 
 
 def load_classifier(path: str | Path | None = None) -> ShapesClassifier:
     """The shipped shapes-captions attribute classifier (or the one at `path`, .safetensors + .json)."""
-    weights = Path(path) if path else WEIGHTS_DIR / "shapes-attributes.safetensors"
-    config = json.loads(weights.with_suffix(".json").read_text()) if path else _config("shapes-attributes")
-    config.setdefault("weights_hash", file_hash(weights))
-    model = ShapesClassifier(config)
-    model.load_state_dict(load_file(str(weights)))
-    return model.eval()
+    return _load(ShapesClassifier, "shapes-attributes", path)
 
 
 def load_matcher(path: str | Path | None = None) -> ShapesMatcher:
     """The shipped shapes-captions image-caption matcher (or the one at `path`)."""
-    weights = Path(path) if path else WEIGHTS_DIR / "shapes-matcher.safetensors"
-    config = json.loads(weights.with_suffix(".json").read_text()) if path else _config("shapes-matcher")
-    config.setdefault("weights_hash", file_hash(weights))
-    model = ShapesMatcher(config)
-    model.load_state_dict(load_file(str(weights)))
-    return model.eval()
+    return _load(ShapesMatcher, "shapes-matcher", path)
 
 
 @torch.inference_mode()
