@@ -2,8 +2,6 @@
 optimisers at step 0 (its first samples equal the source's last ones), FreezeD keeps the first discriminator layers,
 and weights that do not fit are refused with one line naming the tensor."""
 
-import sys
-
 import pytest
 import torch
 import yaml
@@ -15,22 +13,7 @@ from ganforge.training import checkpoint as ckpt
 from ganforge.training.trainer import Trainer
 
 from conftest import tiny_overrides
-
-
-def cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    from ganforge.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["ganforge", *map(str, args)])
-    with pytest.raises(SystemExit) as stopped:
-        main()
-    out, err = capsys.readouterr()
-    return stopped.value.code or 0, out, err
-
-
-def one_line_error(result, *words):
-    code, _, err = result
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert all(word in err for word in words), err
+from test_sampling_commands import cli, one_line_error  # the CLI entry point run in this process
 
 
 @pytest.fixture(scope="module")

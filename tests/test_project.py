@@ -3,7 +3,6 @@ random latents do, StyleGAN projects in W, `sample --latents` regenerates the re
 one line."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -14,22 +13,7 @@ from ganforge.media.images import write_image
 from ganforge.projection import project
 
 from conftest import tiny_overrides
-
-
-def cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    from ganforge.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["ganforge", *map(str, args)])
-    with pytest.raises(SystemExit) as stopped:
-        main()
-    out, err = capsys.readouterr()
-    return stopped.value.code or 0, out, err
-
-
-def one_line_error(result, *words):
-    code, _, err = result
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert all(word in err for word in words), err
+from test_sampling_commands import cli, one_line_error  # the CLI entry point run in this process
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,7 @@ def project_command(
     import ganforge
     from ganforge import media
     from ganforge.generation import read_images
+    from ganforge.media.files import writing
     from ganforge.media.images import write_image
     from ganforge.projection import project
 
@@ -52,20 +53,23 @@ def project_command(
     target = read_images([image], info.resolution, info.channels)
     result = project(model, target, steps, lr, features, feature_weight, pixel_weight, label=klass, starts=starts,
                      seed=seed, progress=True)
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "latent.npy", result.latent.numpy())
+    with writing(out / "latent.npy") as path:
+        np.save(path, result.latent.numpy())
     write_image(result.target, out / "target.png")
     write_image(result.reconstruction, out / "reconstruction.png")
     media.save(result.animation(), out / f"projection{animation}", zoom=zoom, nrow=2)
     label = int(result.inputs["label"][0]) if "label" in result.inputs else None
-    again = f"ganforge sample {run} --latents {out / 'latent.npy'} --n 1" + (f" --class {label}" if label is not None
-                                                                            else "")
+    again = f"ganforge sample {run} --latents {out / 'latent.npy'} --n 1"
+    if label is not None:
+        again += f" --class {label}"
     record = {"run": str(run), "checkpoint": checkpoint, "image": str(image),
-              "latent_space": model.family.capabilities.latent, "class": label, "steps": steps, "lr": lr, "features": features, "feature_weight": feature_weight,
-              "pixel_weight": pixel_weight, "starts": starts, "seed": seed, "loss_start": result.losses[0],
-              "loss_end": result.losses[-1], "random_latent_loss": result.random_loss,
+              "latent_space": model.family.capabilities.latent, "class": label, "steps": steps, "lr": lr,
+              "features": features, "feature_weight": feature_weight, "pixel_weight": pixel_weight, "starts": starts,
+              "seed": seed, "loss_start": result.losses[0], "loss_end": result.losses[-1],
+              "random_latent_loss": result.random_loss,
               "pixel_mse": float((result.reconstruction - result.target).pow(2).mean()), "sample_again": again}
-    (out / "projection.json").write_text(json.dumps(record, indent=1))
+    with writing(out / "projection.json") as path:
+        path.write_text(json.dumps(record, indent=1))
     typer.echo(f"loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f} (random latents: {result.random_loss:.4f}); "
                f"wrote latent.npy ({record['latent_space']} space), target.png, reconstruction.png, "
                f"projection{animation}, projection.json to {out}")
