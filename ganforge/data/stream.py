@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
 import tarfile
 from pathlib import Path
@@ -213,6 +214,11 @@ class StreamSet:
         return ImageSet(torch.cat(images), labels, self.classes, name=self.name, skipped=skipped)
 
 
+def _ignore_interrupts(_: int) -> None:
+    """In a worker: leave Ctrl-C to the training process, which finishes its step (drawing batches) and saves."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _Plan:
     """The DataLoader's batch sampler: this process's slice of each global batch, replayed from a sampler state."""
 
@@ -251,7 +257,8 @@ class StreamBatches(ShuffledEpochs):
         return DataLoader(self.data.records, batch_sampler=_Plan(self, self.state_dict()), num_workers=workers,
                           pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
                           persistent_workers=False,
-                          generator=torch.Generator())  # its own: seeding workers must not draw from the global RNG
+                          generator=torch.Generator(),  # its own: seeding workers must not draw from the global RNG
+                          worker_init_fn=_ignore_interrupts)
 
     def next(self) -> dict[str, torch.Tensor]:
         if self._iterator is None:
