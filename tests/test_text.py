@@ -2,6 +2,7 @@
 step doing what they should, the Gumbel-softmax relaxation, sampling text without the corpus, and bit-exact resume in
 every stage (MLE pretraining, D pretraining, adversarial)."""
 
+import json
 import sys
 
 import pytest
@@ -193,6 +194,14 @@ def test_sample_text_without_the_corpus(tmp_path, monkeypatch, capsys):
     source = corpus(tmp_path)
     run = ganforge.train(text_config(tmp_path, source=source), quiet=True)
     assert (run / "samples" / "step_000006.txt").exists()
+    monkeypatch.setattr(sys, "argv", ["ganforge", "evaluate", str(run), "--references", str(source), "--n", "20",
+                                      "--json", str(tmp_path / "scores.json")])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert (stopped.value.code or 0) == 0, capsys.readouterr().err
+    scores = json.loads((tmp_path / "scores.json").read_text())["scores"]
+    assert {"bleu2", "bleu5", "self_bleu4", "nll_test", "unique", "copied"} <= set(scores)
+    assert 0 <= scores["bleu5"] <= scores["bleu2"] <= 1 and scores["nll_test"] > 0
     source.unlink()  # the checkpoint holds the vocabulary
     model = ganforge.load(run)
     assert model.family.vocabulary == ganforge.load(run, "step_000005").family.vocabulary

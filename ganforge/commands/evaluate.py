@@ -28,6 +28,8 @@ def evaluate_command(
     fake: Optional[Path] = typer.Option(None, "--fake", help="Folder, .tar or .npz of generated images (e.g. "
                                         "from ganforge sample --out x.npz)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the scores and record here."),
+    references: Optional[Path] = typer.Option(None, "--references", help="Text runs: held-out sentences (a .txt, "
+                                              "one a line) for BLEU-2..5, Self-BLEU-2..5 and NLL."),
     out: Optional[Path] = typer.Option(None, "--out", help="fit-extractor: where to write NAME.safetensors/.json."),
     epochs: int = typer.Option(10, "--epochs", help="fit-extractor: training epochs."),
     seed: int = typer.Option(0, "--seed", help="Sampling and metric seed (stored in the record)."),
@@ -84,6 +86,9 @@ def evaluate_command(
         report_scores(result, console, [run / "eval" / f"{time.strftime('%Y%m%d-%H%M%S')}.json"]
                       + ([json_path] if json_path else []))
         return
+    if model.family.capabilities.modality == "tokens":
+        _evaluate_text(model, references, n, seed, run, json_path, console)
+        return
     if model.family.capabilities.modality == "video":
         result = _evaluate_clips(model, n, extractor, batch_size, seed)
         report_scores(result, console, [run / "eval" / f"{time.strftime('%Y%m%d-%H%M%S')}.json"]
@@ -107,6 +112,29 @@ def _evaluate_clips(model, n: int, extractor: Optional[str], batch_size: int, se
     fake = model.sample(len(real), seed=seed).tensor
     return evaluate_clips(fake, real, extractor, facts.get("digit_size") if low == high else None, low,
                           seed=seed, batch_size=batch_size)
+
+
+def _evaluate_text(model, references: Optional[Path], n: int, seed: int, run: Path, json_path, console) -> None:
+    """A text run's BLEU-2..5 / Self-BLEU-2..5 against --references FILE.txt, NLL, unique and copied shares (and
+    NLL-oracle for oracle runs), as a table and eval/<time>.json."""
+    import json
+
+    from rich.table import Table
+
+    from ganforge.metrics.text import evaluate_text_run
+
+    result = evaluate_text_run(model, references, n, seed)
+    table = Table(title="ganforge evaluate (text)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result["scores"].items():
+        table.add_row(key, f"{value:.4f}")
+    console.print(table)
+    console.print("record: " + ", ".join(f"{k}={v}" for k, v in result["record"].items()), markup=False)
+    for path in [run / "eval" / f"{time.strftime('%Y%m%d-%H%M%S')}.json"] + ([json_path] if json_path else []):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        console.print(f"wrote {path}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

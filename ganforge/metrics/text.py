@@ -82,3 +82,34 @@ def text_scores(model, references: str | Path | list[str], n: int = 1000, seed: 
     if training is not None:
         scores["copied"] = copied_share(generated, [tokenizer.split(line) for line in training])
     return scores
+
+
+def evaluate_text_run(model, references: str | Path | None, n: int, seed: int) -> dict:
+    """`ganforge evaluate` for a text run: with `references` (a text file) the Texygen scores of `n` samples
+    (BLEU-2..5, Self-BLEU-2..5, NLL of the references, unique and copied shares, the training text re-read when
+    it is still there); a run trained on --data oracle also gets NLL-oracle."""
+    from ganforge.errors import GanforgeError
+
+    facts = model.family.info.facts
+    scores: dict[str, float] = {}
+    if facts.get("oracle"):
+        inputs = model.sample_inputs(n, seed)
+        scores["nll_oracle"] = nll_oracle(model.generate(inputs).tensor, facts)
+    if references is not None:
+        training = None
+        source = Path(model.config.data.source)
+        if source.exists():
+            from ganforge.data.text import read_lines
+
+            training = read_lines(source)
+        scores |= text_scores(model, references, n=n, seed=seed, training=training)
+    if not scores:
+        raise GanforgeError("evaluate: a text run needs --references FILE.txt (held-out sentences, one a line) for "
+                            "BLEU / Self-BLEU / NLL")
+    import nltk
+
+    record = {"protocol": "Texygen: each sample against all references, nltk sentence_bleu weights 1/n, "
+                          "SmoothingFunction().method1, averaged; Self-BLEU leave-one-out",
+              "bleu_implementation": f"ganforge.metrics.bleu (exact; equal to nltk {nltk.__version__})",
+              "n_fake": n, "references": str(references), "seed": seed, "step": model.step}
+    return {"scores": scores, "record": record}

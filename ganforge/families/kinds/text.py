@@ -44,6 +44,8 @@ class TextOptions:
     mle_lr: float = option(0.01, interval="(0, inf)")  # Adam learning rate of the MLE phase
     d_steps: int = option(500, interval="[0, inf)")  # discriminator pretraining steps (after MLE)
     d_repeat: int = option(1, interval="[1, inf)")  # D steps per adversarial step
+    pretrained: str = ""  # a run (folder or checkpoint) whose generator starts this one, e.g. an MLE run of the same
+    # data and sizes (then set mle_steps=0): several GANs from one pretraining
 
 
 class TextGAN(Family):
@@ -82,6 +84,9 @@ class TextGAN(Family):
         self.discriminator = CNNDiscriminator(len(self.vocabulary), self.length, o.d_embedding, o.d_scale,
                                               o.d_dropout)
         self.stage = self.stage_at(0)
+
+    def pretrained_generator(self) -> str | None:
+        return self.options.pretrained or None
 
     # --- schedule ------------------------------------------------------------------------------------------
     def stage_at(self, step: int) -> str:
