@@ -253,7 +253,8 @@ class Trainer:
                     (loss if self.scaler is None else self.scaler.scale(loss)).backward()
                     self._finite &= torch.isfinite(loss.detach())
                     for key, value in logs.items():
-                        self._sums[key] = self._sums.get(key, 0.0) + value.float() / accum
+                        # a phase's logs are its mean over repeats and micro-batches
+                        self._sums[key] = self._sums.get(key, 0.0) + value.float() / (accum * phase.repeat)
                 self._average_gradients(optimizer)  # once per optimiser step, after every micro-batch
                 if self.scaler is not None:
                     self.scaler.step(optimizer)
