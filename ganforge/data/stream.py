@@ -220,18 +220,19 @@ def _ignore_interrupts(_: int) -> None:
 
 
 class _Plan:
-    """The DataLoader's batch sampler: this process's slice of each global batch, replayed from a sampler state."""
+    """The DataLoader's batch sampler: this process's slice of each global batch, replayed from a sampler state.
+    It holds numbers only (no reference back to the batches, so dropping those frees the workers at once)."""
 
     def __init__(self, batches: "StreamBatches", state: dict):
-        self.batches, self.state = batches, state
+        self.n, self.batch_size, self.repeats = batches.n, batches.batch_size, batches.repeats
+        self.start, self.size, self.state = batches.start, batches.size, state
 
     def __iter__(self):
-        b = self.batches
-        epochs = ShuffledEpochs(b.n, b.batch_size, 0, b.repeats)
+        epochs = ShuffledEpochs(self.n, self.batch_size, 0, self.repeats)
         epochs.load_state_dict(self.state)
         while True:
             index, _ = epochs.take()
-            yield index[b.start:b.start + b.size].tolist()
+            yield index[self.start:self.start + self.size].tolist()
 
 
 class StreamBatches(ShuffledEpochs):
