@@ -318,6 +318,8 @@ def test_cli_scores_a_run_and_writes_eval_json(tmp_path, monkeypatch):
     import ganforge
 
     class Run:
+        family = SimpleNamespace(capabilities=SimpleNamespace(modality="image"))  # evaluate reads the modality
+
         def sample(self, n, seed=0):  # a model's samples carry their images as .tensor
             return SimpleNamespace(tensor=images(n, channels=1, size=16, seed=seed))
 

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ganforge.errors import GanforgeError
 from ganforge.metrics.extractors import DomainClassifier
-from ganforge.metrics.fit import save_classifier
+from ganforge.metrics.fit import save_classifier, train_classifier
 
 PEAK_FLOOR = 0.01  # clips are peak-normalised, but those quieter than -40 dBFS stay quiet (silence looks silent)
 LOG_FLOOR = 1e-4
@@ -110,30 +110,13 @@ def fit_audio_classifier(clips: Tensor, labels: Tensor, classes: list[str], out:
         sample = model.log_mel(clips[:512])
         config["mean"], config["std"] = float(sample.mean()), float(sample.std())
     model = AudioClassifier(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
-    steps = epochs * math.ceil(len(clips) / batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.2)
+    shift = clips.shape[-1] // 8
     started = time.process_time()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(clips), generator=generator)
-        total, correct = 0.0, 0
-        for start in range(0, len(clips), batch_size):
-            index = order[start:start + batch_size]
-            x = shift_and_gain(clips[index], generator, shift=clips.shape[-1] // 8, gain_db=12)
-            _, logits = model(x)
-            loss = F.cross_entropy(logits, labels[index], label_smoothing=0.1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(index)
-            correct += (logits.argmax(1) == labels[index]).sum().item()
-        log(f"epoch {epoch + 1}/{epochs}: loss {total / len(clips):.3f}, train acc {correct / len(clips):.3f}, "
-            f"{time.process_time() - started:.0f} CPU s")
-    model.eval()
-    report = {"n_train": len(clips), "epochs": epochs, "seed": seed, "cpu_seconds": round(time.process_time() - started),
-              "augment": {"shift": clips.shape[-1] // 8, "gain_db": 12}, **(notes or {})}
+    train_classifier(model, lambda x: model(shift_and_gain(x, generator, shift, gain_db=12))[1], clips, labels,
+                     epochs, batch_size, lr, generator, log)
+    report = {"n_train": len(clips), "epochs": epochs, "seed": seed,
+              "cpu_seconds": round(time.process_time() - started), "augment": {"shift": shift, "gain_db": 12},
+              **(notes or {})}
     if holdout is not None:
         _, logits = model.extract(holdout[0])
         report["holdout_accuracy"] = round((logits.argmax(1) == holdout[1]).float().mean().item(), 4)

@@ -5,11 +5,12 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
 from ganforge.metrics.extractors import DomainClassifier, classifier_config, file_hash
@@ -72,30 +73,13 @@ def fit_extractor(
     config = classifier_config(name or out.stem, classes, images.shape[1])
     model = DomainClassifier(config)
     images = model.preprocess(images)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
-    steps = epochs * math.ceil(len(images) / batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.2)
+
+    def forward(x: Tensor) -> Tensor:
+        x = random_lowres(x, generator, augment["lowres_p"], augment["lowres_sizes"])
+        return model.embed(random_affine(x, generator, augment["shift"], augment["scale"], augment["flip"]))[1]
+
     started = time.time()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(images), generator=generator)
-        total, correct, seen = 0.0, 0, 0
-        for start in range(0, len(images), batch_size):
-            index = order[start:start + batch_size]
-            x = random_lowres(images[index], generator, augment["lowres_p"], augment["lowres_sizes"])
-            x = random_affine(x, generator, augment["shift"], augment["scale"], augment["flip"])
-            _, logits = model.embed(x)
-            loss = F.cross_entropy(logits, labels[index], label_smoothing=0.1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(index)
-            correct += (logits.argmax(1) == labels[index]).sum().item()
-            seen += len(index)
-        log(f"epoch {epoch + 1}/{epochs}: loss {total / seen:.3f}, train acc {correct / seen:.3f}, "
-            f"{time.time() - started:.0f}s")
-    model.eval()
+    train_classifier(model, forward, images, labels, epochs, batch_size, lr, generator, log)
     report = {"n_train": len(images), "epochs": epochs, "seed": seed, "seconds": round(time.time() - started),
               "augment": {k: list(v) if isinstance(v, tuple) else v for k, v in augment.items()}, **(notes or {})}
     if holdout is not None:
@@ -103,6 +87,33 @@ def fit_extractor(
         report["n_holdout"] = len(holdout[0])
     save_classifier(model, out, report)
     return report
+
+
+def train_classifier(model: nn.Module, forward: Callable[[Tensor], Tensor], inputs: Tensor, labels: Tensor,
+                     epochs: int, batch_size: int, lr: float, generator: torch.Generator, log=print) -> None:
+    """AdamW with a one-cycle schedule and label smoothing over shuffled batches; `forward(batch)` gives the logits
+    of a batch of `inputs` (with the caller's augmentation). Leaves the model in eval mode."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    steps = epochs * math.ceil(len(inputs) / batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.2)
+    started = time.process_time()
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(inputs), generator=generator)
+        total, correct = 0.0, 0
+        for start in range(0, len(inputs), batch_size):
+            index = order[start:start + batch_size]
+            logits = forward(inputs[index])
+            loss = F.cross_entropy(logits, labels[index], label_smoothing=0.1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(index)
+            correct += (logits.argmax(1) == labels[index]).sum().item()
+        log(f"epoch {epoch + 1}/{epochs}: loss {total / len(inputs):.3f}, train acc {correct / len(inputs):.3f}, "
+            f"{time.process_time() - started:.0f} CPU s")
+    model.eval()
 
 
 def save_classifier(model: DomainClassifier, out: Path, report: dict) -> None:
