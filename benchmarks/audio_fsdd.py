@@ -92,10 +92,10 @@ def main() -> None:
     started = time.process_time()
     real_clips = Audio(real.waves, 8000)
     labels = torch.arange(args.n) % 10
-    pick = torch.cat([torch.nonzero(real.labels == d).flatten()[:args.n // 10] for d in range(10)])
+    pick = torch.stack([torch.nonzero(real.labels == d).flatten()[:args.n // 10] for d in range(10)], 1).flatten()
     results = {"real": flat(evaluate_audio(Audio(real.waves[pick], 8000, real.labels[pick]), real_clips, METRICS,
                                            class_names=real.classes, reference_split="train (all 2500 clips)"))}
-    media.save(Audio(real.waves[pick[::args.n // 10]], 8000, real.labels[pick[::args.n // 10]]),
+    media.save(Audio(real.waves[pick[:10]], 8000, real.labels[pick[:10]]),
                args.figures / "audio_fsdd_real.png")
     for name in cpu:
         model = ganforge.load(args.work / name)

@@ -114,7 +114,10 @@ def evaluate_audio(fake: Audio, real: Audio, metrics: str | Iterable[str] | None
     keep = bool(NEEDS_SAMPLES & set(feature_metrics)) or "nn" in metrics or "accuracy" in metrics
     real_stats, data_id = image_stats(real_waves, model, real_key, persist=cache, keep_samples=keep,
                                       batch_size=batch_size)
-    fake_stats = FeatureStats.from_features(*model.extract(fake_waves, batch_size), keep=True)
+    features, logits = model.extract(fake_waves, batch_size)
+    # IS splits the clips in order: shuffle (seeded) so that class-sorted clips (a per-class folder) do not deflate it
+    order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+    fake_stats = FeatureStats.from_features(features[order], logits[order], keep=True)
     scores = scores_from_stats(real_stats, fake_stats, feature_metrics, seed)
     share = class_histogram(fake_stats.logits, model.num_classes)
     scores["classes_covered"] = int((share >= 1 / (4 * model.num_classes)).sum())
@@ -125,7 +128,7 @@ def evaluate_audio(fake: Audio, real: Audio, metrics: str | Iterable[str] | None
         scores.update(nearest_neighbour(real_stats.features, fake_stats.features, seed=seed))
     if "accuracy" in metrics and fake.labels is not None:
         wanted = class_indices(fake.labels, class_names, model)
-        scores["conditional_accuracy"] = (fake_stats.logits.argmax(1) == wanted).float().mean().item()
+        scores["conditional_accuracy"] = (logits.argmax(1) == wanted).float().mean().item()
     scores["record"] = make_record(model, len(real), len(fake), data_id, reference_split, audio_format, seed)
     return scores
 
