@@ -239,3 +239,16 @@ def test_text_data_errors_are_one_line(tmp_path):
         load_text(str(tmp_path / "empty"), Tokenizer(), 100, 8)
     with pytest.raises(GanforgeError, match="--data digits: no such text file"):
         ganforge.train(quiet=True, **{"model.name": "seqgan", "data.source": "digits", "out": str(tmp_path)})
+
+
+def test_a_gan_starts_from_a_pretrained_mle_run(tmp_path):
+    """`--opt pretrained=RUN --opt mle_steps=0`: the generator starts as the MLE run's (D pretraining leaves it)."""
+    mle = text_config(tmp_path / "mle")
+    mle.train.steps = 2
+    source = ganforge.train(mle, quiet=True)
+    gan = text_config(tmp_path / "gan")
+    gan.train.steps = 1
+    gan.model.options |= {"pretrained": str(source), "mle_steps": 0, "d_steps": 1}
+    run = ganforge.train(gan, quiet=True)
+    trained, started = ganforge.load(source).generator.state_dict(), ganforge.load(run).generator.state_dict()
+    assert all(torch.equal(trained[k], started[k]) for k in trained)
