@@ -107,8 +107,13 @@ class Restore(ImageToImage):
         from ganforge.data.paired import load_paired
 
         d = config.data
-        return load_paired(d.source, d.resolution, d.channels, config.model.options.get("load_size") or None,
-                           d.limit, native=True)
+        options = cls.parse_options(config.model.options)
+        data = load_paired(d.source, d.resolution, d.channels, options.load_size or None, d.limit, native=True)
+        if options.perceptual_weight > 0:  # training needs it: fail now, not after the first checkpoint
+            from ganforge.nn.perceptual import check_available
+
+            check_available(options.perceptual, data.channels, options.vgg_weights or None)
+        return data
 
     def __init__(self, config, info):
         super().__init__(config, info)
