@@ -25,11 +25,12 @@ class CpuClock:
     """Records the process CPU time at every checkpoint the trainer writes (a trainer callback)."""
 
     def __init__(self, every: int, path: Path):
-        self.every, self.path, self.start, self.marks = every, path, cpu_seconds(), {}
+        self.every, self.path, self.marks = every, path, json.loads(path.read_text()) if path.exists() else {}
+        self.start = cpu_seconds() - max(self.marks.values(), default=0.0)  # a resumed run continues the count
 
     def __call__(self, trainer) -> None:
         if trainer.step % self.every == 0:
-            self.marks[trainer.step] = cpu_seconds() - self.start
+            self.marks[str(trainer.step)] = cpu_seconds() - self.start
             self.path.write_text(json.dumps(self.marks, indent=1))
 
 
@@ -46,7 +47,10 @@ def train(args) -> None:
                  "train.sample_every": args.every, "train.keep_checkpoints": 100, "train.log_every": 25,
                  "train.device": "cpu", "model.options": {"magp_weight": args.magp}, "out": args.out,
                  "name": args.name}
-    ganforge.train(quiet=True, callbacks=[clock], **overrides)
+    if args.resume:
+        ganforge.train(resume=run, quiet=True, callbacks=[clock], **{"train.steps": args.steps})
+    else:
+        ganforge.train(quiet=True, callbacks=[clock], **overrides)
     print(json.dumps(clock.marks))
 
 
@@ -143,6 +147,7 @@ def main() -> None:
     t.add_argument("--lr-g", type=float, default=2e-4)
     t.add_argument("--lr-d", type=float, default=4e-4)
     t.add_argument("--magp", type=float, default=2.0)
+    t.add_argument("--resume", action="store_true", help="continue the run to --steps (CPU time keeps counting)")
     e = sub.add_parser("evaluate")
     e.add_argument("--run", default="runs-bench/t2i-shapes")
     e.add_argument("--out", default="docs/figures")
