@@ -252,3 +252,17 @@ def test_a_gan_starts_from_a_pretrained_mle_run(tmp_path):
     run = ganforge.train(gan, quiet=True)
     trained, started = ganforge.load(source).generator.state_dict(), ganforge.load(run).generator.state_dict()
     assert all(torch.equal(trained[k], started[k]) for k in trained)
+
+
+def test_temperature_on_a_model_without_one_is_one_line(tmp_path, monkeypatch, capsys):
+    from conftest import tiny_overrides
+
+    from ganforge.cli import main
+
+    run = ganforge.train(quiet=True, **tiny_overrides(tmp_path, **{"train.steps": 1}))
+    monkeypatch.setattr(sys, "argv", ["ganforge", "sample", str(run), "--temperature", "0.5", "--out",
+                                      str(tmp_path / "x.png")])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "no sampling temperature" in err and len(err.strip().splitlines()) == 1
