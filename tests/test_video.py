@@ -34,7 +34,7 @@ def test_moving_digits_are_deterministic_under_a_seed_and_bounce_inside_the_fram
     assert clips.shape == (40, 16, 1, 32, 32) and clips.dtype == torch.uint8
     assert torch.equal(clips, b.take()) and not torch.equal(clips, other.take())
     assert torch.equal(a.clips(torch.tensor([7, 2])), clips[[7, 2]])  # a clip depends on its index alone
-    assert a.facts == {"frames": 16, "fps": 8.0, "digit_size": digit_size(32)}
+    assert a.facts == {"frames": 16, "fps": 8.0, "digit_size": digit_size(32), "digits_per_clip": [1, 2]}
     counts = [len(d) for d in a.digits(torch.arange(40))]
     assert set(counts) == {1, 2}
     # every frame shows a digit, and the digits move: consecutive frames differ
@@ -135,7 +135,7 @@ def test_sample_frames_flag_and_exact_resume(tmp_path, monkeypatch, capsys):
     assert meta_a["step"] == meta_b["step"] == 4 and a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    assert meta_a["info"]["facts"] == {"frames": 4, "fps": 8.0, "digit_size": 7}
+    assert meta_a["info"]["facts"] == {"frames": 4, "fps": 8.0, "digit_size": 7, "digits_per_clip": [1, 2]}
     assert (straight / "samples" / "step_000004.gif").exists()
 
     def sample(*args):
