@@ -46,9 +46,10 @@ def split_cifar(work: Path, n_train: int, n_test: int) -> tuple[Path, Path]:
 
 def figure(paths: list[list[Path]], out: Path) -> None:
     """One row per image: the columns of `paths` side by side."""
-    from ganforge.translate import read_image, to_tensor
+    from ganforge.data import read_image
+    from ganforge.media.images import from_picture
 
-    tiles = [to_tensor(read_image(p, "RGB"), "cpu")[0] for row in zip(*paths) for p in row]
+    tiles = [from_picture(read_image(p, "RGB"))[0] for row in zip(*paths) for p in row]
     grid = make_grid(torch.stack(tiles), nrow=len(paths), padding=1, normalize=True, value_range=(-1, 1))
     grid = torch.nn.functional.interpolate(grid[None], scale_factor=3, mode="nearest")[0]
     save_image(grid, out)
