@@ -200,8 +200,9 @@ def project(model, target: torch.Tensor, steps: int = 200, lr: float = 0.1, feat
 def latent_file_inputs(model, path: Path, label: int | None = None) -> dict[str, torch.Tensor]:
     """Generator inputs from a latent file `project` wrote (.npy, one latent per row), for `sample --latents`."""
     family = model.family
-    if not family.capabilities.from_noise:
-        raise GanforgeError(f"--latents: model {model.config.model.name} does not generate from latents")
+    if family.capabilities.modality != "image" or not family.capabilities.from_noise:
+        raise GanforgeError(f"--latents: model {model.config.model.name} does not make images from latents (latent "
+                            "files come from `ganforge project`)")
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
