@@ -28,7 +28,7 @@ from ganforge.api import resolve_config
 from ganforge.config import RunConfig
 from ganforge.data import ImageSet
 from ganforge.families import DataInfo, create
-from ganforge.training.trainer import Trainer
+from train_throughput import ganforge_step, sync  # this folder: the same trainer step and device sync
 
 CLASSES = 10
 
@@ -81,19 +81,6 @@ def plain_step(config: RunConfig, data: ImageSet, start: int) -> Callable[[], No
     return step
 
 
-def ganforge_step(config: RunConfig, data: ImageSet, tmp: str, start: int) -> Callable[[], None]:
-    trainer = Trainer(config, tmp, quiet=True, data=data)
-    trainer.step = start
-
-    def step():
-        trainer.train_step()
-        trainer.step += 1
-        if trainer.step % config.train.log_every == 0:
-            float(trainer._finite)  # the loop's one host sync per log interval
-
-    return step
-
-
 def images_per_second(step: Callable[[], None], steps: int, batch: int, device: torch.device) -> float:
     for _ in range(3):  # warm-up (cuDNN autotuning, allocator)
         step()
@@ -103,11 +90,6 @@ def images_per_second(step: Callable[[], None], steps: int, batch: int, device: 
         step()
     sync(device)
     return steps * batch / (time.perf_counter() - begin)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:

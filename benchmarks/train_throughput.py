@@ -86,9 +86,10 @@ def tutorial_step(config: RunConfig, data: ImageSet) -> Callable[[], None]:
     return step
 
 
-def ganforge_step(config: RunConfig, data: ImageSet, tmp: str) -> Callable[[], None]:
-    """One call of ganforge's Trainer.train_step (EMA update included)."""
+def ganforge_step(config: RunConfig, data: ImageSet, tmp: str, start: int = 0) -> Callable[[], None]:
+    """One call of ganforge's Trainer.train_step (EMA update included), from step `start` on."""
     trainer = Trainer(config, tmp, quiet=True, data=data)
+    trainer.step = start
 
     def step():
         trainer.train_step()
