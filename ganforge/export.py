@@ -202,14 +202,20 @@ def _decoded(value: str) -> Any:
 
 
 def run_file(path: str | Path, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The exported file's output for the named `inputs`: through torch.jit.load or onnxruntime (CPU)."""
+    """The exported file's (first) output for the named `inputs`: through torch.jit.load or onnxruntime (CPU)."""
+    return run_outputs(path, inputs)[0]
+
+
+def run_outputs(path: str | Path, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """Every output of the exported file for the named `inputs`."""
     if is_torchscript(path):
         with torch.no_grad():
-            return _jit_load(path)(*inputs.values())
+            out = _jit_load(path)(*inputs.values())
+        return list(out) if isinstance(out, (tuple, list)) else [out]
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return torch.from_numpy(session.run(None, {k: v.numpy() for k, v in inputs.items()})[0])
+    return [torch.from_numpy(x) for x in session.run(None, {k: v.numpy() for k, v in inputs.items()})]
 
 
 def check_file(model, graph: GeneratorGraph, path: Path, n: int = 3, seed: int = 1) -> float:
@@ -257,6 +263,12 @@ def export(model, path: str | Path, fmt: str = "onnx", ema: bool = True) -> tupl
     partial = path.with_name(path.name + ".partial")  # renamed when checked: a failure leaves no file behind
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        step = model.family.decoding_step(generator)
+        if step is not None:  # autoregressive: one decoding step and the loop in the metadata
+            with _silenced():
+                meta, difference = _export_step(model, step.eval(), partial, fmt, weights)
+            os.replace(partial, path)
+            return meta, difference
         inputs = example_inputs(model, 2)
         graph = GeneratorGraph(model.family, generator, list(inputs)).eval()
         with _silenced():
@@ -278,6 +290,52 @@ def export(model, path: str | Path, fmt: str = "onnx", ema: bool = True) -> tupl
         raise GanforgeError(f"{name}: its generator does not export to {kind}: {error}") from None
     finally:
         partial.unlink(missing_ok=True)
+    return meta, difference
+
+
+def _export_step(model, step: nn.Module, path: Path, fmt: str, weights: str) -> tuple[dict[str, Any], float]:
+    """Write an autoregressive family's decoding step (inputs `step.names`, outputs `step.outputs`, the batch
+    dynamic in every one) and check it against PyTorch on a new batch; the sampling loop goes in the metadata."""
+    from ganforge import __version__
+
+    inputs = step.example(2, torch.Generator().manual_seed(0))
+    args = tuple(inputs.values())
+    with torch.no_grad():
+        expected_shapes = [tuple(x.shape) for x in step(*args)]
+    axes = {name: {list(x.shape).index(2): "batch"} for name, x in zip(step.names, args)}
+    axes |= {name: {list(shape).index(2): "batch"} for name, shape in zip(step.outputs, expected_shapes)}
+    meta = {"family": model.config.model.name, "output": "tokens", "inputs": {n: {"dtype": str(x.dtype).removeprefix(
+        "torch."), "shape": ["batch" if i in axes[n] else d for i, d in enumerate(x.shape)]} for n, x in inputs.items()},
+        "outputs": list(step.outputs), "layout": "(N, V) logits of one decoding step (the loop: 'decoding')",
+        "step": model.step, "weights": weights, "ganforge": __version__,
+        "torch": torch.__version__} | step.describe() | model.family.sample_info()
+    try:
+        if fmt == "onnx":
+            torch.onnx.export(step, args, str(path), dynamo=False, input_names=list(step.names),
+                              output_names=list(step.outputs), dynamic_axes=axes, verbose=False)
+            meta = json.loads(json.dumps(meta | {"exporter": "torchscript"}))
+            _stamp_onnx(path, meta)
+        else:
+            meta = json.loads(json.dumps(meta | {"exporter": "torch.jit.trace"}))
+            traced = torch.jit.trace(step, args, check_trace=False)
+            torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(meta)})
+    except Exception as error:  # noqa: BLE001
+        raise GanforgeError(_reason(error)) from None
+    new = step.example(3, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = step(*new.values())
+    try:
+        got = run_outputs(path, new)
+    except Exception as error:  # noqa: BLE001
+        raise GanforgeError(f"the file fails on new inputs (batch 3): {_reason(error)}") from None
+    difference = 0.0
+    for a, b in zip(got, expected):
+        if a.shape != b.shape:
+            raise GanforgeError(f"the file gives shape {tuple(a.shape)} where PyTorch gives {tuple(b.shape)}")
+        same = a == b  # forbidden ids are -inf in both
+        difference = max(difference, torch.where(same, 0.0, (a.double() - b.double()).abs()).max().item())
+    if not difference <= TOLERANCE:
+        raise GanforgeError(f"the file differs from PyTorch by {difference:.3g} on new inputs")
     return meta, difference
 
 

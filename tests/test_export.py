@@ -103,6 +103,40 @@ def test_onnx_of_truncating_families(name, tmp_path):
     assert list(meta["inputs"]) == list(inputs) and "truncation" in inputs
 
 
+@needs_onnx
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_text_gan_exports_its_decoding_step_and_the_documented_loop_reproduces_sampling(fmt, tmp_path):
+    """An autoregressive sampler exports one decoding step (token, h, c -> logits, h, c); running the loop the
+    metadata describes on the file, with the same uniforms, gives the very sentences the run samples."""
+    from ganforge.export import run_outputs
+    from ganforge.nn.text import draw, finish
+
+    torch.manual_seed(0)
+    options = {"oracle_vocabulary": 20, "oracle_length": 6, "oracle_hidden": 4, "oracle_sequences": 64,
+               "embedding_dim": 8, "d_embedding": 8, "d_scale": 0.05, "mle_steps": 2, "d_steps": 1, "d_repeat": 1,
+               "rollouts": 2}
+    run = ganforge.train(quiet=True, **{"model.name": "seqgan", "data.source": "oracle", "model.width": 8,
+                                        "model.options": options, "train.batch_size": 8, "train.steps": 3,
+                                        "out": str(tmp_path), "name": "text"})
+    model = ganforge.load(run)
+    path = tmp_path / ("step.onnx" if fmt == "onnx" else "step.pt")
+    meta, reported = export(model, path, fmt)
+    assert reported < 1e-5 and meta["outputs"] == ["logits", "h_next", "c_next"] and "decoding" in meta
+    assert meta["inputs"]["h"]["shape"] == [1, "batch", meta["hidden"]]
+    assert len(meta["vocabulary"]) == model.generator.vocabulary
+    n, uniform = 5, torch.rand(5, meta["length"], generator=torch.Generator().manual_seed(3))
+    token = torch.full((n,), meta["start"], dtype=torch.long)
+    h = c = torch.zeros(1, n, meta["hidden"])
+    drawn = []
+    for position in range(meta["length"]):
+        logits, h, c = run_outputs(path, {"token": token, "h": h, "c": c})
+        token = draw(logits, uniform[:, position])
+        drawn.append(token)
+    generator = model.generator
+    expected = model.family.generate(generator, {"uniform": uniform})
+    assert torch.equal(finish(torch.stack(drawn, 1), generator.eos, generator.pad), expected)
+
+
 def test_torchscript_matches_pytorch_and_holds_metadata(runs, tmp_path):
     model = ganforge.load(runs["dcgan"])
     meta, reported = export(model, tmp_path / "g.pt", "torchscript", ema=False)

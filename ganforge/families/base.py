@@ -178,6 +178,12 @@ class Family(nn.Module):
         `generate` accepts the result. Latent projection optimises that entry."""
         return inputs
 
+    def decoding_step(self, generator: nn.Module) -> nn.Module | None:
+        """Autoregressive families: one decoding step of `generator` as a module with `names` (its inputs),
+        `outputs`, `example(n, rng)` (random inputs of batch n) and `loop` (how to run it), which `ganforge export`
+        writes instead of the whole sampler. None (the default): export `generate` whole."""
+        return None
+
     def pretrained_generator(self) -> str | None:
         """A run folder or checkpoint whose generator weights initialise a new run (e.g. a PSNR-oriented model
         before GAN fine-tuning); the trainer loads it. None: random initialisation."""

@@ -143,6 +143,38 @@ class TextGAN(Family):
         """Token ids (N, L); inputs["temperature"] (N,) scales the logits (1: as trained)."""
         return generator.sample(inputs["uniform"], inputs.get("temperature"))
 
+    def decoding_step(self, generator: nn.Module) -> nn.Module:
+        return DecodingStep(generator)
+
     def sample_info(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary, "separator": self.info.facts.get("separator", " "),
                 "end": self.vocabulary[self.eos] if self.eos is not None else None}
+
+
+
+class DecodingStep(nn.Module):
+    """One step of the LSTM sampler, what `ganforge export` writes for a text GAN: (token (N,), h, c (1, N, hidden))
+    -> (logits (N, V), next h, next c). `loop` says how to sample a sentence with it."""
+
+    names = ("token", "h", "c")
+    outputs = ("logits", "h_next", "c_next")
+    loop = ("token = start (all rows), h = c = zeros (1, N, hidden); repeat length times: logits, h, c = "
+            "step(token, h, c); divide logits by the temperature (1: as trained); token = a draw from "
+            "softmax(logits) (forbidden ids are -inf); a row's sentence ends at its first end token")
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        logits, (h, c) = self.generator.step(token, (h, c))
+        return logits, h, c
+
+    def example(self, n: int, rng: torch.Generator) -> dict[str, torch.Tensor]:
+        hidden = self.generator.lstm.hidden_size
+        return {"token": torch.randint(0, self.generator.vocabulary, (n,), generator=rng),
+                "h": torch.randn(1, n, hidden, generator=rng), "c": torch.randn(1, n, hidden, generator=rng)}
+
+    def describe(self) -> dict[str, Any]:
+        g = self.generator
+        return {"start": g.start, "length": g.length, "hidden": g.lstm.hidden_size, "decoding": self.loop}
