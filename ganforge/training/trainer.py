@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,6 +22,7 @@ from ganforge.training.evaluation import PeriodicEvaluation
 from ganforge.training.ema import EMA, refresh_norm_stats
 from ganforge.training.guard import DivergenceGuard, all_finite, newest_good_checkpoint, weight_norms
 from ganforge.training.lock import claim_run_folder
+from ganforge.training.signals import stop_on_signals
 from ganforge.training.logger import RunLogger, describe, progress_display
 
 GRID_SIZE = 64
@@ -179,7 +178,7 @@ class Trainer:
         if self.dist.broadcast_object(not (self.checkpoint_dir / "last.safetensors").exists()):
             self.save_checkpoint()
         total = self.config.train.steps
-        with self._signals(), progress_display(self.quiet) as progress:
+        with stop_on_signals(self), progress_display(self.quiet) as progress:
             task = progress.add_task("train", total=total, completed=self.step, info="")
             window_start, self._drawn, self._overhead = time.perf_counter(), 0, 0.0  # batches drawn
             while self.step < total and self.stop_reason is None:
@@ -432,23 +431,3 @@ class Trainer:
         tensors, meta = loaded or ckpt.load(path, self.device)
         ckpt.restore_trainer(self, tensors, meta, path)
         self._norms_fresh_at = None  # the EMA weights were just reloaded
-
-    # --- plumbing ------------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _signals(self):
-        """First Ctrl-C / SIGTERM: finish the step, checkpoint, exit cleanly; a second Ctrl-C aborts."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum, frame):
-            if self.stop_reason is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.stop_reason = "interrupted" if signum == signal.SIGINT else "terminated"
-
-        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
