@@ -34,7 +34,8 @@ def resolve_config(config_file: str | Path | None = None, overrides: dict[str, A
     for tree, origin in layers:
         probe = apply_overrides(probe, tree, origin)
     family = get(probe.model.name)
-    config = apply_overrides(RunConfig(), family.preset, f"preset of {family.name}")
+    preset = probe.model.preset
+    config = apply_overrides(RunConfig(), family.recipe(preset), f"{preset} preset of {family.name}")
     for tree, origin in layers:
         config = apply_overrides(config, tree, origin)
     given = {key for tree, _ in layers for key in _flatten(tree)}

@@ -37,6 +37,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "dcgan"  # GAN family (its --opt keys: ganforge info --model NAME)
+    preset: str = "default"  # the family's recipe under your settings: default (ganforge's, tuned for small budgets where it differs) | paper (the paper's) | one the family names (ganforge info --model NAME)
     latent_dim: int = 64  # size of the noise vector z the generator starts from
     width: int = 64  # channels of the widest-but-one layer; scales both networks
     g_norm: str = "batch"  # normalisation in the generator: batch | instance | none | spectral

@@ -119,6 +119,8 @@ def family_lines(family: type) -> list[str]:
             capabilities.append(f"{item.name} {shown}")
     lines = [f"family {family.name}: {', '.join(capabilities)}",
              "preset: " + (", ".join(f"{key}={value}" for key, value in _leaves(family.preset)) or "none")]
+    lines += [f"--preset {name}: " + (", ".join(f"{key}={value}" for key, value in _leaves(recipe)) or "ganforge's defaults")
+              for name, recipe in family.presets.items()]
     if family.Options is None:
         return [*lines, "options: none"]
     lines.append("options (--opt key=value):")

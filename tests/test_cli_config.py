@@ -123,3 +123,15 @@ def test_public_names_are_lazy_and_still_work():
     assert dataclasses.is_dataclass(ganforge.RunConfig) and callable(ganforge.train) and callable(ganforge.load)
     with pytest.raises(AttributeError):
         ganforge.not_a_name
+
+
+def test_named_presets_choose_the_recipe_and_an_unknown_one_is_refused(ganforge_cli, monkeypatch):
+    family = families.get("dcgan")
+    monkeypatch.setattr(family, "presets", {"paper": {"train": {"steps": 123, "lr_g": 1e-3}}})
+    assert _dry_run(ganforge_cli, "--model", "dcgan", "--preset", "paper")["train"]["steps"] == 123
+    default = _dry_run(ganforge_cli, "--model", "dcgan")
+    assert default["train"]["steps"] == family.preset["train"]["steps"] and default["model"]["preset"] == "default"
+    # a flag still wins over the named preset
+    assert _dry_run(ganforge_cli, "--model", "dcgan", "--preset", "paper", "--steps", "7")["train"]["steps"] == 7
+    code, _, err = ganforge_cli("train", "--model", "dcgan", "--preset", "fast", "--dry-run")
+    assert code != 0 and "model.preset" in err and "paper" in err

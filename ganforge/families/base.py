@@ -78,13 +78,23 @@ class Family(nn.Module):
     """Base class of every GAN family; subclasses register with `@register`."""
 
     name: ClassVar[str] = ""
-    preset: ClassVar[dict[str, Any]] = {}  # the paper's recipe, as config overrides under the user's own
+    preset: ClassVar[dict[str, Any]] = {}  # the default recipe, as config overrides under the user's own
+    # other recipes by name (--preset NAME); "paper" is the paper's recipe, the default one where not named here
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
     tiny: ClassVar[dict[str, Any]] = {}  # overrides for the smallest run that still exercises the family (tests)
     capabilities: ClassVar[Capabilities] = Capabilities()
     Options: ClassVar[type | None] = None  # dataclass of family-specific model.options
 
     generator: nn.Module
     discriminator: nn.Module
+
+    @classmethod
+    def recipe(cls, name: str = "default") -> dict[str, Any]:
+        """The config overrides of the preset called `name`: "default", "paper" or one of `presets`."""
+        named = {"default": cls.preset, "paper": cls.preset} | cls.presets
+        if name not in named:
+            raise GanforgeError(f"model.preset: {cls.name} has the presets {', '.join(named)}, got {name!r}")
+        return named[name]
 
     def __init__(self, config: RunConfig, info: DataInfo):
         super().__init__()
