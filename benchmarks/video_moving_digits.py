@@ -31,6 +31,18 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def pairs(items: list[str]) -> dict:
+    """KEY=VALUE strings as a dict, values read as JSON where they parse (numbers, booleans), else strings."""
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def train(args) -> None:
     import ganforge
 
@@ -40,18 +52,22 @@ def train(args) -> None:
     before, start = record["train_cpu_seconds"], cpu_seconds()
 
     def stamp(trainer) -> None:  # CPU time so far at every checkpoint, so a stopped run still has its cost
-        if trainer.step % 250 == 0 or trainer.step == args.steps:
-            record["train_cpu_seconds"] = before + cpu_seconds() - start
-            record["at_step"][str(trainer.step)] = record["train_cpu_seconds"]
+        spent = before + cpu_seconds() - start
+        over = bool(args.cpu_minutes) and spent >= 60 * args.cpu_minutes
+        if over:
+            trainer.stop_reason = f"CPU budget of {args.cpu_minutes} minutes spent"
+        if trainer.step % 250 == 0 or trainer.step == args.steps or over:
+            record["train_cpu_seconds"] = spent
+            record["at_step"][str(trainer.step)] = spent
             record["threads"] = torch.get_num_threads()
             clock.write_text(json.dumps(record, indent=1))
 
     overrides = {"model.name": "videogan", "data.source": "moving-digits", "data.root": args.data_root,
                  "data.resolution": args.resolution, "model.width": args.width,
-                 "model.options": {"frames": args.frames, "digits": "1", "digit_source": "mnist"},
+                 "model.options": {"frames": args.frames, "digits": "1", "digit_source": "mnist"} | pairs(args.opt),
                  "train.steps": args.steps, "train.ema": args.ema, "train.sample_every": 500,
                  "train.checkpoint_every": 250, "train.keep_checkpoints": 20, "train.log_every": 50,
-                 "train.device": "cpu", "out": args.out, "name": "videogan"}
+                 "train.device": "cpu", "out": args.out, "name": "videogan"} | pairs(args.set)
     if (run / "checkpoints" / "last.safetensors").exists():
         ganforge.train(resume=run, quiet=True, callbacks=[stamp], **{"train.steps": args.steps})
     else:
@@ -78,28 +94,29 @@ def evaluate(args) -> None:
     start = cpu_seconds()
     frames = model.family.frames
     size = model.family.info.facts["digit_size"]
+    lengths = (frames,) if args.pilot else (frames, 2 * frames)
     real = {t: load_video("moving-digits", config.data.resolution, None, config.data.root, args.n, frames=t,
-                          per_clip="1", digit_source="mnist", seed=12345).as_float() for t in (frames, 2 * frames)}
+                          per_clip="1", digit_source="mnist", seed=12345).as_float() for t in lengths}
     results = {"step": model.step, "checkpoint": args.checkpoint, "n": args.n}
     for name, generator in (("ema", model.generator), ("live", model.family.generator)):
         generator.eval()
-        for t in (frames, 2 * frames):
+        for t in lengths:
             inputs = model.sample_inputs(args.n, seed=1) | {"frames": torch.full((args.n,), t)}
             with torch.no_grad():
                 clips = torch.cat([model.family.generate(generator, {k: v[i:i + 100] for k, v in inputs.items()})
                                    for i in range(0, args.n, 100)]).clamp(-1, 1)
             results[f"{name}_{t}"] = scores(clips, real[t], size)
-            if name == "ema" and t == frames:
+            if name == "ema" and t == frames and not args.pilot:
                 shown = torch.cat([real[t][:8], clips[:16]])
                 figure = ROOT / "docs" / "figures" / "video_moving_digits.gif"
                 media.save(media.Video(shown, fps=model.family.sample_info()["fps"]), figure, zoom=2, nrow=8)
-        if not model.meta.get("has_ema"):
+        if not model.meta.get("has_ema") or args.pilot:
             break
     results["eval_cpu_seconds"] = cpu_seconds() - start
     clock = Path(args.run) / "cpu_time.json"
     spent = json.loads(clock.read_text())["at_step"] if clock.exists() else {}
     results["train_cpu_seconds"] = spent.get(str(model.step))  # the CPU time training took to this checkpoint
-    (Path(args.run) / "bench_video.json").write_text(json.dumps(results, indent=1))
+    (Path(args.run) / ("bench_pilot.json" if args.pilot else "bench_video.json")).write_text(json.dumps(results, indent=1))
     print("| generator | frames | identity-consistent (real) | consistent and moving (real) | mean frame change "
           "(real) | digit speed px/frame (real) | frozen clips (real) | per-frame FD, digits extractor |")
     print("|---|---|---|---|---|---|---|---|")
@@ -127,10 +144,17 @@ def main() -> None:
     t.add_argument("--ema", type=float, default=0.999)
     t.add_argument("--data-root", default=str(MNIST))
     t.add_argument("--out", default="runs/bench-video")
+    t.add_argument("--opt", action="append", default=[], help="KEY=VALUE: a videogan option (model.options)")
+    t.add_argument("--set", action="append", default=[], help="KEY=VALUE: any config override, e.g. "
+                   "train.batch_size=32 or model.preset=paper")
+    t.add_argument("--cpu-minutes", type=float, default=0, help="stop (with a checkpoint) once training has used "
+                   "this much CPU time; 0: no limit")
     e = commands.add_parser("evaluate")
     e.add_argument("run")
     e.add_argument("--checkpoint", default="last")
     e.add_argument("--n", type=int, default=500)
+    e.add_argument("--pilot", action="store_true", help="quick look: the EMA generator at the training length "
+                   "only, no figure, results in RUN/bench_pilot.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.time()

@@ -152,3 +152,48 @@ def test_sample_frames_flag_and_exact_resume(tmp_path, monkeypatch, capsys):
     assert (long.tensor[:, :4] - ganforge.load(straight).sample(3).tensor).abs().max() <= 1 / 127.5 + 1e-6
     code, captured = sample("--n", "2", "--frames", "0")
     assert code == 2 and "--frames must be 1 to 10000" in captured.err
+
+
+def test_transform_motion_keeps_the_appearance_and_moves_its_ink():
+    from ganforge.metrics.video import digit_centres
+    from ganforge.nn.transform_motion import TransformMotionGenerator, reflect, similarity, still
+
+    torch.manual_seed(0)
+    family = videogan(4, 16, motion="transform")
+    generator = family.generator
+    assert isinstance(generator, TransformMotionGenerator)
+    generator.eval()
+    appearance = generator.appearance(torch.randn(2, 8))
+    assert appearance.shape == (2, 3, 16, 16)  # sprite, mask, background
+    frames = generator.render(appearance, still(2, 5))  # zero motion: every frame is the same composite
+    assert frames.shape == (2, 5, 1, 16, 16) and torch.allclose(frames, frames[:, :1].expand_as(frames), atol=1e-6)
+    # with the motion heads silenced every frame equals the first, whatever the motion noise
+    with torch.no_grad():
+        for head in (generator.start, generator.velocity):
+            head.weight.zero_()
+            head.bias.zero_()
+    clips = family.generate(generator, family.sample_inputs(2, torch.Generator().manual_seed(1)))
+    assert torch.allclose(clips, clips[:, :1].expand_as(clips), atol=1e-6)
+    # a translation moves the ink's centre of mass by as much, and keeps the ink
+    sprite = -torch.ones(1, 3, 16, 16)
+    sprite[:, 0, 6:10, 6:10] = 1  # a white square ...
+    sprite[:, 1, 6:10, 6:10] = 1  # ... opaque there, on a black background
+    shift = torch.tensor([[[0.0, 0.0], [0.25, 0.0], [0.25, -0.5]]])  # (x, y), half-frames
+    moved = generator.render(sprite, similarity(shift))
+    centres = digit_centres(moved)[0, :, 0]  # (T, 2) in [-1, 1]
+    assert torch.allclose(centres - centres[0], shift[0], atol=1e-4)
+    assert torch.allclose(((moved + 1) / 2).sum((2, 3, 4)), torch.full((1, 3), 16.0), atol=1e-4)
+    # positions bounce back into the frame: reflection is the identity inside and mirrors outside
+    assert torch.allclose(reflect(torch.tensor([0.1, 0.7, -0.8, 2.5]), 0.6), torch.tensor([0.1, 0.5, -0.4, 0.1]))
+    # frames stay in [-1, 1] and clips of any length continue shorter ones (as with motion=latent)
+    family = videogan(4, 16, motion="transform", transform="similarity", train_frames=2)
+    family.generator.eval()
+    inputs = family.sample_inputs(2, torch.Generator().manual_seed(2))
+    long = family.generate(family.generator, inputs | {"frames": torch.full((2,), 20)})
+    assert long.abs().max() <= 1 and torch.allclose(long[:, :4], family.generate(family.generator, inputs), atol=1e-6)
+    assert not torch.allclose(long[:, 0], long[:, 3])
+    family.train()
+    batch = {"video": torch.rand(2, 4, 1, 16, 16) * 2 - 1}
+    for phase in ("D", "G"):  # training sees 2-frame windows of the 4-frame clips
+        loss, _ = family.loss(phase, batch)
+        assert torch.isfinite(loss)

@@ -22,6 +22,7 @@ from ganforge.families.base import Batch, Capabilities, DataInfo, Family
 from ganforge.nn import init_dcgan_weights
 from ganforge.nn.dcgan import Discriminator, Generator, widths
 from ganforge.nn.layers import check_norm
+from ganforge.nn.transform_motion import LAYERS, TRANSFORMS, TransformMotionGenerator
 
 
 @dataclass
@@ -32,7 +33,17 @@ class VideoOptions:
     motion_dim: int = option(10, interval="[1, 1024]")  # size of the per-frame motion latent (MoCoGAN: 10)
     image_frames: int = option(2, interval="[1, 256]")  # random frames per clip shown to the image discriminator
     video_weight: float = option(1.0, interval="[0, 100]")  # weight of the video discriminator's loss terms
+    train_frames: int = option(0, interval="[0, 256]")  # training: G makes, and D_V judges, random sub-clips of
+    # this many frames (real ones cut from the data's clips; cheaper steps); 0 = whole clips
     upsample: str = option("transpose", choices=("transpose", "resize"))  # resize: nearest resize + conv
+    motion: str = option("latent", choices=("latent", "transform"))  # latent: MoCoGAN (motion latents into the
+    # image generator every frame); transform: one appearance per clip, warped by per-frame transforms
+    transform: str = option("translate", choices=TRANSFORMS)  # motion=transform: translate | similarity (+ scale,
+    # rotation)
+    layers: str = option("sprite", choices=LAYERS)  # motion=transform: sprite (masked, over a still background) |
+    # frame (the whole image moves: camera motion)
+    shift: float = option(0.6, interval="(0, 2]")  # motion=transform: farthest translation, in half-frames
+    speed: float = option(0.25, interval="(0, 2]")  # motion=transform: fastest translation, half-frames per frame
     digits: str = option("1-2", check=parse_per_clip)  # moving digits: digits per clip (1, 2 or 1-2)
     digit_source: str = option("auto", choices=DIGIT_SOURCES)  # moving digits: MNIST (under --data-root; auto:
     # when a root is given) or scikit-learn's bundled digits
@@ -126,12 +137,21 @@ class VideoGAN(Family):
         check_norm(model.g_norm, "model.g_norm")
         check_norm(model.d_norm, "model.d_norm")
         self.frames = int(info.facts.get("frames", options.frames))
-        image_generator = Generator(model.latent_dim + options.motion_dim, info.channels, info.resolution,
-                                    model.width, model.g_norm, options.upsample)
-        self.generator = MotionContentGenerator(model.latent_dim, options.motion_dim, image_generator)
+        self.train_frames = min(options.train_frames or self.frames, self.frames)
+        if options.motion == "transform":
+            appearance = info.channels * 2 + 1 if options.layers == "sprite" else info.channels
+            image_generator = Generator(model.latent_dim, appearance, info.resolution, model.width, model.g_norm,
+                                        options.upsample)
+            self.generator = TransformMotionGenerator(model.latent_dim, options.motion_dim, image_generator,
+                                                      info.channels, options.transform, options.layers,
+                                                      options.shift, options.speed)
+        else:
+            image_generator = Generator(model.latent_dim + options.motion_dim, info.channels, info.resolution,
+                                        model.width, model.g_norm, options.upsample)
+            self.generator = MotionContentGenerator(model.latent_dim, options.motion_dim, image_generator)
         self.discriminator = Discriminators(
             Discriminator(info.channels, info.resolution, model.width, model.d_norm),
-            VideoDiscriminator(info.channels, info.resolution, self.frames, model.width, model.d_norm))
+            VideoDiscriminator(info.channels, info.resolution, self.train_frames, model.width, model.d_norm))
         init_dcgan_weights(self)
         for module in self.discriminator.video.modules():  # the same N(0, 0.02) / N(1, 0.02) start in 3-D
             if isinstance(module, nn.Conv3d):
@@ -139,6 +159,8 @@ class VideoGAN(Family):
                                 else module.weight, 0.0, 0.02)
             elif isinstance(module, nn.BatchNorm3d):
                 nn.init.normal_(module.weight, 1.0, 0.02)
+        if isinstance(self.generator, TransformMotionGenerator):
+            self.generator.reset_heads()
 
     @classmethod
     def load_data(cls, config):
@@ -193,12 +215,21 @@ class VideoGAN(Family):
         rows = torch.arange(video.shape[0], device=video.device).unsqueeze(1)
         return video[rows, pick].flatten(0, 1)
 
+    def _window(self, real: torch.Tensor) -> torch.Tensor:
+        """Training clips of `train_frames` frames: a random window of each real clip (all of it when 0)."""
+        n, steps = real.shape[:2]
+        if self.train_frames >= steps:
+            return real
+        start = torch.randint(0, steps - self.train_frames + 1, (n, 1), device=real.device)
+        rows = torch.arange(n, device=real.device).unsqueeze(1)
+        return real[rows, start + torch.arange(self.train_frames, device=real.device)]
+
     def _critic(self, video: torch.Tensor, pick: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.discriminator.image(self._frames(video, pick)), self.discriminator.video(video)
 
     def loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         model, weight = self.config.model, self.options.video_weight
-        real = batch["video"]
+        real = self._window(batch["video"])
         n, steps = real.shape[:2]
         pick = torch.randint(0, steps, (n, min(self.options.image_frames, steps)), device=real.device)
         inputs = self.generator_inputs(real)
