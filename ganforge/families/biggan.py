@@ -138,6 +138,7 @@ class BigGAN(Conditional, NoiseGAN):
     preset = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 120, "width": 64},
               "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.999, "n_critic": 2, "ema": 0.9999,
                         "ema_start": 20000}}
+    joint_critic = True  # D on real and fake in one pass, as BigGAN-PyTorch does (one power iteration per update)
 
     def __init__(self, config, info):
         super().__init__(config, info)

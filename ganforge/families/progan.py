@@ -32,10 +32,21 @@ class Growing(nn.Module):
         self.max_depth = max_depth
         self.register_buffer("depth", torch.tensor(max_depth))
         self.register_buffer("alpha", torch.tensor(1.0))
+        self._stage: tuple[tuple, tuple[int, float]] | None = None  # the buffers' values, kept on the host
 
     def set_stage(self, depth: int, alpha: float) -> None:
         self.depth.fill_(depth)
         self.alpha.fill_(alpha)
+        key = (id(self.depth), self.depth._version, id(self.alpha), self.alpha._version)
+        self._stage = (key, (int(depth), float(torch.tensor(float(alpha)))))  # alpha as the float32 buffer holds it
+
+    def stage(self) -> tuple[int, float]:
+        """(depth, alpha) as Python numbers. Read from the buffers (a device sync on a GPU) only when they changed
+        since the last read: any in-place write (set_stage, loading, the EMA copy) bumps their version counter."""
+        key = (id(self.depth), self.depth._version, id(self.alpha), self.alpha._version)
+        if self._stage is None or self._stage[0] != key:
+            self._stage = (key, (int(self.depth), float(self.alpha)))
+        return self._stage[1]
 
 
 class ProGenerator(Growing):
@@ -51,7 +62,8 @@ class ProGenerator(Growing):
         self.channels0 = chans[0]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        depth, alpha = int(self.depth), self.alpha
+        depth, fade = self.stage()
+        alpha = self.alpha
         h = self.norm(lrelu(self.first(self.norm(z)).view(z.shape[0], self.channels0, 4, 4)))
         h = self.norm(lrelu(self.first_conv(h)))
         previous = h
@@ -61,7 +73,7 @@ class ProGenerator(Growing):
             for conv in block:
                 h = self.norm(lrelu(conv(h)))
         rgb = self.to_rgb[depth](h)
-        if depth > 0 and float(alpha) < 1:
+        if depth > 0 and fade < 1:
             old = F.interpolate(self.to_rgb[depth - 1](previous), scale_factor=2, mode="nearest")
             rgb = old.lerp(rgb, alpha.to(rgb.dtype))
         # shown at the full resolution while growing: nearest upsampling keeps the current stage's pixels
@@ -88,13 +100,14 @@ class ProDiscriminator(Growing):
         return F.avg_pool2d(h, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        depth, alpha = int(self.depth), self.alpha
+        depth, fade = self.stage()
+        alpha = self.alpha
         if depth < self.max_depth:
             x = F.avg_pool2d(x, 2 ** (self.max_depth - depth))
         h = lrelu(self.from_rgb[depth](x))
         if depth > 0:
             h = self.block(depth, h)
-            if float(alpha) < 1:
+            if fade < 1:
                 old = lrelu(self.from_rgb[depth - 1](F.avg_pool2d(x, 2)))
                 h = old.lerp(h, alpha.to(h.dtype))
         for k in range(depth - 1, 0, -1):
@@ -144,14 +157,18 @@ class ProGAN(NoiseGAN):
         return depth, (step - period * self.stage_steps) / self.stage_steps if fading else 1.0
 
     def on_step(self, step: int) -> None:
+        super().on_step(step)
         depth, alpha = self.schedule(step)
         self.generator.set_stage(depth, alpha)
         self.discriminator.set_stage(depth, alpha)
 
+    def discriminator_terms(self, real_logits, batch):
+        """The drift term epsilon * E[D(x)^2] on the real logits the D loss already computed (paper sec. A.1)."""
+        if self.options.drift <= 0:
+            return None, {}
+        return self.options.drift * real_logits.float().square().mean(), {}
+
     def loss(self, phase, batch):
         loss, logs = super().loss(phase, batch)
-        if phase == "D" and self.options.drift > 0:
-            drift = self.critic(batch["image"], batch).square().mean()
-            loss = loss + self.options.drift * drift
-        logs["resolution"] = torch.tensor(4.0 * 2 ** int(self.generator.depth))
+        logs["resolution"] = torch.tensor(4.0 * 2 ** self.generator.stage()[0])
         return loss, logs

@@ -57,6 +57,8 @@ class SNGAN(NoiseGAN):
     preset = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 128, "width": 128, "d_norm": "spectral",
                         "g_norm": "batch"},
               "train": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}}
+    # one D pass over real and fake together: one power iteration per update, as in the paper's Algorithm 1
+    joint_critic = True
 
     def __init__(self, config, info):
         super().__init__(config, info)

@@ -17,7 +17,8 @@ from ganforge.families import register
 from ganforge.families.base import Batch, Capabilities, Truncation
 from ganforge.families.kinds.noise import NoiseGAN, NoiseOptions
 from ganforge.nn.dcgan import widths
-from ganforge.nn.style import EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, ModulatedConv2d, NoiseInjection
+from ganforge.nn.style import (MODCONV, EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, ModulatedConv2d,
+                              NoiseInjection)
 
 
 class StyledConv(nn.Module):
@@ -134,6 +135,11 @@ class StyleGANOptions(NoiseOptions):
     style_mixing: float = option(0.9, interval="[0, 1]")  # probability of mixing two latents' styles in a training batch
     w_avg_beta: float = option(0.995, interval="[0, 1)")  # decay of the tracked mean w used by truncation
     truncation: float = option(1.0, interval="[0, 1]")  # psi used by sample_inputs (1: off); per call: inputs["truncation"]
+    r1_every: int = option(16, interval="[1, inf)")  # lazy R1 (StyleGAN2 sec. 3.1): every N D steps with gamma
+    # times N; 1: on every D step
+    modconv: str = option("auto", choices=MODCONV)  # modulated convolution: grouped (one grouped conv, weights
+    # per sample) | activations (scale inputs, shared weight; StyleGAN2's fused_modconv=False) | auto (activations
+    # while training, grouped for sampling); the same maths, only the speed differs
 
 
 def truncation_input(n: int, psi: float) -> dict[str, torch.Tensor]:
@@ -153,7 +159,8 @@ class StyleGAN(NoiseGAN):
     capabilities = Capabilities(truncation=Truncation("psi"), style_mixing=True, latent="w")
     tiny = {"model": {"options": {"n_mapping": 2}}}
     # StyleGAN2 config F: non-saturating loss, R1 gamma 10, Adam(0.002, 0, 0.99), 512-d z and w, 8 mapping layers,
-    # style mixing 0.9, EMA over 10k images (0.999 per step at batch 32 here); no path-length regulariser
+    # style mixing 0.9, EMA over 10k images (0.999 per step at batch 32 here); no path-length regulariser; R1 lazily
+    # every 16 D steps (options.r1_every), added to that step's D loss rather than run as a separate optimiser step
     preset = {"model": {"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 10.0, "latent_dim": 512,
                         "width": 64},
               "train": {"lr_g": 0.002, "lr_d": 0.002, "beta1": 0.0, "beta2": 0.99, "n_critic": 1,
@@ -165,6 +172,12 @@ class StyleGAN(NoiseGAN):
         self.generator = StyleGenerator(model.latent_dim, o.w_dim or model.latent_dim, info.channels, info.resolution,
                                         model.width, o.n_mapping, o.mapping_lr_mul, o.style_mixing, o.w_avg_beta)
         self.discriminator = StyleDiscriminator(info.channels, info.resolution, model.width)
+        for module in self.generator.modules():
+            if isinstance(module, ModulatedConv2d):
+                module.mode = o.modconv
+
+    def r1_interval(self) -> int:
+        return self.options.r1_every
 
     def sample_inputs(self, n: int, rng: torch.Generator, labels: torch.Tensor | None = None, data=None) -> Batch:
         return super().sample_inputs(n, rng, labels, data) | truncation_input(n, self.options.truncation)

@@ -82,10 +82,18 @@ class MappingNetwork(nn.Module):
         return self.net(z)
 
 
-class ModulatedConv2d(nn.Module):
-    """Weight (de)modulation by a style vector (StyleGAN2 eq. 1-3), as one grouped convolution per batch.
+MODCONV = ("auto", "grouped", "activations")
 
-    `upsample` doubles the resolution first (bilinear), the resize-then-convolve form free of checkerboards.
+
+class ModulatedConv2d(nn.Module):
+    """Weight (de)modulation by a style vector (StyleGAN2 eq. 1-3).
+
+    Two computations of the same maths (`mode`): "grouped" modulates the weight per sample and runs one grouped
+    convolution (groups = batch; StyleGAN2's fused_modconv=True), "activations" scales the input channels by the
+    style, convolves with the one shared weight and scales the outputs by the demodulation coefficients
+    (fused_modconv=False; cheaper to back-propagate, and what ONNX export writes). "auto" does as StyleGAN2-ADA:
+    activations while training, grouped in eval mode (sampling). `upsample` doubles the resolution first (bilinear),
+    the resize-then-convolve form free of checkerboards.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
@@ -97,10 +105,12 @@ class ModulatedConv2d(nn.Module):
         self.demodulate, self.upsample = demodulate, upsample
         self.padding = kernel_size // 2
         self.out_channels = out_channels
+        self.mode = "auto"
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         n, c, h, width = x.shape
-        if torch.onnx.is_in_onnx_export():  # ONNX has no batch-sized group count: modulate the activations
+        activations = self.mode == "activations" or (self.mode == "auto" and self.training)
+        if activations or torch.onnx.is_in_onnx_export():  # (ONNX has no batch-sized group count)
             return self._activations_modulated(x, self.affine(w))
         style = self.affine(w).view(n, 1, c, 1, 1)
         weight = self.scale * self.weight * style

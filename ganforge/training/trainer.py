@@ -45,6 +45,14 @@ def make_optimizer(params, lr: float, betas: tuple[float, float], kind: str, dev
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused)
 
 
+def to_channels_last(module: nn.Module) -> None:
+    """The NHWC layout for every 4-D parameter and buffer (Module.to(memory_format=...) refuses other ranks, e.g.
+    a modulated convolution's 5-D weight); the tensors stay the same objects."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.ndim == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+
+
 class Trainer:
     """Trains one family on one data set into a run folder, checkpointing so that any stop can be resumed."""
 
@@ -76,7 +84,7 @@ class Trainer:
             self.family.discriminator = self.dist.sync_batchnorm(self.family.discriminator)
         self.family.to(self.device)
         if train.channels_last:
-            self.family.to(memory_format=torch.channels_last)
+            to_channels_last(self.family)
         self._compiled = False
         if train.compile:
             self.family.generator.compile()

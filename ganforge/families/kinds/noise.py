@@ -56,6 +56,33 @@ class NoiseGAN(Family):
         if model.penalty not in losses.PENALTIES:
             raise GanforgeError(f"model.penalty must be one of {', '.join(losses.PENALTIES)}; got '{model.penalty}'")
         self._pending: tuple[Batch, torch.Tensor] | None = None
+        self._step, self._d_calls = 0, 0  # the training step and the D-loss calls in it (lazy R1's clock)
+
+    # D sees real and fake in one forward pass (torch.cat) instead of two: one spectral-norm power iteration per
+    # update and half the kernel launches. Only for discriminators without cross-sample layers (no batch norm, no
+    # minibatch stddev), whose outputs per sample do not depend on the rest of the batch.
+    joint_critic: ClassVar[bool] = False
+
+    def on_step(self, step: int) -> None:
+        self._step, self._d_calls = step, 0
+
+    def r1_interval(self) -> int:
+        """D steps between R1 evaluations (lazy regularisation, Karras et al. 2020 sec. 3.1: evaluated every N D
+        steps with its weight multiplied by N); 1 evaluates it on every D step."""
+        return 1
+
+    def _r1_due(self) -> tuple[bool, int]:
+        """Whether this D loss call evaluates R1, and the interval; a pure function of the step (resume-exact)."""
+        interval = self.r1_interval()
+        train = self.config.train
+        index = self._step * train.n_critic + self._d_calls // train.grad_accum  # the D step this call belongs to
+        self._d_calls += 1
+        return index % interval == 0, interval
+
+    def discriminator_terms(self, real_logits: torch.Tensor, batch: Batch) -> tuple[torch.Tensor | None,
+                                                                                      dict[str, torch.Tensor]]:
+        """Extra terms of the D loss computed from the real logits (e.g. ProGAN's drift), and their logs."""
+        return None, {}
 
     def phases(self) -> list[Phase]:
         """D then G; with one critic step the D phase keeps G's graph so the G phase reuses its samples."""
@@ -116,10 +143,15 @@ class NoiseGAN(Family):
         else:
             with torch.no_grad():
                 fake = self.fake(inputs)
-        if model.penalty == "r1":
+        r1, interval = self._r1_due() if model.penalty == "r1" else (False, 1)
+        if r1:
             real = real.detach().requires_grad_(True)
-        real_logits = self.critic(real, batch)
-        fake_logits = self.critic(fake, inputs)
+        if self.joint_critic and not self.augment and self.ada is None and real.shape == fake.shape:
+            real_logits, fake_logits = self.critic(torch.cat([real, fake.to(real.dtype)]), self._joint(batch, inputs)
+                                                   ).split(real.shape[0])
+        else:
+            real_logits = self.critic(real, batch)
+            fake_logits = self.critic(fake, inputs)
         loss = losses.discriminator_loss(model.loss, real_logits, fake_logits)
         logs = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
         if self.ada is not None:
@@ -129,11 +161,19 @@ class NoiseGAN(Family):
             penalty = losses.gradient_penalty(lambda x: self.critic(x, batch), real, fake)
             loss = loss + model.penalty_weight * penalty
             logs["gp"] = penalty.detach()
-        elif model.penalty == "r1":
+        elif r1:  # lazily every `interval` D steps with the weight times `interval` (StyleGAN2); logged times
+            # `interval` too, so that the logged mean over steps stays the mean R1
             penalty = losses.r1_penalty(real_logits, real)
-            loss = loss + 0.5 * model.penalty_weight * penalty
-            logs["r1"] = penalty.detach()
-        return loss, logs
+            loss = loss + 0.5 * model.penalty_weight * interval * penalty
+            logs["r1"] = penalty.detach() * interval
+        extra, extra_logs = self.discriminator_terms(real_logits, batch)
+        if extra is not None:
+            loss = loss + extra
+        return loss, logs | extra_logs
+
+    def _joint(self, batch: Batch, inputs: Batch) -> Batch:
+        """The conditioning of real and fake samples concatenated (labels), for one joint critic pass."""
+        return {k: torch.cat([batch[k], inputs[k]]) for k in ("label",) if k in batch and k in inputs}
 
 
 class Conditional:
