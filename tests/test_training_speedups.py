@@ -2,6 +2,8 @@
 joint critic pass for spectrally normalised discriminators, ProGAN's stage read without a device sync and its drift
 on the D loss's own real logits, channels-last with 5-D weights, and torch.compile running a training step."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from ganforge.api import resolve_config
 from ganforge.data import ImageSet
 from ganforge.families import DataInfo, create
 from ganforge.nn.style import ModulatedConv2d
+from ganforge.training.ema import EMA
 from ganforge.training.trainer import Trainer
 
 
@@ -124,11 +127,11 @@ def test_progan_stage_is_cached_on_the_host_and_follows_every_buffer_write():
     other.on_step(100)
     family.load_state_dict(other.state_dict())  # loading writes the buffers in place: read again
     assert family.generator.stage() == (2, 1.0)
+    ema = EMA(family.generator, 0.9)
+    assert ema.module.stage() == (2, 1.0)
     family.on_step(2)
-    copy = build("progan", 16).generator
-    for mine, live in zip(copy.buffers(), family.generator.buffers()):  # as the EMA copies buffers
-        mine.copy_(live)
-    assert copy.stage() == (1, 0.0)
+    ema.update(family.generator, 1)  # copies the buffers into the average's
+    assert ema.module.stage() == (1, 0.0)
 
 
 def test_progan_drift_uses_the_d_losses_real_logits():
@@ -179,3 +182,22 @@ def test_compiled_networks_run_a_training_step(tmp_path, capsys, monkeypatch):
     after = trainer.family.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before) and all(torch.isfinite(v).all() for v in
                                                                              after.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("name", ["dcgan", "sngan", "stylegan", "biggan", "progan"])
+def test_a_training_step_reads_no_value_back_from_the_device(name, monkeypatch):
+    """On the meta device any host read (.item(), int(), float(), bool() of a tensor) raises: every phase's loss
+    and backward, R1 included (step 16 * k), run without one, so a GPU step never waits for the GPU."""
+    monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: contextlib.nullcontext())  # none for meta
+    family = build(name, 16, **({"model.options": {"n_mapping": 1}} if name == "stylegan" else {}))
+    family.to("meta")
+    family.on_step(16 * 4)
+    data = {"image": torch.empty(4, 3, 16, 16, device="meta"), "label": torch.zeros(4, dtype=torch.long, device="meta")}
+    logged = set()
+    for phase in family.phases():
+        for _ in range(phase.repeat):
+            loss, logs = family.loss(phase.name, data)
+            loss.backward()
+            assert loss.device.type == "meta"
+            logged |= set(logs)
+    assert ("r1" in logged) == (name == "stylegan") and ("gp" in logged) == (name == "progan")

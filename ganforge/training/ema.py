@@ -28,8 +28,9 @@ class EMA:
         ours = list(self.module.parameters())
         theirs = [p.detach() for p in source.parameters()]
         torch._foreach_lerp_(ours, theirs, 1.0 - decay)
-        for mine, live in zip(self.module.buffers(), source.buffers()):
-            mine.copy_(live)
+        buffers = list(self.module.buffers())
+        if buffers:  # one fused copy instead of a kernel per buffer (batch-norm statistics, noise maps...)
+            torch._foreach_copy_(buffers, list(source.buffers()))
 
 
 @torch.no_grad()
