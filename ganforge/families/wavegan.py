@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
+
 from ganforge.config import option
 from ganforge.errors import GanforgeError
 from ganforge.families import register
-from ganforge.families.base import Capabilities
+from ganforge.families.base import Batch, Capabilities
 from ganforge.families.kinds.audio import AudioGAN, AudioOptions
-from ganforge.nn.audio import WaveDiscriminator, WaveGenerator, layout
+from ganforge.nn.audio import INITS, WaveDiscriminator, WaveGenerator, layout
 
 
 @dataclass
@@ -20,6 +23,14 @@ class WaveGANOptions(AudioOptions):
     upsample: str = option("transpose", choices=("transpose", "nearest"))  # transposed conv (paper) or nearest +
     # conv
     post_filter: int = option(0, interval="[0, 2048]")  # taps of a learned output filter (paper's option: 512); 0 off
+    init: str = option("he", choices=INITS)  # convolution weights: he (keeps the activations' scale), glorot (the
+    # released WaveGAN code's TensorFlow default) or torch (PyTorch's default, which shrinks them ~2x per layer)
+    # conditional runs only (unconditional ones ignore them, like embed_dim):
+    projection: bool = True  # the critic's class projection head (Miyato & Koyama 2018)
+    aux_weight: float = option(0.0, interval="[0, inf)")  # AC-GAN term (Odena et al. 2017): the critic also
+    # classifies real clips (cross-entropy, this weight) and the generator is pushed to make clips it classifies as
+    # the class asked for; 0 off
+    class_norm: bool = False  # class-conditional batch norm in every generator layer (gain and bias per class)
 
 
 @register
@@ -29,11 +40,22 @@ class WaveGAN(AudioGAN):
     name = "wavegan"
     Options = WaveGANOptions
     capabilities = Capabilities(modality="audio")  # conditional with --opt conditional=true
-    # the paper's table 4: WGAN-GP (lambda 10), 5 critic steps, Adam(1e-4, 0.5, 0.9), batch 64, z of 100, d = 64
-    preset = {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 100,
-                        "width": 64, "g_norm": "none", "d_norm": "none"},
-              "train": {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5, "beta2": 0.9, "n_critic": 5, "batch_size": 64,
-                        "ema": 0.0}}
+    # the default: a recipe for a CPU budget (issue 15; docs/results.md "Audio"): hinge loss with one critic step
+    # (5x cheaper per G step than WGAN-GP's five), width 8 (d = 8 instead of 64), batch 32, He-initialised
+    # convolutions, batch norm in G, Adam(5e-4 G / 1e-3 D, 0.5, 0.9), EMA of G; conditional runs add class-conditional
+    # batch norm in G and the AC-GAN term (weight 1) next to the projection head in D
+    preset = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 100, "width": 8, "g_norm": "batch",
+                        "d_norm": "none", "options": {"init": "he", "class_norm": True, "aux_weight": 1.0}},
+              "train": {"lr_g": 5e-4, "lr_d": 1e-3, "beta1": 0.5, "beta2": 0.9, "n_critic": 1, "batch_size": 32,
+                        "ema": 0.999}}
+    # --preset paper: the paper's table 4: WGAN-GP (lambda 10), 5 critic steps, Adam(1e-4, 0.5, 0.9), batch 64, z of
+    # 100, d = 64, no batch norm, Glorot-initialised convolutions (the released code's TensorFlow default); the
+    # conditional variant with a label embedding in G and the projection head alone in D
+    presets = {"paper": {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 100,
+                                   "width": 64, "g_norm": "none", "d_norm": "none",
+                                   "options": {"init": "glorot", "class_norm": False, "aux_weight": 0.0}},
+                         "train": {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5, "beta2": 0.9, "n_critic": 5,
+                                   "batch_size": 64, "ema": 0.0}}}
     tiny = {"data": {"source": "tones", "limit": 16}, "model": {"width": 2, "latent_dim": 8,
                                                                 "options": {"length": 8192}},
             "train": {"n_critic": 1}}
@@ -46,7 +68,36 @@ class WaveGAN(AudioGAN):
         if model.d_norm not in ("none", "spectral"):
             raise GanforgeError(f"model.d_norm: wavegan's critic takes none or spectral, got '{model.d_norm}'")
         layout(self.length)
+        if self.conditional and not o.projection and not o.aux_weight:
+            raise GanforgeError("model.options.projection: with projection=false the critic needs the AC-GAN term "
+                                "(aux_weight > 0) to see the classes")
+        self.aux_weight = o.aux_weight if self.conditional else 0.0
         self.generator = WaveGenerator(model.latent_dim, self.length, model.width, self.n_classes, o.embed_dim,
-                                       o.upsample, model.g_norm == "batch", o.post_filter)
+                                       o.upsample, model.g_norm == "batch", o.post_filter, o.class_norm, o.init)
         self.discriminator = WaveDiscriminator(self.length, model.width, self.n_classes, o.phase_shuffle,
-                                               model.d_norm == "spectral")
+                                               model.d_norm == "spectral", o.projection, self.aux_weight > 0, o.init)
+        self._class_logits: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def discriminate(self, x: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if not self.aux_weight:
+            return super().discriminate(x, batch)
+        labels = self.labels(batch)
+        logit, classes = self.discriminator(x, labels if self.options.projection else None, classes=True)
+        self._class_logits.append((classes, labels))
+        return logit
+
+    def loss(self, phase: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The adversarial loss, plus with `aux_weight` the AC-GAN term on the critic's first call of the phase:
+        the real clips in the D phase (D learns to classify real digits), the generated ones in the G phase (G makes
+        clips D classifies as the class asked for)."""
+        self._class_logits.clear()
+        loss, logs = super().loss(phase, batch)
+        if self.aux_weight:
+            classes, labels = self._class_logits[0]
+            term = F.cross_entropy(classes, labels)
+            loss = loss + self.aux_weight * term
+            logs["aux_real" if phase == "D" else "aux_fake"] = term.detach()
+            if phase == "D":
+                logs["aux_acc"] = (classes.detach().argmax(1) == labels).float().mean()
+        self._class_logits.clear()
+        return loss, logs

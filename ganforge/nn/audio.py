@@ -3,6 +3,8 @@ convolution generator (kernel 25, stride 4) and a 1-D strided-convolution discri
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -45,6 +47,34 @@ def upsampling(cin: int, cout: int, stride: int, kind: str) -> nn.Module:
     return nn.ConvTranspose1d(cin, cout, KERNEL, stride, padding, output_padding=extra)
 
 
+INITS = ("he", "glorot", "torch")
+
+
+def initialise(layers: list[tuple[nn.Module, float]], kind: str) -> None:
+    """Convolution weights for (layer, gain after it): "he" keeps the activations' scale through the layers (He et
+    al. 2015: std = gain / sqrt(fan-in), the fan-in of a stride-s transposed convolution being in * kernel / s),
+    "glorot" is the released WaveGAN code's (TensorFlow's default, Glorot uniform), "torch" PyTorch's default
+    (which shrinks the activations ~2x per layer here); biases start at zero except under "torch"."""
+    if kind not in INITS:
+        raise GanforgeError(f"model.options.init must be one of {', '.join(INITS)}, got '{kind}'")
+    if kind == "torch":
+        return
+    for layer, gain in layers:
+        weight = layer.weight
+        if isinstance(layer, nn.ConvTranspose1d):
+            fan_in, fan_out = weight.shape[0] * KERNEL / layer.stride[0], weight.shape[1] * KERNEL
+        else:
+            fan_in, fan_out = weight.shape[1] * weight.shape[2], weight.shape[0] * weight.shape[2]
+        with torch.no_grad():
+            if kind == "he":
+                weight.normal_(0, gain / math.sqrt(fan_in))
+            else:
+                bound = math.sqrt(6 / (fan_in + fan_out))
+                weight.uniform_(-bound, bound)
+            if layer.bias is not None:
+                layer.bias.zero_()
+
+
 class PhaseShuffle(nn.Module):
     """Shift each example's activations in time by a random whole number of samples in [-radius, radius], the
     vacated edge filled by reflection (section 3.3 of the paper); the length is kept, radius 0 is the identity."""
@@ -66,53 +96,100 @@ class PhaseShuffle(nn.Module):
         return x.gather(2, index.expand_as(x))
 
 
+class ClassBatchNorm1d(nn.Module):
+    """Class-conditional batch norm (de Vries et al. 2017; Miyato & Koyama 2018): batch norm without its own affine,
+    then a per-class gain 1 + gamma(y) and bias beta(y) read from the generator's class embedding."""
+
+    def __init__(self, channels: int, embed_dim: int):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(channels, affine=False)
+        self.gain = nn.Linear(embed_dim, channels, bias=False)
+        self.bias = nn.Linear(embed_dim, channels, bias=False)
+        nn.init.zeros_(self.gain.weight)  # starts as a plain batch norm
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.bn(x) * (1 + self.gain(cond)[:, :, None]) + self.bias(cond)[:, :, None]
+
+
 class WaveGenerator(nn.Module):
-    """z (and a class embedding) -> dense -> (ReLU, upsample) x layers -> tanh, optionally a learned post-filter."""
+    """z (and a class embedding) -> dense -> (ReLU, upsample) x layers -> tanh, optionally a learned post-filter.
+
+    With `class_norm` (conditional only) every normalisation is a class-conditional batch norm fed by the class
+    embedding, which is then also concatenated to z."""
 
     def __init__(self, latent_dim: int, length: int, width: int, n_classes: int = 0, embed_dim: int = 0,
-                 upsample: str = "transpose", batch_norm: bool = False, post_filter: int = 0):
+                 upsample: str = "transpose", batch_norm: bool = False, post_filter: int = 0,
+                 class_norm: bool = False, init: str = "torch"):
         super().__init__()
         start, strides = layout(length)
         chans = channel_widths(width, len(strides))
         self.start = start
         self.embed = nn.Embedding(n_classes, embed_dim) if n_classes else None
+        class_norm = bool(class_norm and n_classes)
+
+        def norm(channels: int) -> nn.Module:
+            if class_norm:
+                return ClassBatchNorm1d(channels, embed_dim)
+            return nn.BatchNorm1d(channels) if batch_norm else nn.Identity()
+
         self.dense = nn.Linear(latent_dim + (embed_dim if n_classes else 0), start * chans[0])
-        self.first_norm = nn.BatchNorm1d(chans[0]) if batch_norm else nn.Identity()
+        self.first_norm = norm(chans[0])
         layers = []
         for i, stride in enumerate(strides):
             last = i == len(strides) - 1
             cout = 1 if last else chans[i + 1]
             layers.append(upsampling(chans[i], cout, stride, upsample))
             if not last:
-                layers += [nn.BatchNorm1d(cout) if batch_norm else nn.Identity(), nn.ReLU(True)]
+                layers += [norm(cout), nn.ReLU(True)]
         self.body = nn.Sequential(*layers, nn.Tanh())
+        convs = [m for m in self.body.modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))]
+        initialise([(m, 1.0 if m is convs[-1] else math.sqrt(2)) for m in convs], init)
         # the paper's post-processing filter: one learned FIR filter over the output (512 taps in the paper)
         self.post_filter = nn.Conv1d(1, 1, post_filter, padding="same", bias=False) if post_filter else None
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        cond = None
         if self.embed is not None:
-            z = torch.cat([z, self.embed(labels)], 1)
+            cond = self.embed(labels)
+            z = torch.cat([z, cond], 1)
         h = self.dense(z).view(z.shape[0], -1, self.start)
-        wave = self.body(F.relu(self.first_norm(h)))
+        h = self.first_norm(h, cond) if isinstance(self.first_norm, ClassBatchNorm1d) else self.first_norm(h)
+        wave = F.relu(h)
+        for layer in self.body:
+            wave = layer(wave, cond) if isinstance(layer, ClassBatchNorm1d) else layer(wave)
         return wave if self.post_filter is None else self.post_filter(wave).clamp(-1, 1)
 
 
 class WaveDiscriminator(nn.Module):
-    """(conv stride 4, LeakyReLU 0.2, phase shuffle) x layers -> dense logit; with classes, a projection head."""
+    """(conv stride 4, LeakyReLU 0.2, phase shuffle) x layers -> dense logit; with classes, a projection head
+    (`projection`, Miyato & Koyama 2018) and/or an auxiliary classifier of the features (`aux`, AC-GAN: Odena et
+    al. 2017) whose class logits `forward(..., classes=True)` returns too."""
 
-    def __init__(self, length: int, width: int, n_classes: int = 0, shuffle: int = 2, spectral: bool = False):
+    def __init__(self, length: int, width: int, n_classes: int = 0, shuffle: int = 2, spectral: bool = False,
+                 projection: bool = True, aux: bool = False, init: str = "torch"):
         super().__init__()
         _, strides = layout(length)
         chans = channel_widths(width, len(strides))[::-1]
         wrap = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
-        layers, cin = [], 1
-        for i, (stride, cout) in enumerate(zip(strides[::-1], chans)):
-            layers += [wrap(nn.Conv1d(cin, cout, KERNEL, stride, same_padding(stride)[0])), nn.LeakyReLU(0.2, True)]
-            if i < len(strides) - 1:
+        convs = [nn.Conv1d(cin, cout, KERNEL, stride, same_padding(stride)[0])
+                 for cin, cout, stride in zip([1] + chans[:-1], chans, strides[::-1])]
+        initialise([(conv, math.sqrt(2 / (1 + 0.2 ** 2))) for conv in convs], init)  # LeakyReLU 0.2's gain
+        layers = []
+        for i, conv in enumerate(convs):
+            layers += [wrap(conv), nn.LeakyReLU(0.2, True)]
+            if i < len(convs) - 1:
                 layers.append(PhaseShuffle(shuffle))
-            cin = cout
         self.features = nn.Sequential(*layers, nn.Flatten())
-        self.head = ProjectionHead(chans[-1] * layout(length)[0], n_classes, "spectral" if spectral else "none")
+        features = chans[-1] * layout(length)[0]
+        self.head = ProjectionHead(features, n_classes if projection else 0, "spectral" if spectral else "none")
+        self.classify = wrap(nn.Linear(features, n_classes)) if aux and n_classes else None
 
-    def forward(self, wave: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(wave), labels)
+    def forward(self, wave: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False):
+        h = self.features(wave)
+        logit = self.head(h, labels)
+        if not classes:
+            return logit
+        if self.classify is None:
+            raise ValueError("this discriminator has no auxiliary classifier (aux=False or no classes)")
+        return logit, self.classify(h)

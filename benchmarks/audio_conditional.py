@@ -1,0 +1,173 @@
+"""Conditional WaveGAN on the Free Spoken Digit Dataset against a CPU budget: trains one recipe and, every
+`--eval-every` steps, scores clips of the EMA generator with ganforge's shipped `spoken-digits` classifier
+(requested-digit accuracy: share of clips classified as the digit asked for; near-silent share), printing one JSON
+line per checkpoint of the curve. Issue 15's target: >= 60% requested-digit accuracy with < 5% near-silent clips
+within 60 CPU-minutes (single-threaded process CPU time).
+
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/audio_conditional.py --out runs/audio-cond/NAME
+        [--data ../shared/data/fsdd-5-speakers.tar] [--cpu-minutes 60] [--steps 100000] [--eval-every 500]
+        [--n-eval 200] [--set model.options.aux_weight=1 ...] [--preset paper]
+
+The recipe is wavegan's default conditional preset (see ganforge/families/wavegan.py) plus the `--set` overrides.
+Training stops at `--steps` or when the run's training CPU time (time.process_time of this process, evaluation
+excluded, data loading included) reaches `--cpu-minutes`; `--device cuda` runs the same recipe on a GPU (step
+counts only; its CPU time means nothing). WORK/curve.jsonl holds the curve; the run folder is a normal ganforge run
+(`ganforge sample OUT --class 7`, `ganforge evaluate OUT`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ganforge.api import resolve_config, resume_config
+from ganforge.config import validate
+from ganforge.families import get as get_family
+from ganforge.media import Audio
+from ganforge.metrics.audio import at_rate, near_silent_share, resolve_audio_extractor
+from ganforge.training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHIVE = ROOT.parent / "shared" / "data" / "fsdd-5-speakers.tar"
+
+
+def parse_value(text: str):
+    """'1e-4' -> float, '8' -> int, 'true' -> True, else the string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def overrides_from(pairs: list[str]) -> dict:
+    """['model.width=8', 'model.options.aux_weight=1'] as a nested override dict (options under model.options)."""
+    out: dict = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key.startswith("model.options."):
+            out.setdefault("model.options", {})[key.split(".", 2)[2]] = parse_value(value)
+        else:
+            out[key] = parse_value(value)
+    return out
+
+
+class Curve:
+    """Trainer callback: every `every` steps, requested-digit accuracy and near-silent share of `n` clips (n/10 per
+    digit, fixed noise); stops the run when its training CPU time reaches the budget."""
+
+    def __init__(self, path: Path, every: int, n: int, cpu_budget: float, spent_before: float, started: float):
+        self.path, self.every, self.n, self.cpu_budget = path, every, n, cpu_budget
+        self.classifier = resolve_audio_extractor(None)
+        self.spent_before, self.started, self.eval_cpu = spent_before, started, 0.0
+        self.labels = torch.arange(n) % 10
+        self.losses: dict[str, float] = {}  # the latest logged losses (see `watch`)
+
+    def watch(self, trainer: Trainer) -> None:
+        """Keep the losses the trainer logs (its flush_logs' averages) for the curve's rows."""
+        flush = trainer.flush_logs
+
+        def flush_and_keep(rate: float):
+            values = flush(rate)
+            self.losses = values or self.losses
+            return values
+
+        trainer.flush_logs = flush_and_keep
+
+    def train_cpu(self) -> float:
+        return self.spent_before + time.process_time() - self.started - self.eval_cpu
+
+    @torch.no_grad()
+    def score(self, trainer: Trainer) -> dict:
+        generator = trainer.sampling_generator()
+        generator.eval()
+        family = trainer.family
+        rng = torch.Generator().manual_seed(1234)
+        inputs = family.sample_inputs(self.n, rng, labels=self.labels)
+        clips = family.generate(generator, {k: v.to(trainer.device) for k, v in inputs.items()}).float().cpu()
+        if generator is family.generator:
+            generator.train()
+        audio = Audio(clips.clamp(-1, 1), family.sample_rate, self.labels)
+        _, logits = self.classifier.extract(at_rate(audio, self.classifier), 250)
+        wanted = torch.tensor([self.classifier.classes.index(c) for c in (trainer.data.classes[i]
+                                                                          for i in self.labels.tolist())])
+        predicted = logits.argmax(1)
+        return {"accuracy": (predicted == wanted).float().mean().item(),
+                "near_silent": near_silent_share(audio.tensor, audio.sample_rate),
+                "classes_predicted": int(predicted.unique().numel())}
+
+    def __call__(self, trainer: Trainer) -> None:
+        at_budget = self.train_cpu() >= self.cpu_budget
+        if trainer.step % self.every and trainer.step != trainer.config.train.steps and not at_budget:
+            return
+        begun = time.process_time()
+        row = {"step": trainer.step, "train_cpu_min": round(self.train_cpu() / 60, 2),
+               **{k: round(v, 4) if isinstance(v, float) else v for k, v in self.score(trainer).items()},
+               **{k: round(v, 3) for k, v in self.losses.items() if k not in ("img_per_s", "lr_scale")}}
+        self.eval_cpu += time.process_time() - begun
+        row["eval_cpu_min"] = round(self.eval_cpu / 60, 2)
+        print(json.dumps(row), flush=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if at_budget:
+            trainer.stop_reason = f"CPU budget of {self.cpu_budget / 60:.1f} minutes reached"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ARCHIVE)
+    parser.add_argument("--out", type=Path, required=True, help="the run folder (resumed when it has a checkpoint)")
+    parser.add_argument("--cpu-minutes", type=float, default=60.0)
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--n-eval", type=int, default=200)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides KEY=VALUE")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    started = time.process_time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    cpu_log = args.out / "cpu.json"
+    spent = json.loads(cpu_log.read_text())["train_cpu_seconds"] if cpu_log.exists() else 0.0
+    resume = (args.out / "checkpoints" / "last.safetensors").exists()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.data
+        if not folder.is_dir():
+            with tarfile.open(args.data) as tar:
+                tar.extractall(tmp, filter="data")
+            folder = Path(tmp) / "recordings"
+        overrides = {"model.name": "wavegan", "model.preset": args.preset, "data.source": str(folder),
+                     "train.steps": args.steps, "train.device": args.device, "train.sample_every": 2000,
+                     "train.checkpoint_every": 500, "train.log_every": 100, "out": str(args.out.parent),
+                     "name": args.out.name, **overrides_from(args.set)}
+        options = {"length": 8192, "sample_rate": 8000, "conditional": True, **overrides.pop("model.options", {})}
+        if resume:
+            config = resume_config(args.out, {"train.steps": args.steps})
+        else:
+            config = resolve_config(None, {**overrides, "model.options": options})
+            validate(config)
+        data = get_family("wavegan").load_data(config)
+    curve = Curve(args.out / "curve.jsonl", args.eval_every, args.n_eval, args.cpu_minutes * 60, spent, started)
+    trainer = Trainer(config, args.out, resume=resume, quiet=True, data=data, callbacks=[curve])
+    curve.watch(trainer)
+    try:
+        trainer.fit()
+    finally:
+        cpu_log.write_text(json.dumps({"train_cpu_seconds": curve.train_cpu(), "step": trainer.step,
+                                       "eval_cpu_seconds": curve.eval_cpu}) + "\n")
+    print(f"done: step {trainer.step}, {curve.train_cpu() / 60:.1f} training CPU-minutes "
+          f"(+{curve.eval_cpu / 60:.1f} evaluating)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
