@@ -257,8 +257,10 @@ def restore_trainer(trainer, tensors: dict[str, torch.Tensor], meta: dict[str, A
 
 
 def check_same_model(saved: dict, current: dict, path: Path) -> None:
-    """Refuse a checkpoint whose model settings differ from the run's: its weights would not mean the same."""
-    for key in sorted(set(saved) | set(current)):
+    """Refuse a checkpoint whose model settings differ from the run's: its weights would not mean the same.
+    `preset` is left out: it names where the settings came from (checkpoints older than named presets lack it),
+    the resolved settings compared here are what the weights depend on."""
+    for key in sorted((set(saved) | set(current)) - {"preset"}):
         if saved.get(key) != current.get(key):
             raise GanforgeError(f"{path}: checkpoint has model.{key}={saved.get(key)!r} but this run has "
                                 f"{current.get(key)!r}; resume with the run's own model settings")
