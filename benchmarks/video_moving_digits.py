@@ -72,7 +72,7 @@ def train(args) -> None:
         ganforge.train(resume=run, quiet=True, callbacks=[stamp], **{"train.steps": args.steps})
     else:
         ganforge.train(quiet=True, callbacks=[stamp], **overrides)
-    print(f"trained {args.steps} steps in {record['train_cpu_seconds'] / 60:.1f} CPU-minutes "
+    print(f"trained to step {max(map(int, record['at_step']), default=0)} in {record['train_cpu_seconds'] / 60:.1f} CPU-minutes "
           f"({torch.get_num_threads()} thread)")
 
 

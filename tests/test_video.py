@@ -57,10 +57,10 @@ def videogan(frames=4, resolution=16, **options):
     return create(config, DataInfo(1, resolution, facts={"frames": frames, "fps": 6.0}))
 
 
-@pytest.mark.parametrize("resolution", [16, 32])
-def test_clips_are_n_t_c_h_w_at_any_length_and_longer_ones_continue_shorter_ones(resolution):
+@pytest.mark.parametrize("resolution, motion", [(16, "latent"), (32, "transform")])
+def test_clips_are_n_t_c_h_w_at_any_length_and_longer_ones_continue_shorter_ones(resolution, motion):
     torch.manual_seed(0)
-    family = videogan(4, resolution)
+    family = videogan(4, resolution, motion=motion)
     family.generator.eval()
     inputs = family.sample_inputs(3, torch.Generator().manual_seed(1))
     clips = {}
@@ -159,7 +159,7 @@ def test_transform_motion_keeps_the_appearance_and_moves_its_ink():
     from ganforge.nn.transform_motion import TransformMotionGenerator, reflect, similarity, still
 
     torch.manual_seed(0)
-    family = videogan(4, 16, motion="transform")
+    family = videogan(4, 16, motion="transform", layers="sprite", whole_pixels=False)
     generator = family.generator
     assert isinstance(generator, TransformMotionGenerator)
     generator.eval()
@@ -183,6 +183,15 @@ def test_transform_motion_keeps_the_appearance_and_moves_its_ink():
     centres = digit_centres(moved)[0, :, 0]  # (T, 2) in [-1, 1]
     assert torch.allclose(centres - centres[0], shift[0], atol=1e-4)
     assert torch.allclose(((moved + 1) / 2).sum((2, 3, 4)), torch.full((1, 3), 16.0), atol=1e-4)
+    # the default: the whole frame moves by whole pixels (sharp frames), the gradient still reaches the shift
+    frame = videogan(4, 16, motion="transform").generator
+    assert frame.layers == "frame" and frame.whole_pixels
+    shift = torch.tensor([[[0.0, 0.0], [0.13, 0.0], [0.26, -0.12]]], requires_grad=True)  # 1.04 px, (2.08, -0.96)
+    moved = frame.render(sprite[:, :1], similarity(shift))
+    assert torch.allclose(moved[0, 1], torch.roll(moved[0, 0], 1, -1), atol=1e-5)
+    assert torch.allclose(moved[0, 2], torch.roll(moved[0, 0], (-1, 2), (-2, -1)), atol=1e-5)
+    ((moved + 1) / 2 * torch.arange(16.0)).sum().backward()  # the ink's x moment grows as the square moves right
+    assert shift.grad[0, :, 0].gt(0).all()
     # positions bounce back into the frame: reflection is the identity inside and mirrors outside
     assert torch.allclose(reflect(torch.tensor([0.1, 0.7, -0.8, 2.5]), 0.6), torch.tensor([0.1, 0.5, -0.4, 0.1]))
     # frames stay in [-1, 1] and clips of any length continue shorter ones (as with motion=latent)

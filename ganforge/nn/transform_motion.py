@@ -57,10 +57,12 @@ class TransformMotionGenerator(nn.Module):
     image is warped (edge pixels extend past the border), i.e. camera motion."""
 
     def __init__(self, content_dim: int, motion_dim: int, image: nn.Module, channels: int,
-                 transform: str = "translate", layers: str = "sprite", shift: float = 0.6, speed: float = 0.25):
+                 transform: str = "translate", layers: str = "sprite", shift: float = 0.6, speed: float = 0.25,
+                 whole_pixels: bool = False):
         super().__init__()
         self.content_dim, self.motion_dim, self.channels = content_dim, motion_dim, channels
         self.transform, self.layers, self.shift, self.speed = transform, layers, shift, speed
+        self.whole_pixels = whole_pixels and transform == "translate"
         self.recurrent = nn.GRUCell(motion_dim, motion_dim)
         self.image = image  # content_dim -> (2C + 1 or C, H, W)
         self.start = nn.Linear(motion_dim, 2)  # start position from h0
@@ -91,6 +93,15 @@ class TransformMotionGenerator(nn.Module):
 
     def render(self, appearance: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """Frames (N, T, C, H, W) in [-1, 1]: the appearance under each frame's transform."""
+        if self.whole_pixels:  # frames moved by whole pixels (sharp, as sprites pasted at integer places), with
+            # the gradient of the continuous shift (straight through the rounding: sharp forward, smooth backward)
+            pixel = theta.new_tensor([2 / appearance.shape[-1], 2 / appearance.shape[-2]])
+            snapped = torch.cat([theta[..., :2], (torch.round(theta[..., 2] / pixel) * pixel).unsqueeze(-1)], -1)
+            smooth = self._render(appearance, theta)
+            return self._render(appearance, snapped) + smooth - smooth.detach()
+        return self._render(appearance, theta)
+
+    def _render(self, appearance: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         c = self.channels
         if self.layers == "frame":
             return warp(appearance, theta, "border")
