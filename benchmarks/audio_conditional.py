@@ -133,6 +133,9 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides KEY=VALUE")
+    parser.add_argument("--report", type=int, default=0, help="after training, score this many clips (N/10 per digit) "
+                        "with every audio metric, write OUT/report.json, OUT/digits.wav and --figure")
+    parser.add_argument("--figure", type=Path, default=None, help="spectrograms of digits 0-9 (with --report)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.process_time()
@@ -167,6 +170,30 @@ def main() -> None:
                                        "eval_cpu_seconds": curve.eval_cpu}) + "\n")
     print(f"done: step {trainer.step}, {curve.train_cpu() / 60:.1f} training CPU-minutes "
           f"(+{curve.eval_cpu / 60:.1f} evaluating)", flush=True)
+    if args.report:
+        report(args.out, data, args.report, args.figure, curve.train_cpu())
+
+
+def report(run: Path, data, n: int, figure: Path | None, train_cpu: float) -> None:
+    """Every audio metric of N clips of the run's EMA generator (N/10 per digit, seed 1) against all the clips."""
+    import ganforge
+    from ganforge import media
+    from ganforge.metrics.audio import evaluate_audio
+
+    begun = time.process_time()
+    model = ganforge.load(run)
+    fake = model.sample(n, seed=1, labels=torch.arange(n) % 10)
+    scores = evaluate_audio(fake, Audio(data.waves, model.family.sample_rate), class_names=model.classes,
+                            reference_split=f"train (all {len(data)} clips)")
+    row = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+    row.update(step=model.step, train_cpu_minutes=round(train_cpu / 60, 2), record=scores["record"].to_dict(),
+               report_cpu_minutes=round((time.process_time() - begun) / 60, 2))
+    (run / "report.json").write_text(json.dumps(row, indent=1) + "\n")
+    digits = model.sample(10, seed=2, labels=torch.arange(10))
+    media.save(digits, run / "digits.wav")
+    if figure is not None:
+        media.save(digits, figure)
+    print(json.dumps({k: v for k, v in row.items() if k != "record"}), flush=True)
 
 
 if __name__ == "__main__":
