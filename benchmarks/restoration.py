@@ -7,7 +7,9 @@ Tasks:
   128 px crops every 64 px of the training photos, watermarked with seed 1; held out: non-overlapping 128 px crops
   of three other photos (chelsea, coffee, flower), watermarked with seed 2.
 
-Each task trains the restore preset (only what is named in --set differs), then scores the held-out images with
+Each task trains a restore preset (--preset; the default one for CIFAR-10, `photos` for the photos; only what is
+named in --set differs) on `make-pairs watermark` pairs (--copies marked versions of each training image: 1 for
+CIFAR-10, 4 for the photos), then scores the held-out images with
 the same code as `ganforge translate --targets` (PSNR/SSIM against the clean image, RGB, [0, 1], no border crop,
 next to the watermarked input's; the share of images whose PSNR rose), plus the PSNR gain at every checkpoint.
 CPU time is measured with resource.getrusage (this process; single-threaded under OMP_NUM_THREADS=1). Writes
@@ -15,7 +17,7 @@ docs/figures/restore_<task>.png (rows: watermarked | restored | predicted mask |
 a Markdown row per task.
 
     OMP_NUM_THREADS=1 python benchmarks/restoration.py --task cifar
-    OMP_NUM_THREADS=1 python benchmarks/restoration.py --task photos --set data.resolution=64 --set train.batch_size=8
+    OMP_NUM_THREADS=1 python benchmarks/restoration.py --task photos
 """
 
 from __future__ import annotations
@@ -148,6 +150,8 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=5000, help="cifar: training images")
     parser.add_argument("--test", type=int, default=1000, help="cifar: held-out images")
     parser.add_argument("--checkpoint-every", type=int, default=1000, help="for the held-out gain curve")
+    parser.add_argument("--preset", help="restore preset (default: default for cifar, photos for photos)")
+    parser.add_argument("--copies", type=int, help="marked copies of each training image (default 1 / 4 photos)")
     parser.add_argument("--set", action="append", default=[], help="config override, e.g. train.steps=2000")
     parser.add_argument("--show", type=int, default=6)
     parser.add_argument("--work", help="keep the pairs and the run here (default: a temporary folder)")
@@ -159,16 +163,19 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         started, cpu = time.time(), cpu_seconds()
         train, test = cifar_images(work, args.train, args.test) if args.task == "cifar" else photo_crops(work)
-        make_pairs("watermark", train, work / "pairs-train", seed=1)
+        copies = args.copies or (1 if args.task == "cifar" else 4)
+        make_pairs("watermark", train, work / "pairs-train", seed=1, copies=copies)
         make_pairs("watermark", test, work / "pairs-test", seed=2)
         pairs_cpu = cpu_seconds() - cpu
         overrides = parse_sets(args.set)
+        preset = args.preset or ("default" if args.task == "cifar" else "photos")
         train_section = {"log_every": 100, "sample_every": 10 ** 9, "checkpoint_every": args.checkpoint_every,
                          "keep_checkpoints": 100} | overrides.pop("train", {})
         cpu = cpu_seconds()
         run = ganforge.train(quiet=True, out=str(work / "runs"), name=f"restore-{args.task}",
                              data={"source": str(work / "pairs-train")} | overrides.pop("data", {}),
-                             model={"name": "restore"} | overrides.pop("model", {}), train=train_section)
+                             model={"name": "restore", "preset": preset} | overrides.pop("model", {}),
+                             train=train_section)
         train_cpu = cpu_seconds() - cpu
         model = ganforge.load(run)
         inputs = sorted((work / "pairs-test" / "A").glob("*.png"))
@@ -182,7 +189,8 @@ def main() -> None:
                3 if args.task == "cifar" else 1)
         config = model.config
         result = {"task": args.task, "n_train": len(list((work / "pairs-train" / "A").glob("*.png"))),
-                  "n_test": len(inputs), "resolution": config.data.resolution, "steps": config.train.steps,
+                  "n_test": len(inputs), "preset": preset, "copies": copies, "resolution": config.data.resolution,
+                  "steps": config.train.steps,
                   "batch_size": config.train.batch_size, "width": config.model.width, "options": config.model.options,
                   "cpu_s": {"pairs": round(pairs_cpu), "train": round(train_cpu), "translate": round(translate_cpu)},
                   "wall_s": round(time.time() - started), "curve": curve, **scores}

@@ -155,3 +155,75 @@ def test_translate_writes_masks_and_keeps_unmasked_pixels(trained, tmp_path):
     pix = subprocess.run([sys.executable, "-m", "ganforge", "translate", str(run), str(test / "A"), "--out",
                           str(tmp_path / "o2"), "--masks", str(test / "A")], capture_output=True, text=True)
     assert pix.returncode == 2 and "input folder" in pix.stderr
+
+
+def test_copies_give_differently_marked_training_pairs(tmp_path):
+    source = photos(tmp_path / "src", 8, (24, 24))
+    make_pairs("watermark", source, tmp_path / "one", seed=3, split=0.25)
+    make_pairs("watermark", source, tmp_path / "three", seed=3, split=0.25, copies=3)
+    train = sorted(p.name for p in (tmp_path / "one" / "train" / "A").iterdir())
+    test = sorted(p.name for p in (tmp_path / "one" / "test" / "A").iterdir())
+    assert sorted(p.name for p in (tmp_path / "three" / "test" / "A").iterdir()) == test  # held out: one each
+    copied = sorted(p.name for p in (tmp_path / "three" / "train" / "A").iterdir())
+    assert len(copied) == 3 * len(train) and set(train) <= set(copied)
+    for name in train:
+        first = tmp_path / "three" / "train" / "A" / name
+        assert first.read_bytes() == (tmp_path / "one" / "train" / "A" / name).read_bytes()  # copy 0 = copies=1
+        others = [first.with_suffix(f".copy{k}.png") for k in (1, 2)]
+        marked = [pixels(first)] + [pixels(p) for p in others]
+        assert not np.array_equal(marked[0], marked[1]) and not np.array_equal(marked[1], marked[2])
+        clean = [pixels(p.parent.parent / "B" / p.name) for p in [first] + others]
+        assert all(np.array_equal(clean[0], c) for c in clean[1:])  # the same clean target
+    with pytest.raises(GanforgeError, match="--copies"):
+        make_pairs("watermark", source, tmp_path / "none", copies=0)
+
+
+def test_mask_and_pixel_losses():
+    from ganforge.families.restore import mask_loss, pixel_loss
+
+    truth = (torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)) < 0.1).float()
+    right, wrong = (truth * 2 - 1) * 20, (1 - 2 * truth) * 20
+    for kind in ("bce", "dice", "focal"):
+        assert mask_loss(kind, right, truth) < 1e-3 < mask_loss(kind, wrong, truth)
+    unsure = torch.full_like(truth, -3.0)  # "clean everywhere": Dice counts the missed marks, BCE barely does
+    assert mask_loss("dice", unsure, truth) - mask_loss("bce", unsure, truth) > 0.8
+    source, target = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
+    assert torch.isclose(pixel_loss("mse", source, target, source), torch.tensor(1.0))  # untouched: all damage left
+    assert pixel_loss("mse", target, target, source) == 0
+    assert torch.isclose(pixel_loss("l1", source, target, None), (source - target).abs().mean())
+
+
+@pytest.mark.parametrize("context", [0, 2])
+def test_untrained_network_returns_its_input_exactly(context):
+    from ganforge.families.restore import RestoreNet
+
+    net = RestoreNet(3, 3, 8, "batch", "resize", context).eval()
+    x = torch.rand(2, 3, 24, 40) * 2 - 1
+    raw = net(x)
+    assert raw.shape == (2, 4, 24, 40) and torch.all(raw[:, :3] == 0) and torch.all(raw[:, 3] == -3)
+
+
+def test_presets_bottleneck_and_crop_cap(tmp_path):
+    from ganforge.api import resolve_config
+    from ganforge.families import DataInfo, create, get
+
+    def depth(preset, **options):
+        config = resolve_config(None, {"model": {"name": "restore", "preset": preset, "width": 8,
+                                                 "options": options}, "data": {"source": str(tmp_path)}})
+        return create(config, DataInfo(3, 32)).generator.body.depth, config
+
+    assert depth("default")[0] == 4  # a 2x2 bottleneck at 32 px
+    paper_depth, paper = depth("paper")
+    assert paper_depth == 3 and paper.model.options["adversarial_weight"] > 0  # the first recipe: 4x4, PatchGAN
+    assert depth("default", bottleneck=8)[0] == 2 and depth("default", unet_depth=1)[0] == 1
+    _, photo = depth("photos")
+    assert photo.model.g_norm == "instance" and photo.train.batch_size == 4 and photo.model.options["crop"] == 64
+    make_pairs("watermark", photos(tmp_path / "src", 2, (40, 36)), tmp_path / "pairs", seed=0)
+    restore = get("restore")
+
+    def resolution(**data):
+        config = resolve_config(None, {"model": {"name": "restore", "options": {"crop": 16}},
+                                       "data": {"source": str(tmp_path / "pairs"), **data}})
+        return restore.load_data(config).resolution
+
+    assert resolution() == 16 and resolution(resolution=32) == 32  # a cap on the data's own crop, not on a choice

@@ -58,6 +58,8 @@ def make_pairs(
     limit: Optional[int] = typer.Option(None, help="use at most this many images"),
     max_size: Optional[int] = typer.Option(None, "--max-size", help="shrink images whose longer side exceeds this"),
     split: float = typer.Option(0.0, help="hold out this fraction (chosen by the seed): OUT/train and OUT/test"),
+    copies: int = typer.Option(1, help="differently degraded pairs of each training image (more marks from few "
+                                       "photos)"),
 ) -> None:
     """Turn a folder of images into a paired task for pix2pix or restore (A = degraded or photo, B = clean or
     painting; watermark also writes M, the mask of the marked pixels)."""
@@ -65,13 +67,14 @@ def make_pairs(
 
     if kind not in PAIR_KINDS:
         raise GanforgeError(f"unknown pair maker '{kind}' (expected one of: {', '.join(PAIR_KINDS)})")
-    count = make(kind, source, out, seed, limit, max_size, split)
+    count = make(kind, source, out, seed, limit, max_size, split, copies)
     folders = "A, B and M" if kind == "watermark" else "A and B"
     if split > 0:
         held = held_out_count(count, split)
-        typer.echo(f"wrote {count - held} pairs to {out}/train and {held} held-out pairs to {out}/test ({folders})")
+        typer.echo(f"wrote {(count - held) * copies} pairs to {out}/train and {held} held-out pairs to {out}/test "
+                   f"({folders})")
     else:
-        typer.echo(f"wrote {count} pairs to {out} ({folders})")
+        typer.echo(f"wrote {count * copies} pairs to {out} ({folders})")
 
 
 def register(app: typer.Typer) -> None:

@@ -206,10 +206,14 @@ def held_out(names: list[str], fraction: float, seed: int) -> set[str]:
 
 
 def make_pairs(kind: str, source: str | Path, out: str | Path, seed: int = 0, limit: int | None = None,
-               max_size: int | None = None, split: float = 0.0) -> int:
+               max_size: int | None = None, split: float = 0.0, copies: int = 1) -> int:
     """Write OUT/A/<name>.png and OUT/B/<name>.png for every image below SOURCE (and OUT/M/<name>.png, the mask of
     the changed pixels, for watermarks); with `split` > 0, OUT/train/{A,B,M} and a held-out OUT/test/{A,B,M} with
-    that fraction of the images (`held_out`). Returns the number of pairs."""
+    that fraction of the images (`held_out`). `copies` > 1 writes that many differently degraded pairs of every
+    training image (<name>, <name>.copy1, ...; the first is the pair copies=1 writes), more marks to learn from a
+    few photos; held-out images get one. Returns the number of source images."""
+    if copies < 1:
+        raise GanforgeError(f"--copies must be at least 1, got {copies}")
     if kind not in MAKERS:
         raise GanforgeError(f"unknown pair maker '{kind}' (expected one of: {', '.join(MAKERS)})")
     source, out = Path(source).expanduser(), Path(out).expanduser()
@@ -230,18 +234,24 @@ def make_pairs(kind: str, source: str | Path, out: str | Path, seed: int = 0, li
         image = read_image(path, "RGB")  # a GanforgeError naming the file if unreadable
         if max_size and max(image.size) > max_size:
             image.thumbnail((max_size, max_size), Image.LANCZOS)
-        if kind == "watermark":
-            a, mask = watermark_with_mask(image.convert("RGB"), file_rng(seed, name))
-            pictures = (("A", a), ("B", image.convert("RGB")), ("M", mask))
-        else:
-            pictures = tuple(zip("AB", make_pair(kind, image, seed, name)))
         root = out / ("test" if name in test else "train") if split > 0 else out
-        for folder, picture in pictures:
-            target = root / folder / name
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                picture.save(target)
-            except OSError as error:
-                raise GanforgeError(f"cannot write {target}: {error.strerror or error}") from None
+        for copy in range(1 if name in test else copies):
+            key = name if copy == 0 else f"{name}#{copy}"  # the rng's name: copy 0 is the copies=1 pair
+            written_as = name if copy == 0 else str(Path(name).with_suffix(f".copy{copy}.png"))
+            if copy and written_as in seen:
+                raise GanforgeError(f"{source}: {seen[written_as].name} and a copy of {name} would both be "
+                                    f"written as {written_as}")
+            if kind == "watermark":
+                a, mask = watermark_with_mask(image.convert("RGB"), file_rng(seed, key))
+                pictures = (("A", a), ("B", image.convert("RGB")), ("M", mask))
+            else:
+                pictures = tuple(zip("AB", make_pair(kind, image, seed, key)))
+            for folder, picture in pictures:
+                target = root / folder / written_as
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    picture.save(target)
+                except OSError as error:
+                    raise GanforgeError(f"cannot write {target}: {error.strerror or error}") from None
         written += 1
     return written

@@ -32,21 +32,33 @@ from ganforge.nn.perceptual import KINDS as PERCEPTUAL_KINDS
 from ganforge.nn.unet import UNetGenerator
 
 PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
+MASK_LOSSES = ("bce", "dice", "focal")
 MASK_BIAS = -3.0  # the mask head starts at sigmoid(-3) = 0.05: the untrained model is the identity
 
 
 @dataclass
 class RestoreOptions:
     mask: bool = True  # predict the damaged pixels and change only those; false: output = input + residual everywhere
-    mask_weight: float = option(0.1, interval="[0, inf)")  # weight of the mask's binary cross-entropy
+    mask_weight: float = option(0.1, interval="[0, inf)")  # weight of the mask's loss
+    mask_loss: str = option("bce", choices=MASK_LOSSES)  # bce; dice: bce + soft Dice per image (sparse marks
+    # count as much as the clean background); focal: focal BCE (gamma 2, Lin et al. 2017)
     tolerance: float = option(1.0, interval="[0, 255)")  # 8-bit levels by which A and B must differ for a pixel
     # to count as damaged (the mask's supervision)
     pixel_loss: str = option("mse", choices=("mse", "l1"))
-    adversarial_weight: float = option(1e-3, interval="[0, inf)")  # 0: no discriminator (pixel and mask losses only)
+    per_image: bool = False  # pixel losses as each image's error over its damaged input's (every image counts the
+    # same, faintly marked ones too) rather than pooled over the batch
+    adversarial_weight: float = option(0.0, interval="[0, inf)")  # 0: no discriminator (pixel and mask losses
+    # only: measured better on held-out images, see docs/results.md); pix2pix's PatchGAN term otherwise
     perceptual: str = option("none", choices=PERCEPTUAL_KINDS)  # feature loss (ganforge.nn.perceptual)
     perceptual_weight: float = option(0.0, interval="[0, inf)")
     vgg_weights: str = ""  # VGG19 state dict for perceptual=vgg
-    unet_depth: int = 0  # stride-2 U-Net stages; 0: log2(resolution) - 2 (a 4x4 bottleneck), at least 1
+    unet_depth: int = 0  # stride-2 U-Net stages; 0: from `bottleneck`
+    bottleneck: int = option(2, interval="[1, inf)")  # with unet_depth 0: stages down to this side at the
+    # training crop (2: log2(resolution) - 1 stages, a 2x2 bottleneck; a 32 px crop sees whole marks)
+    context: int = option(0, interval="[0, 6]")  # dilated 3x3 convolutions (dilation 2, 4, ...) in the
+    # full-resolution head: a wider view for the mask
+    crop: int = option(0, interval="[0, inf)")  # largest training crop when data.resolution is unset (the data's
+    # own otherwise); 0: no cap
     d_layers: int = 2  # strided PatchGAN layers
     upsample: str = option("resize", choices=("transpose", "resize"))
     direction: str = option("AtoB", choices=("AtoB", "BtoA"))  # which domain is the damaged input
@@ -58,11 +70,13 @@ class RestoreNet(nn.Module):
     """U-Net features, then a full-resolution head that also sees the input: a residual (C channels) and a mask
     logit (1 channel)."""
 
-    def __init__(self, channels: int, depth: int, width: int, norm: str, upsample: str):
+    def __init__(self, channels: int, depth: int, width: int, norm: str, upsample: str, context: int = 0):
         super().__init__()
         self.body = UNetGenerator(channels, width, depth, width, norm, 0.0, upsample, tanh=False)
-        self.head = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(width + channels, width, 3, 1, 1), nn.LeakyReLU(0.2),
-                                  nn.Conv2d(width, channels + 1, 3, 1, 1))
+        layers: list[nn.Module] = [nn.LeakyReLU(0.2), nn.Conv2d(width + channels, width, 3, 1, 1)]
+        for i in range(context):
+            layers += [nn.LeakyReLU(0.2), nn.Conv2d(width, width, 3, 1, 2 ** (i + 1), dilation=2 ** (i + 1))]
+        self.head = nn.Sequential(*layers, nn.LeakyReLU(0.2), nn.Conv2d(width, channels + 1, 3, 1, 1))
         self.stride = self.body.stride
         last = self.head[-1]
         nn.init.zeros_(last.weight)  # start as the identity: no residual, mask near 0
@@ -78,6 +92,32 @@ def damage_mask(damaged: torch.Tensor, clean: torch.Tensor, tolerance: float) ->
     """1 where any channel of `damaged` differs from `clean` (both in [-1, 1]) by more than `tolerance` 8-bit
     levels, else 0; shape (N, 1, H, W)."""
     return ((damaged - clean).abs().amax(1, keepdim=True) > tolerance * 2 / 255).float()
+
+
+def mask_loss(kind: str, logit: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Loss of a mask logit (N, 1, H, W) against the true mask (0/1): BCE, BCE + soft Dice (per image, averaged), or
+    focal BCE (gamma 2)."""
+    bce = F.binary_cross_entropy_with_logits(logit, truth, reduction="none")
+    if kind == "focal":
+        p = torch.sigmoid(logit)
+        return (bce * (truth * (1 - p) + (1 - truth) * p).pow(2)).mean()
+    if kind == "bce":
+        return bce.mean()
+    p = torch.sigmoid(logit).flatten(1)
+    t = truth.flatten(1)
+    dice = 1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)
+    return bce.mean() + dice.mean()
+
+
+def pixel_loss(kind: str, output: torch.Tensor, target: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
+    """The pixel loss (MSE or L1) of `output`; with `source` each image's own loss over the source's (the share of
+    its damage left), averaged over images."""
+    criterion = PIXEL_LOSSES[kind]
+    if source is None:
+        return criterion(output, target)
+    own = criterion(output, target, reduction="none").flatten(1).mean(1)
+    damage = criterion(source, target, reduction="none").flatten(1).mean(1)
+    return (own / damage.clamp_min(1e-6)).mean()
 
 
 def psnr_gain(output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -100,15 +140,26 @@ class Restore(ImageToImage):
         "model": {"width": 32, "g_norm": "batch", "d_norm": "batch", "loss": "nonsaturating"},
         "train": {"steps": 4000, "batch_size": 16, "lr_g": 1e-3, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999,
                   "ema": 0.0},
+    }  # with the options' defaults: a 2x2 bottleneck, no discriminator, mask BCE weight 0.1
+    presets = {
+        # the first recipe (issue 21's first session): a 4x4 bottleneck and a light PatchGAN term
+        "paper": {**preset, "model": {**preset["model"], "options": {"bottleneck": 4, "adversarial_weight": 1e-3}}},
+        # photos of 128 px and up: native-scale 64 px crops (4 a batch: the CPU cost of 16 at 32 px), instance norm
+        # (statistics of each image, not of a batch of 4), a 4x4 bottleneck
+        "photos": {**preset, "model": {**preset["model"], "g_norm": "instance",
+                                       "options": {"crop": 64, "bottleneck": 4}},
+                   "train": {**preset["train"], "batch_size": 4}},
     }
 
     @classmethod
     def load_data(cls, config):
-        from ganforge.data.paired import load_paired
+        from ganforge.data.paired import crop_resolution, load_paired
 
         d = config.data
         options = cls.parse_options(config.model.options)
         data = load_paired(d.source, d.resolution, d.channels, options.load_size or None, d.limit, native=True)
+        if d.resolution is None and options.crop:  # the data's own crop, capped: native-scale patches of large images
+            data.resolution = min(data.resolution, crop_resolution([options.crop]))
         if options.perceptual_weight > 0:  # training needs it: fail now, not after the first checkpoint
             from ganforge.nn.perceptual import check_available
 
@@ -120,7 +171,7 @@ class Restore(ImageToImage):
         o = self.options
         self.capabilities = Capabilities(from_noise=False, translate=(o.direction,), masks=o.mask)
         most = int(math.log2(info.resolution))
-        depth = o.unet_depth or max(1, most - 2)
+        depth = o.unet_depth or max(1, most - int(math.log2(o.bottleneck)))
         if not 1 <= depth <= most:
             raise GanforgeError(f"model.options.unet_depth must be 1 to {most} at {info.resolution} px, "
                                 f"got {o.unet_depth}")
@@ -130,7 +181,7 @@ class Restore(ImageToImage):
         m = config.model
         self.discriminator = PatchDiscriminator(2 * info.channels, m.width, o.d_layers, m.d_norm)
         init_dcgan_weights(self.discriminator)
-        self.generator = RestoreNet(info.channels, depth, m.width, m.g_norm, o.upsample)
+        self.generator = RestoreNet(info.channels, depth, m.width, m.g_norm, o.upsample, o.context)
         self.stride = self.generator.stride
         self.__dict__["_perceptual"] = None  # built on first use; kept out of sub-modules and checkpoints
         self._fake: torch.Tensor | None = None
@@ -190,17 +241,17 @@ class Restore(ImageToImage):
             residual, logit, mask = self._run(self.generator, source)
             fake = (source + mask * residual).clamp(-1, 1)
             self._fake = fake.detach()
-            criterion = PIXEL_LOSSES[o.pixel_loss]
-            pixel = criterion(fake, target)
+            reference = source if o.per_image else None
+            pixel = pixel_loss(o.pixel_loss, fake, target, reference)
             total, logs = pixel, {o.pixel_loss: pixel.detach(), "gain_db": psnr_gain(fake.detach(), source, target)}
             if o.mask:
                 truth = damage_mask(source, target, o.tolerance)
-                guided = criterion((source + truth * residual).clamp(-1, 1), target)
-                bce = F.binary_cross_entropy_with_logits(logit, truth)
+                guided = pixel_loss(o.pixel_loss, (source + truth * residual).clamp(-1, 1), target, reference)
+                bce = mask_loss(o.mask_loss, logit, truth)
                 total = total + guided + o.mask_weight * bce
                 hit = ((mask > 0).float() * truth).sum()
                 union = ((mask > 0).float() + truth).clamp(max=1).sum()
-                logs |= {"guided": guided.detach(), "mask_bce": bce.detach(),
+                logs |= {"guided": guided.detach(), "mask_loss": bce.detach(),
                          "mask_iou": (hit / union.clamp_min(1)).detach()}
             if o.adversarial_weight > 0:
                 adversarial = adversarial_losses(kind, None, self.discriminator(torch.cat([source, fake], 1)), "G")
