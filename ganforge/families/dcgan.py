@@ -25,9 +25,16 @@ class DCGAN(NoiseGAN):
 
     name = "dcgan"
     Options = DCGANOptions
-    # 10,000 steps: the default demo's ~4 CPU-minutes on digits (docs/results.md); channels-last: the NHWC layout
-    # that oneDNN and tensor cores prefer
-    preset = {"train": {"channels_last": True, "steps": 10000}}
+    # ganforge's default, tuned for small budgets (issue 20): the best trial of a `ganforge tune` search on digits
+    # (benchmarks/presets/, docs/tuning.md): hinge loss, spectral norm instead of batch norm in D, Adam beta1 0 and a
+    # generator learning rate ~16x the discriminator's; 9,000 steps (spectral norm makes a step ~5% dearer, so the
+    # demo takes no longer than the paper recipe's 10,000). channels-last: the NHWC layout oneDNN and tensor cores prefer
+    preset = {"model": {"loss": "hinge", "d_norm": "spectral"},
+              "train": {"lr_g": 2.6e-3, "lr_d": 1.6e-4, "beta1": 0.0, "channels_last": True, "steps": 9000}}
+    # the DCGAN paper's recipe (the default demo before issue 20): non-saturating loss, batch norm in G and D,
+    # Adam 2e-4 / (0.5, 0.999) for both networks, 10,000 steps
+    presets = {"paper": {"model": {"loss": "nonsaturating", "d_norm": "batch"},
+                         "train": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "channels_last": True, "steps": 10000}}}
 
     def __init__(self, config, info):
         super().__init__(config, info)
