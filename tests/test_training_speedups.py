@@ -7,6 +7,7 @@ import contextlib
 import pytest
 import torch
 
+import ganforge
 from ganforge.api import resolve_config
 from ganforge.data import ImageSet
 from ganforge.families import DataInfo, create
@@ -201,3 +202,19 @@ def test_a_training_step_reads_no_value_back_from_the_device(name, monkeypatch):
             assert loss.device.type == "meta"
             logged |= set(logs)
     assert ("r1" in logged) == (name == "stylegan") and ("gp" in logged) == (name == "progan")
+
+
+def test_lazy_r1_resumes_bit_exactly(tmp_path):
+    """R1's schedule is a function of the step: 2 steps, then a resume to 4 equals 4 straight (R1 at steps 0, 2)."""
+    def config(name, steps):
+        return resolve_config(overrides={
+            "model.name": "stylegan", "model.width": 8, "model.latent_dim": 16, "data.resolution": 8,
+            "model.options": {"n_mapping": 1, "r1_every": 2}, "data.limit": 16, "train.batch_size": 4,
+            "train.steps": steps, "train.device": "cpu", "train.sample_every": 1000, "train.checkpoint_every": 1000,
+            "train.log_every": 1000, "out": str(tmp_path), "name": name})
+    straight = ganforge.train(config("a", 4), quiet=True)
+    stopped = ganforge.train(config("b", 2), quiet=True)
+    resumed = ganforge.train(resume=stopped, quiet=True, **{"train.steps": 4})
+    a, b = ganforge.load(straight), ganforge.load(resumed)
+    for (key, x), (_, y) in zip(a.family.state_dict().items(), b.family.state_dict().items()):
+        assert torch.equal(x, y), key
