@@ -32,7 +32,7 @@ FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
 
 
 def config_for(family: str, args, steps: int, name: str, options: dict | None = None):
-    overrides = {"model": {"name": family, "width": args.width, "latent_dim": args.latent_dim,
+    overrides = {"model": {"name": family, "preset": args.preset, "width": args.width, "latent_dim": args.latent_dim,
                            "options": dict(options or {})},
                  "data": {"source": args.data, "resolution": args.resolution, "limit": args.limit},
                  "train": {"steps": steps, "seed": args.seed, "device": "cpu", "log_every": max(1, steps // 20),
@@ -72,7 +72,8 @@ def run_family(family: str, args, options: dict | None = None, tag: str = "") ->
     options = options or {}
     label = family + (f"+{tag}" if tag else "")
     steps = args.steps or max(10, int(steps_per_second(family, args, options) * args.budget))
-    name = label.replace("+", "-")
+    name = (label.replace("+", "-") + (f"-{args.preset}" if args.preset != "default" else "")
+            + (f"-s{args.seed}" if args.seed else ""))
     shutil.rmtree(Path(args.out) / name, ignore_errors=True)
     config = config_for(family, args, steps, name, options)
     deadline = time.process_time() + 1.2 * args.budget + 10
@@ -89,7 +90,8 @@ def run_family(family: str, args, options: dict | None = None, tag: str = "") ->
     # with --limit the reference is still the whole data set: a small-data run is judged on what it did not see
     real = load_images(args.data, args.resolution).as_float() if args.limit else model.real_images()
     scores = evaluate_images(fake, real, ("fid", "kid", "pr"), extractor=args.extractor, seed=0)
-    row = {"family": label, "steps": model.step, "planned_steps": steps, "train_cpu_seconds": round(seconds, 1),
+    row = {"family": label, "preset": args.preset, "seed": args.seed, "steps": model.step, "planned_steps": steps,
+           "train_cpu_seconds": round(seconds, 1),
            "fd": round(scores["fid"], 2), "kid": round(scores["kid"], 4), "precision": round(scores["precision"], 3),
            "recall": round(scores["recall"], 3), "record": scores["record"].to_dict()}
     if model.family.conditional:
@@ -97,7 +99,7 @@ def run_family(family: str, args, options: dict | None = None, tag: str = "") ->
         grid = model.sample(100, seed=2, labels=torch.arange(10).repeat(10) % len(model.classes))
     else:
         grid = model.sample(100, seed=2)
-    if args.figures:
+    if args.figures and not args.seed:
         media.save(grid, FIGURES / f"gen_{args.prefix}{name}.png", nrow=10)
     return row
 
@@ -110,6 +112,36 @@ def markdown_table(rows: list[dict]) -> str:
         accuracy = f"{r['class_accuracy']:.1%}" if "class_accuracy" in r else "-"
         lines.append(f"| {r['family']} | {r['steps']} | {r['train_cpu_seconds']:.0f} | {r['fd']:.2f} | {r['kid']:.4f} | "
                      f"{r['precision']:.3f} | {r['recall']:.3f} | {accuracy} |")
+    return "\n".join(lines)
+
+
+def seeds_table(rows: list[dict]) -> str:
+    """Rows of several seeds per (family, preset) as mean ± standard deviation (n seeds), old and new presets
+    side by side (issue 20's table)."""
+    import statistics
+
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["family"], r.get("preset", "default")), []).append(r)
+
+    def cell(values: list[float], digits: int, percent: bool = False) -> str:
+        scale = 100 if percent else 1
+        mean = statistics.fmean(values) * scale
+        if len(values) == 1:
+            return f"{mean:.{digits}f}" + ("%" if percent else "")
+        spread = statistics.stdev(values) * scale
+        return f"{mean:.{digits}f} ± {spread:.{digits}f}" + ("%" if percent else "")
+
+    lines = ["| family | preset | seeds | steps | CPU s | FD | KID | precision | recall | class accuracy |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (family, preset), group in groups.items():
+        accuracy = (cell([r["class_accuracy"] for r in group], 1, percent=True)
+                    if all("class_accuracy" in r for r in group) else "-")
+        lines.append(f"| {family} | {preset} | {len(group)} | {statistics.fmean(r['steps'] for r in group):.0f} | "
+                     f"{statistics.fmean(r['train_cpu_seconds'] for r in group):.0f} | "
+                     f"{cell([r['fd'] for r in group], 2)} | {cell([r['kid'] for r in group], 4)} | "
+                     f"{cell([r['precision'] for r in group], 3)} | {cell([r['recall'] for r in group], 3)} | "
+                     f"{accuracy} |")
     return "\n".join(lines)
 
 
@@ -128,14 +160,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="train this many steps instead of probing the speed")
     parser.add_argument("--diffaugment", default="", help="also run these families with DiffAugment (comma list)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preset", default="default", help="the families' named preset: default | paper | ...")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-families"))
     parser.add_argument("--json", type=Path, default=None, help="append result rows (JSON lines) here")
     parser.add_argument("--prefix", default="", help="figure name prefix, e.g. cifar_")
     parser.add_argument("--no-figures", dest="figures", action="store_false")
     parser.add_argument("--table", type=Path, default=None, help="only print the Markdown table of a --json file")
+    parser.add_argument("--by-seed", action="store_true", help="with --table: one row per family and preset, "
+                        "mean ± standard deviation over the seeds in the file")
     args = parser.parse_args()
     if args.table is not None:
-        print(markdown_table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        rows = [json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]
+        print(seeds_table(rows) if args.by_seed else markdown_table(rows))
         return
     torch.set_num_threads(1)
     jobs = [(f, {}, "") for f in args.families.split(",") if f]
