@@ -2,6 +2,13 @@
 
     OMP_NUM_THREADS=1 python benchmarks/text_gans.py oracle [--out runs/bench-text]
     OMP_NUM_THREADS=1 python benchmarks/text_gans.py coco [--coco ../shared/data/text/coco-captions-train.txt]
+    OMP_NUM_THREADS=1 python benchmarks/text_gans.py default [--coco ...]
+
+default: the issue's performance target as a user meets it: `ganforge train --model seqgan --data coco-train.txt`
+with nothing else (the default preset), on the same seeded split as coco; the run stops at the end of its MLE stage
+(scored: that is the MLE baseline at the same MLE steps), then resumes (bit-exact) to the end; BLEU-4 / Self-BLEU-4
+of `--curve-n` samples every `--every-adv` adversarial steps, the final Texygen table on `--final-n` samples, and the
+training CPU time (scoring excluded).
 
 Both start the GANs from one maximum-likelihood pretraining (`--opt pretrained=RUN`), continue the MLE run for the
 same number of extra steps as the MLE baseline, and record the score every few steps with the process CPU time
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -33,8 +41,8 @@ from ganforge.metrics.text import decode, nll, nll_oracle, text_scores, unique_s
 class Recorder:
     """A trainer callback: the score every `every` steps, with the training CPU time so far (scoring excluded)."""
 
-    def __init__(self, score, every: int, label: str):
-        self.score, self.every, self.label = score, every, label
+    def __init__(self, score, every: int, label: str, stages: tuple[str, ...] | None = None):
+        self.score, self.every, self.label, self.stages = score, every, label, stages
         self.start = time.process_time()
         self.scoring = 0.0
         self.points: list[dict] = []
@@ -42,12 +50,15 @@ class Recorder:
     def __call__(self, trainer) -> None:
         if trainer.step % self.every and trainer.step != trainer.config.train.steps:
             return
+        if self.stages is not None and trainer.family.stage not in self.stages:
+            return
         begin = time.process_time()
         value = self.score(trainer)
         self.scoring += time.process_time() - begin
         cpu = time.process_time() - self.start - self.scoring
         self.points.append({"step": trainer.step, "stage": trainer.family.stage, "score": value, "cpu_s": cpu})
-        print(f"{self.label} step {trainer.step} ({trainer.family.stage}): {value:.4f}  [{cpu:.0f} CPU-s]", flush=True)
+        shown = (", ".join(f"{k} {v:.4f}" for k, v in value.items()) if isinstance(value, dict) else f"{value:.4f}")
+        print(f"{self.label} step {trainer.step} ({trainer.family.stage}): {shown}  [{cpu:.0f} CPU-s]", flush=True)
 
 
 def run(name: str, overrides: dict, recorder: Recorder, resume: Path | None = None) -> Path:
@@ -107,13 +118,7 @@ def oracle(args) -> dict:
 
 
 def coco(args) -> dict:
-    lines = [line for line in Path(args.coco).read_text(encoding="utf-8").splitlines() if line.strip()]
-    random.Random(0).shuffle(lines)
-    test, train = lines[:args.test], lines[args.test:]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "coco-train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
-    (out / "coco-test.txt").write_text("\n".join(test) + "\n", encoding="utf-8")
+    test, train, out = split_coco(args)
     held_out = {}
 
     def score(trainer):
@@ -151,9 +156,70 @@ def coco(args) -> dict:
     return results
 
 
+def split_coco(args) -> tuple[list[str], list[str], Path]:
+    lines = [line for line in Path(args.coco).read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(0).shuffle(lines)
+    test, train = lines[:args.test], lines[args.test:]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "coco-train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
+    (out / "coco-test.txt").write_text("\n".join(test) + "\n", encoding="utf-8")
+    return test, train, out
+
+
+def default(args) -> dict:
+    from ganforge.data.text import Tokenizer
+    from ganforge.families import get
+    from ganforge.metrics.bleu import bleu, self_bleu
+
+    test, train, out = split_coco(args)
+    refs = [Tokenizer().split(t) for t in test]
+
+    def score(trainer):  # BLEU-4 and Self-BLEU-4 of --curve-n samples from the generator as it is now
+        tokens = sampled(trainer, args.curve_n, seed=11)
+        vocabulary, end = trainer.family.vocabulary, trainer.family.vocabulary.index("<eos>")
+        lines = [[vocabulary[i] for i in (row[:row.index(end)] if end in row else row)] for row in tokens.tolist()]
+        return {"bleu4": bleu(lines, refs, 4), "self_bleu4": self_bleu(lines, 4)}
+
+    preset = get("seqgan").preset
+    mle_steps = preset["model"]["options"]["mle_steps"]
+    begin = time.process_time()
+    run_dir = out / "coco-default"
+    if args.mle_run:  # the MLE stage of an earlier default run (resume is bit-exact: the same as training it here)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        (run_dir / "checkpoints").mkdir(parents=True)
+        shutil.copy(Path(args.mle_run) / "config.yaml", run_dir / "config.yaml")
+        shutil.copy(Path(args.mle_run) / "checkpoints" / f"step_{mle_steps:06d}.safetensors",
+                    run_dir / "checkpoints" / "last.safetensors")
+        mle_cpu = json.loads((Path(args.mle_run).parent / "default.json").read_text())["mle_cpu_s"]
+    else:
+        recorder = Recorder(lambda trainer: score(trainer)["bleu4"], args.every_adv, "seqgan bleu4")
+        recorder.every = 10 ** 9  # MLE stage: no scoring (the stage end is scored below)
+        run_dir = ganforge.train(quiet=True, callbacks=[recorder], **{
+            "model.name": "seqgan", "data.source": str(out / "coco-train.txt"), "out": str(out),
+            "name": "coco-default", "train.steps": mle_steps})
+        mle_cpu = time.process_time() - begin - recorder.scoring
+    results = {"mle_cpu_s": mle_cpu, "final": {}}
+    results["final"]["mle"] = text_scores(ganforge.load(run_dir), test, n=args.final_n, seed=3, training=train)
+    print("mle", mle_steps, "steps", results["final"]["mle"], f"[{mle_cpu:.0f} CPU-s]", flush=True)
+    adversarial = Recorder(score, args.every_adv, "seqgan", stages=("adversarial",))
+    adversarial.start -= mle_cpu  # the CPU time counts the MLE stage too
+    ganforge.train(resume=run_dir, quiet=True, callbacks=[adversarial], **{"train.steps": preset["train"]["steps"]})
+    results["curve"] = adversarial.points
+    results["train_cpu_s"] = adversarial.points[-1]["cpu_s"]
+    results["final"]["seqgan"] = text_scores(ganforge.load(run_dir), test, n=args.final_n, seed=3, training=train)
+    half = len(refs) // 2
+    results["real"] = bleu_table(refs[:half], refs[half:])
+    results["samples"] = [" ".join(s) for s in decode(ganforge.load(run_dir).sample(8, seed=7))]
+    results["run"] = str(run_dir)
+    print("seqgan", results["final"]["seqgan"], f"[{results['train_cpu_s']:.0f} training CPU-s]", flush=True)
+    print("real", results["real"], flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=("oracle", "coco"))
+    parser.add_argument("experiment", choices=("oracle", "coco", "default"))
     parser.add_argument("--out", default="runs/bench-text")
     parser.add_argument("--coco", default="../shared/data/text/coco-captions-train.txt")
     parser.add_argument("--test", type=int, default=2000, help="coco: held-out lines")
@@ -171,10 +237,12 @@ def main() -> None:
     parser.add_argument("--every-adv", type=int, default=10, help="score every N seqgan steps (gumbel: 5N)")
     parser.add_argument("--eval-n", type=int, default=1000, help="oracle: sequences per NLL-oracle")
     parser.add_argument("--final-n", type=int, default=1000, help="coco: samples for BLEU / Self-BLEU")
+    parser.add_argument("--curve-n", type=int, default=300, help="default: samples per curve point")
+    parser.add_argument("--mle-run", help="default: reuse the MLE stage of this earlier default run folder")
     parser.add_argument("--temperatures", type=float, nargs="*", default=[0.7, 0.85, 1.0, 1.2])
     args = parser.parse_args()
     begin = time.process_time()
-    results = (oracle if args.experiment == "oracle" else coco)(args)
+    results = {"oracle": oracle, "coco": coco, "default": default}[args.experiment](args)
     results["total_cpu_s"] = time.process_time() - begin
     results["args"] = vars(args)
     path = Path(args.out) / f"{args.experiment}.json"
