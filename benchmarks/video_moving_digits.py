@@ -1,7 +1,8 @@
 """videogan on moving MNIST digits (one digit per clip, 16 frames, 32 px): identity consistency and motion
 statistics of generated clips next to real ones, CPU time of training, and an animated GIF figure.
 
-    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/video_moving_digits.py train --steps 2500 --out runs/bench-video
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/video_moving_digits.py train --steps 1000 --out runs/bench-video
+        [--opt KEY=VALUE] [--set model.preset=paper] [--cpu-minutes 10]
     OMP_NUM_THREADS=1 python benchmarks/video_moving_digits.py evaluate runs/bench-video/videogan [--checkpoint step_002000]
 
 `train` runs single-threaded and records its CPU time (resource.getrusage) at every checkpoint (250 steps) in

@@ -137,7 +137,8 @@ class VideoGAN(Family):
     # the default: MoCoGAN's networks and optimiser, but structured motion (one appearance per clip moved by whole
     # pixels, the whole frame warped), 8 frames per clip for the image D, 8-frame sub-clips in training, resize
     # upsampling and EMA: on one-digit moving MNIST 67.5% identity-consistent moving clips after 3.3 CPU-minutes,
-    # against 30.5% for the same changes with latent motion after 4.8 (docs/results.md, video)
+    # against 30.5% for the same changes with latent motion after 4.8; but it collapses after ~1000 steps (2.5% at
+    # 9.8 CPU-minutes) and its appearances are blocky, not legible digits (docs/results.md, video)
     preset = {"data": {"source": "moving-digits"},
               "model": {"latent_dim": 50, "loss": "nonsaturating",
                         "options": {"motion": "transform", "layers": "frame", "whole_pixels": True,
