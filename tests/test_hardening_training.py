@@ -40,7 +40,9 @@ def _rewrite(path, change_tensors=None, change_meta=None, with_hash=True):
 
 
 def _first_weight(tensors):
-    return next(k for k in sorted(tensors) if k.startswith("family.discriminator.") and k.endswith("weight"))
+    # a plain weight, or the tensor a spectral-norm parametrisation trains (weight.original)
+    return next(k for k in sorted(tensors) if k.startswith("family.discriminator.")
+                and k.endswith(("weight", "weight.original")))
 
 
 def _poison(tensors):

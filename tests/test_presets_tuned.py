@@ -23,7 +23,8 @@ def test_paper_preset_resolves_to_the_recipe_it_replaced(name):
     default = resolve_config(overrides={"model.name": name})
     assert default.to_dict() != apply_overrides(before, {"model.preset": "default"}).to_dict()  # it was retuned
     # flags still win over either preset
-    assert resolve_config(overrides={"model.name": name, "model.preset": "paper", "train.lr_g": 1e-3}).train.lr_g == 1e-3
+    flagged = resolve_config(overrides={"model.name": name, "model.preset": "paper", "train.lr_g": 1e-3})
+    assert flagged.train.lr_g == 1e-3
 
 
 def test_dcgan_paper_preset_builds_the_old_networks_and_default_the_tuned_ones():
@@ -33,7 +34,8 @@ def test_dcgan_paper_preset_builds_the_old_networks_and_default_the_tuned_ones()
         return config, [type(m) for m in family.discriminator.modules()], family.discriminator
 
     paper, kinds, _ = discriminator_layers("paper")
-    assert (paper.model.loss, paper.train.beta1, paper.train.lr_g, paper.train.lr_d) == ("nonsaturating", 0.5, 2e-4, 2e-4)
+    recipe = (paper.model.loss, paper.model.d_norm, paper.train.beta1, paper.train.lr_g, paper.train.lr_d)
+    assert recipe == ("nonsaturating", "batch", 0.5, 2e-4, 2e-4)
     assert nn.BatchNorm2d in kinds
     default, kinds, net = discriminator_layers("default")
     assert default.model.loss == "hinge" and default.train.beta1 == 0.0 and default.train.lr_g > default.train.lr_d

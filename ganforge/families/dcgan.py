@@ -28,7 +28,8 @@ class DCGAN(NoiseGAN):
     # ganforge's default, tuned for small budgets (issue 20): the best trial of a `ganforge tune` search on digits
     # (benchmarks/presets/, docs/tuning.md): hinge loss, spectral norm instead of batch norm in D, Adam beta1 0 and a
     # generator learning rate ~16x the discriminator's; 9,000 steps (spectral norm makes a step ~5% dearer, so the
-    # demo takes no longer than the paper recipe's 10,000). channels-last: the NHWC layout oneDNN and tensor cores prefer
+    # demo takes no longer than the paper recipe's 10,000). channels-last: the NHWC layout oneDNN and tensor cores
+    # prefer
     preset = {"model": {"loss": "hinge", "d_norm": "spectral"},
               "train": {"lr_g": 2.6e-3, "lr_d": 1.6e-4, "beta1": 0.0, "channels_last": True, "steps": 9000}}
     # the DCGAN paper's recipe (the default demo before issue 20): non-saturating loss, batch norm in G and D,
