@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from audio_fsdd import recordings  # this folder: the shared FSDD tar, extracted
 from ganforge.api import resolve_config, resume_config
 from ganforge.config import validate
 from ganforge.families import get as get_family
@@ -144,11 +144,7 @@ def main() -> None:
     spent = json.loads(cpu_log.read_text())["train_cpu_seconds"] if cpu_log.exists() else 0.0
     resume = (args.out / "checkpoints" / "last.safetensors").exists()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = args.data
-        if not folder.is_dir():
-            with tarfile.open(args.data) as tar:
-                tar.extractall(tmp, filter="data")
-            folder = Path(tmp) / "recordings"
+        folder = recordings(args.data, tmp)
         overrides = {"model.name": "wavegan", "model.preset": args.preset, "data.source": str(folder),
                      "train.steps": args.steps, "train.device": args.device, "train.sample_every": 2000,
                      "train.checkpoint_every": 500, "train.log_every": 100, "out": str(args.out.parent),

@@ -67,6 +67,17 @@ def flat(scores: dict) -> dict:
     return out
 
 
+def recordings(data: Path, tmp: str) -> Path:
+    """The FSDD recordings folder: `data` itself, or the shared tar extracted into `tmp`."""
+    if data.is_dir():
+        return data
+    import tarfile
+
+    with tarfile.open(data) as tar:
+        tar.extractall(tmp, filter="data")
+    return Path(tmp) / "recordings"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ARCHIVE)
@@ -79,13 +90,7 @@ def main() -> None:
     torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = args.data
-        if not folder.is_dir():
-            import tarfile
-
-            with tarfile.open(args.data) as tar:
-                tar.extractall(tmp, filter="data")
-            folder = Path(tmp) / "recordings"
+        folder = recordings(args.data, tmp)
         cpu = {name: train(name, folder, args.work, steps)
                for name, steps in (("wavegan", args.wavegan_steps), ("specgan", args.specgan_steps))}
         real = load_audio(str(folder), 8000, 8192, "peak")
