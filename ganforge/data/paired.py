@@ -1,4 +1,5 @@
-"""Paired and unpaired image sets for image-to-image translation, held in memory at a bounded size.
+"""Paired and unpaired image sets for image-to-image translation: the files indexed from their headers
+(`PairFiles`), decoded into memory at a bounded size (`PairedImages`) or streamed (ganforge.data.paired_stream).
 
 Layouts accepted by `load_paired` / `load_unpaired` (A is the input domain, B the target domain):
 - `DIR/A/` and `DIR/B/` with matching file names (stems; the extensions may differ): paired;
@@ -113,25 +114,100 @@ def crop_resolution(sides: list[int]) -> int:
     return int(min(256, max(16, 2 ** math.floor(math.log2(max(side, 1))))))
 
 
-def load_paired(source: str, resolution: int | None, channels: int | None = None, load_size: int | None = None,
-                limit: int | None = None, native: bool = False) -> "PairedImages":
-    """Aligned (A, B) image pairs from A/ + B/ folders with matching names or from side-by-side AB images;
-    `resolution` None picks the crop from the images (crop_resolution). `native` (and no `load_size`) holds the
-    images at their own size, so crops keep the pixels' scale (restoration: marks and noise are not resampled)."""
+class PairFiles:
+    """Where the pixels of an image-to-image data set are, without decoding them: each item's file(s), its size as
+    held for cropping (from the file headers) and how it is read. Both the in-memory set (everything decoded once)
+    and the streamed one (ganforge.data.paired_stream: items decoded by DataLoader workers as batches need them)
+    read items through `read`, so they hold the same pixels."""
+
+    def __init__(self, kind: str, files_a: list[Path], files_b: list[Path], names: list[str], channels: int,
+                 originals_a: list[tuple[int, int]], originals_b: list[tuple[int, int]], resolution: int,
+                 load_size: int | None, source: str):
+        self.kind, self.files_a, self.files_b, self.names = kind, files_a, files_b, names
+        self.channels, self.resolution, self.source = channels, resolution, source
+        self.paired = kind != "unpaired"  # a paired layout can be used unpaired (set False)
+        self.originals_a = originals_a  # (h, w) as decoded; a folders' B image is first resized to its A's size
+        self.sizes_a = [held_size(*hw, load_size, resolution, n) if load_size else hw
+                        for hw, n in zip(originals_a, names)]
+        self.sizes_b = [held_size(*hw, load_size, resolution, str(f)) if load_size else hw
+                        for hw, f in zip(originals_b, files_b)]
+        for sizes, files in ((self.sizes_a, files_a), (self.sizes_b, files_b)):
+            for (h, w), path in zip(sizes, files):
+                if min(h, w) < resolution:
+                    raise GanforgeError(f"{source}: {path.name} is {w}x{h}, smaller than the {resolution}px training "
+                                        "crop")
+
+    def __len__(self) -> int:
+        return len(self.files_a)
+
+    def decoded_mb(self) -> float:
+        """What both domains take decoded at their held sizes, in MiB."""
+        pixels = sum(h * w for h, w in self.sizes_a) + sum(h * w for h, w in self.sizes_b)
+        return pixels * self.channels / 2 ** 20
+
+    def read(self, domain: str, index: int) -> torch.Tensor:
+        """Item `index` of domain "a" or "b" as uint8 (C, H, W) at its held size; GanforgeError if unreadable."""
+        if self.kind == "sidebyside":
+            image = _read(self.files_a[index], self.channels)
+            w = image.shape[-1]
+            image = image[..., : w // 2] if domain == "a" else image[..., w // 2:]
+        elif domain == "a":
+            image = _read(self.files_a[index], self.channels)
+        else:
+            image = _read(self.files_b[index], self.channels)
+            if self.kind == "folders":
+                image = _resize(image, self.originals_a[index])
+        return _resize(image, (self.sizes_a if domain == "a" else self.sizes_b)[index])
+
+    def read_pair(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items `index` of both domains (a side-by-side file decoded once)."""
+        if self.kind != "sidebyside":
+            return self.read("a", index), self.read("b", index)
+        image = _read(self.files_a[index], self.channels)
+        w = image.shape[-1]
+        return (_resize(image[..., : w // 2], self.sizes_a[index]), _resize(image[..., w // 2:], self.sizes_b[index]))
+
+    def in_memory(self) -> "PairedImages":
+        """Every item decoded (the in-memory set)."""
+        if self.kind == "sidebyside":
+            a, b = map(list, zip(*(self.read_pair(i) for i in range(len(self)))))
+        else:
+            a = [self.read("a", i) for i in range(len(self.files_a))]
+            b = [self.read("b", i) for i in range(len(self.files_b))]
+        return PairedImages(a, b, self.names, self.resolution, name=self.source, paired=self.paired)
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    """(h, w) of an image file from its header (the reader applies no rotation, so decoding gives the same)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            w, h = picture.size
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GanforgeError(f"{path}: cannot read the image ({reason})") from None
+    return h, w
+
+
+def paired_files(source: str, resolution: int | None, channels: int | None = None, load_size: int | None = None,
+                 limit: int | None = None, native: bool = False) -> PairFiles:
+    """The aligned (A, B) pairs of a folder (A/ + B/ with matching names, or side-by-side AB images), from the file
+    headers alone; `resolution` None picks the crop from the images (crop_resolution). `native` (and no
+    `load_size`) holds the images at their own size, so crops keep the pixels' scale (restoration: marks and noise
+    are not resampled)."""
     kind, a_dir, b_dir = find_layout(source)
-    pairs_a, pairs_b, names = [], [], []
     if kind == "sidebyside":
         files = _images(a_dir, "side-by-side AB images")[:limit]
-        chans = _channels(files, channels)
+        originals = []
         for path in files:
-            image = _read(path, chans)
-            w = image.shape[-1]
+            h, w = _header_size(path)
             if w % 2:
                 raise GanforgeError(f"{path}: a side-by-side AB image needs an even width, got {w} "
                                     "(or use A/ and B/ folders with matching names)")
-            pairs_a.append(image[..., : w // 2])
-            pairs_b.append(image[..., w // 2:])
-            names.append(str(path.relative_to(a_dir)))
+            originals.append((h, w // 2))
+        files_a, files_b, originals_b = files, files, originals
+        names = [str(path.relative_to(a_dir)) for path in files]
     else:
         named_a = _by_stem(a_dir, _images(a_dir, "input domain A"))
         named_b = _by_stem(b_dir, _images(b_dir, "target domain B"))
@@ -143,57 +219,53 @@ def load_paired(source: str, resolution: int | None, channels: int | None = None
             raise GanforgeError(f"--data {source}: {len(only_a) + len(only_b)} file names do not match between "
                                 f"{a_dir.name}/ and {b_dir.name}/, e.g. '{lone[0]}' is in {side.name}/ but not in "
                                 f"{other.name}/{hint}")
-        keys = sorted(named_a)[:limit]
-        chans = _channels([named_a[k] for k in keys] + [named_b[k] for k in keys], channels)
-        for key in keys:
-            a, b = _read(named_a[key], chans), _read(named_b[key], chans)
-            ha, wa = a.shape[-2:]
-            hb, wb = b.shape[-2:]
+        names = sorted(named_a)[:limit]
+        files_a, files_b = [named_a[k] for k in names], [named_b[k] for k in names]
+        originals = []
+        for key, path_a, path_b in zip(names, files_a, files_b):
+            (ha, wa), (hb, wb) = _header_size(path_a), _header_size(path_b)
             if abs(ha * wb - hb * wa) > 0.02 * ha * wb:
                 raise GanforgeError(f"--data {source}: '{key}' is {wa}x{ha} in {a_dir.name}/ but {wb}x{hb} in "
                                     f"{b_dir.name}/ (a pair must show the same framing)")
-            pairs_a.append(a)
-            pairs_b.append(_resize(b, (ha, wa)))
-            names.append(key)
-    resolution = resolution or crop_resolution([min(a.shape[-2:]) for a in pairs_a])
+            originals.append((ha, wa))
+        originals_b = originals  # B is resized to its A's size first
+        kind = "folders"
+    chans = _channels(files_a if kind == "sidebyside" else files_a + files_b, channels)
+    resolution = resolution or crop_resolution([min(hw) for hw in originals])
     load_size = load_size or (None if native else default_load_size(resolution))
-    held_a, held_b = [], []
-    for a, b, name in zip(pairs_a, pairs_b, names):
-        size = held_size(*a.shape[-2:], load_size, resolution, name) if load_size else tuple(a.shape[-2:])
-        held_a.append(_resize(a, size))
-        held_b.append(_resize(b, size))
-    return PairedImages(held_a, held_b, names, resolution, name=source, paired=True)
+    return PairFiles(kind, files_a, files_b, names, chans, originals, originals_b, resolution, load_size, source)
+
+
+def unpaired_files(source: str, resolution: int | None, channels: int | None = None, load_size: int | None = None,
+                   limit: int | None = None) -> PairFiles:
+    """Two unaligned domains from trainA/ + trainB/ (or any paired layout, its pairing ignored), from the file
+    headers alone; `resolution` None picks the crop from the images (crop_resolution)."""
+    kind, a_dir, b_dir = find_layout(source)
+    if kind == "sidebyside":
+        files = paired_files(source, resolution, channels, load_size, limit)
+        files.paired = False
+        return files
+    files_a = _images(a_dir, "domain A")[:limit]
+    files_b = _images(b_dir, "domain B")[:limit]
+    chans = _channels(files_a + files_b, channels)
+    originals_a, originals_b = [_header_size(p) for p in files_a], [_header_size(p) for p in files_b]
+    resolution = resolution or crop_resolution([min(hw) for hw in originals_a + originals_b])
+    load_size = load_size or default_load_size(resolution)
+    names = [str(p.relative_to(a_dir)) for p in files_a]
+    return PairFiles("unpaired", files_a, files_b, names, chans, originals_a, originals_b, resolution, load_size,
+                     source)
+
+
+def load_paired(source: str, resolution: int | None, channels: int | None = None, load_size: int | None = None,
+                limit: int | None = None, native: bool = False) -> "PairedImages":
+    """Aligned (A, B) image pairs (see `paired_files`), decoded into memory."""
+    return paired_files(source, resolution, channels, load_size, limit, native).in_memory()
 
 
 def load_unpaired(source: str, resolution: int | None, channels: int | None = None, load_size: int | None = None,
                   limit: int | None = None) -> "PairedImages":
-    """Two unaligned domains from trainA/ + trainB/ (or any paired layout, its pairing ignored); `resolution`
-    None picks the crop from the images (crop_resolution)."""
-    kind, a_dir, b_dir = find_layout(source)
-    if kind == "sidebyside":
-        data = load_paired(source, resolution, channels, load_size, limit)
-        return PairedImages(data.a, data.b, data.names, data.resolution, name=source, paired=False)
-    files_a = _images(a_dir, "domain A")[:limit]
-    files_b = _images(b_dir, "domain B")[:limit]
-    chans = _channels(files_a + files_b, channels)
-    if resolution is None:
-        from PIL import Image
-
-        sides = []
-        for path in files_a + files_b:
-            with Image.open(path) as picture:  # the header only
-                sides.append(min(picture.size))
-        resolution = crop_resolution(sides)
-    load_size = load_size or default_load_size(resolution)
-    domains = []
-    for files in (files_a, files_b):
-        held = []
-        for path in files:
-            image = _read(path, chans)
-            held.append(_resize(image, held_size(*image.shape[-2:], load_size, resolution, str(path))))
-        domains.append(held)
-    names = [str(p.relative_to(a_dir)) for p in files_a]
-    return PairedImages(domains[0], domains[1], names, resolution, name=source, paired=False)
+    """Two unaligned domains (see `unpaired_files`), decoded into memory."""
+    return unpaired_files(source, resolution, channels, load_size, limit).in_memory()
 
 
 class PairedImages:
@@ -242,11 +314,42 @@ class PairedImages:
         return PairedBatches(self, batch_size, device, seed, flip)
 
 
+def plan_crops(index: list[int], seed: int, sizes_a: list[tuple[int, int]], sizes_b: list[tuple[int, int]],
+               resolution: int, flip: bool, paired: bool) -> list[tuple[int, tuple, int, tuple]]:
+    """Each item of a batch as (i, place in A, j, place in B), a place being (top, left, flipped): crops, flips
+    and unpaired partners j drawn from a generator seeded by the batch's `seed`, from the held sizes alone (so a
+    streaming worker draws the same as the in-memory path without decoding other items)."""
+    rng = torch.Generator().manual_seed(seed)
+
+    def place(size: tuple[int, int]) -> tuple[int, int, bool]:
+        top = int(torch.randint(0, size[0] - resolution + 1, (1,), generator=rng))
+        left = int(torch.randint(0, size[1] - resolution + 1, (1,), generator=rng))
+        return top, left, flip and bool(torch.rand((), generator=rng) < 0.5)
+
+    plan = []
+    for i in index:
+        where = place(sizes_a[i])
+        if paired:
+            plan.append((i, where, i, where))
+        else:
+            j = int(torch.randint(0, len(sizes_b), (1,), generator=rng))
+            plan.append((i, where, j, place(sizes_b[j])))
+    return plan
+
+
+def cut(image: torch.Tensor, where: tuple[int, int, bool], resolution: int) -> torch.Tensor:
+    """The crop `where` = (top, left, flipped) of `image` at `resolution`."""
+    top, left, flipped = where
+    crop = image[:, top:top + resolution, left:left + resolution]
+    return crop.flip(-1) if flipped else crop
+
+
 class PairedBatches(ShuffledEpochs):
     """Shuffled epochs over domain A; B is the aligned partner (paired) or a random B image (unpaired).
 
     Crops, flips and unpaired partners are drawn from a generator seeded by the epoch's seed and the position in
-    it, so the state (RNG at the epoch start, offset) reproduces exactly the batches an uninterrupted run sees.
+    it (`plan_crops`), so the state (RNG at the epoch start, offset) reproduces exactly the batches an
+    uninterrupted run sees.
     """
 
     def __init__(self, data: PairedImages, batch_size: int, device: torch.device, seed: int, flip: bool = False):
@@ -255,32 +358,15 @@ class PairedBatches(ShuffledEpochs):
         self.data = data
         self.a = [image.to(device) for image in data.a]
         self.b = [image.to(device) for image in data.b]
+        self.sizes_a = [tuple(image.shape[-2:]) for image in data.a]
+        self.sizes_b = [tuple(image.shape[-2:]) for image in data.b]
         self.flip, self.device = flip, device
         super().__init__(len(self.a), batch_size, seed)
 
-    def _crop(self, image: torch.Tensor, top: int, left: int, flip: bool) -> torch.Tensor:
-        r = self.data.resolution
-        crop = image[:, top:top + r, left:left + r]
-        return crop.flip(-1) if flip else crop
-
-    def _place(self, image: torch.Tensor, rng: torch.Generator) -> tuple[int, int, bool]:
-        r = self.data.resolution
-        top = int(torch.randint(0, image.shape[-2] - r + 1, (1,), generator=rng))
-        left = int(torch.randint(0, image.shape[-1] - r + 1, (1,), generator=rng))
-        flip = self.flip and bool(torch.rand((), generator=rng) < 0.5)
-        return top, left, flip
-
     def next(self) -> dict[str, torch.Tensor]:
         index, seed = self.take()
-        rng = torch.Generator().manual_seed(seed)
-        crops_a, crops_b = [], []
-        for i in index.tolist():
-            place = self._place(self.a[i], rng)
-            crops_a.append(self._crop(self.a[i], *place))
-            if self.data.paired:
-                crops_b.append(self._crop(self.b[i], *place))
-            else:
-                j = int(torch.randint(0, len(self.b), (1,), generator=rng))
-                crops_b.append(self._crop(self.b[j], *self._place(self.b[j], rng)))
+        r = self.data.resolution
+        plan = plan_crops(index.tolist(), seed, self.sizes_a, self.sizes_b, r, self.flip, self.data.paired)
+        crops_a = [cut(self.a[i], where_a, r) for i, where_a, _, _ in plan]
+        crops_b = [cut(self.b[j], where_b, r) for _, _, j, where_b in plan]
         return {"a": from_uint8(torch.stack(crops_a)), "b": from_uint8(torch.stack(crops_b))}
-

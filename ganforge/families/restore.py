@@ -153,11 +153,12 @@ class Restore(ImageToImage):
 
     @classmethod
     def load_data(cls, config):
-        from ganforge.data.paired import crop_resolution, load_paired
+        from ganforge.data.paired import crop_resolution
+        from ganforge.data.paired_stream import open_paired
 
         d = config.data
         options = cls.parse_options(config.model.options)
-        data = load_paired(d.source, d.resolution, d.channels, options.load_size or None, d.limit, native=True)
+        data = open_paired(d, options.load_size or None, native=True)
         if d.resolution is None and options.crop:  # the data's own crop, capped: native-scale patches of large images
             data.resolution = min(data.resolution, crop_resolution([options.crop]))
         if options.perceptual_weight > 0:  # training needs it: fail now, not after the first checkpoint

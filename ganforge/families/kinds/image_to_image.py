@@ -43,12 +43,10 @@ class ImageToImage(Family):
 
     @classmethod
     def load_data(cls, config):
-        from ganforge.data.paired import load_paired, load_unpaired
+        from ganforge.data.paired_stream import open_paired
 
-        d = config.data
-        options = config.model.options
-        load = load_paired if cls.data_kind == "paired" else load_unpaired
-        return load(d.source, d.resolution, d.channels, options.get("load_size") or None, d.limit)
+        load_size = config.model.options.get("load_size") or None
+        return open_paired(config.data, load_size, paired=cls.data_kind == "paired")
 
     def source_target(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(input, target) of a batch for the trained direction."""
