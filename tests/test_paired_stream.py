@@ -155,3 +155,61 @@ def test_streamed_pix2pix_resumes_bit_exact_and_matches_in_memory(tmp_path):
         assert a.keys() == b.keys()
         for key in a:
             assert torch.equal(a[key], b[key]), key
+
+
+# --- super-resolution: a folder of high-resolution images -------------------------------------------------------
+
+def make_hr(root, n=6):
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        save(rng.integers(0, 256, (40 + 3 * i, 52 - 2 * i, 3), dtype=np.uint8), root / f"{i}.png")
+    save(rng.integers(0, 256, (44, 50), dtype=np.uint8), root / "grey.png")  # read as RGB, like the others
+    return root
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streamed_super_resolution_batches_equal_in_memory_and_resume(tmp_path, workers, capsys):
+    from ganforge.data.degrade import Degradation
+    from ganforge.data.sr_stream import SuperResolutionStream, open_hr
+
+    folder = str(make_hr(tmp_path / "hr"))
+    realistic = Degradation(scale=4, blur=1.5, noise=5, jpeg=60, second_order=True)  # draws from the batch's RNG
+    memory = open_hr(DataConfig(source=folder, resolution=16), realistic)
+    stream = open_hr(DataConfig(source=folder, resolution=16, workers=workers, memory_budget_mb=0.001), realistic)
+    assert isinstance(stream, SuperResolutionStream) and not isinstance(memory, SuperResolutionStream)
+    assert "streaming them" in capsys.readouterr().err
+    assert len(stream) == len(memory) == 7 and stream.channels == memory.channels == 3
+    batches = memory.batches(4, "cpu", seed=2, flip=True)
+    expected = [batches.next() for _ in range(4)]  # 7 images, 4 a batch: crosses an epoch
+    streamed = stream.batches(4, "cpu", seed=2, flip=True)
+    got = [streamed.next() for _ in range(2)]
+    state = streamed.state_dict()
+    got += [streamed.next() for _ in range(2)]
+    for x, y in zip(expected, got):
+        assert x.keys() == y.keys() == {"lr", "hr"}
+        assert x["lr"].shape == (4, 3, 4, 4) and all(torch.equal(x[k], y[k]) for k in x)
+    again = stream.batches(4, "cpu", seed=2, flip=True)
+    again.load_state_dict(state)
+    for x in expected[2:]:
+        y = again.next()
+        assert all(torch.equal(x[k], y[k]) for k in x)
+    real = stream.as_float()  # the tiny budget bounds what evaluation decodes: here one centre crop
+    assert len(real) == 1 and torch.equal(real, memory.as_float()[:1])
+    rng = [torch.Generator().manual_seed(5) for _ in range(2)]
+    assert torch.equal(stream.fixed_pairs(3, rng[0])["lr"], memory.fixed_pairs(3, rng[1])["lr"])
+
+
+def test_streamed_srresnet_resumes_bit_exact(tmp_path):
+    folder = str(make_hr(tmp_path / "hr"))
+    common = {"model.name": "srresnet", "data.source": folder, "data.stream": True, "data.workers": 0,
+              "data.flip": True, "train.batch_size": 4, "train.checkpoint_every": 2, "train.steps": 3,
+              "train.sample_every": 100}
+    straight = ganforge.train(quiet=True, **tiny_overrides(tmp_path, name="straight", **common))
+    ganforge.train(quiet=True, **tiny_overrides(tmp_path, name="part", **(common | {"train.steps": 2})))
+    shutil.copytree(tmp_path / "part", tmp_path / "copy")
+    streamed = ganforge.train(resume=tmp_path / "part", quiet=True, **{"train.steps": 3})
+    in_memory = ganforge.train(resume=tmp_path / "copy", quiet=True, **{"train.steps": 3, "data.stream": False})
+    a, _ = ckpt.load(straight / "checkpoints" / "last.safetensors")
+    for resumed in (streamed, in_memory):
+        b, _ = ckpt.load(resumed / "checkpoints" / "last.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -1,4 +1,5 @@
-"""Super-resolution training data: high-resolution images in memory, random crops degraded on the fly."""
+"""Super-resolution training data: high-resolution images in memory (large folders stream: sr_stream.py), random
+crops degraded on the fly."""
 
 from __future__ import annotations
 
@@ -86,6 +87,25 @@ def load_hr_images(source: str, crop: int, channels: int | None = None, root: st
     return images, names, source
 
 
+def plan_hr_crops(index: list[int], rng: torch.Generator, sizes: list[tuple[int, int]], crop: int,
+                  flip: bool) -> list[tuple[int, tuple[int, int, bool]]]:
+    """(i, (top, left, flipped)) of each item's crop, drawn from `rng` from the image sizes alone."""
+    plan = []
+    for i in index:
+        h, w = sizes[i]
+        top = int(torch.randint(0, h - crop + 1, (), generator=rng))
+        left = int(torch.randint(0, w - crop + 1, (), generator=rng))
+        plan.append((i, (top, left, flip and bool(torch.rand((), generator=rng) < 0.5))))
+    return plan
+
+
+def cut_hr(image: torch.Tensor, where: tuple[int, int, bool], crop: int) -> torch.Tensor:
+    top, left, flipped = where
+    top, left = min(top, image.shape[-2] - crop), min(left, image.shape[-1] - crop)  # a replacement of another size
+    patch = image[:, top:top + crop, left:left + crop]
+    return patch.flip(-1) if flipped else patch
+
+
 class SuperResolutionImages:
     """High-resolution images (any sizes) and how to make (low-res, high-res) training pairs from them."""
 
@@ -117,19 +137,13 @@ class SuperResolutionImages:
     def scale(self) -> int:
         return self.degradation.scale
 
+    def sizes(self) -> list[tuple[int, int]]:
+        return [tuple(image.shape[-2:]) for image in self.images]
+
     def crops(self, index: torch.Tensor, rng: torch.Generator, flip: bool = False) -> torch.Tensor:
         """uint8 random crops (N, C, crop, crop) of the images at `index`, positions (and flips) drawn from `rng`."""
-        out = []
-        for i in index.tolist():
-            image = self.images[i]
-            h, w = image.shape[-2:]
-            top = int(torch.randint(0, h - self.crop + 1, (), generator=rng))
-            left = int(torch.randint(0, w - self.crop + 1, (), generator=rng))
-            patch = image[:, top:top + self.crop, left:left + self.crop]
-            if flip and bool(torch.rand((), generator=rng) < 0.5):
-                patch = patch.flip(-1)
-            out.append(patch)
-        return torch.stack(out)
+        plan = plan_hr_crops(index.tolist(), rng, self.sizes(), self.crop, flip)
+        return torch.stack([cut_hr(self.images[i], where, self.crop) for i, where in plan])
 
     def pairs(self, hr: torch.Tensor, rng: torch.Generator) -> dict[str, torch.Tensor]:
         """{"lr", "hr"} in [-1, 1] from uint8 HR crops, degraded with randomness from `rng`."""

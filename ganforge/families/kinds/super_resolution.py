@@ -54,13 +54,11 @@ class SuperResolution(Family):
 
     @classmethod
     def load_data(cls, config):
-        from ganforge.data.sr import SuperResolutionImages
+        from ganforge.data.sr_stream import open_hr
         from ganforge.nn.perceptual import check_available
 
         options = cls.parse_options(config.model.options)  # also run at build time; here for the scale
-        d = config.data
-        data = SuperResolutionImages.from_source(d.source, d.resolution, options.degradation(), d.channels, d.root,
-                                                 d.limit)
+        data = open_hr(config.data, options.degradation())
         if options.perceptual_weight > 0:  # training needs it: fail now, not after the first checkpoint
             check_available(options.perceptual, data.channels, options.vgg_weights)
         return data

@@ -1,0 +1,192 @@
+"""Super-resolution data larger than memory: a folder of high-resolution images of any size read lazily by a
+`torch.utils.data.DataLoader` (worker processes decode, crop and degrade; pinned memory on CUDA; prefetch).
+
+A batch's crops are planned from the file headers (`plan_hr_crops`, the in-memory path's draws for the same seed)
+and degraded with the same generator afterwards, so streamed and in-memory training see identical (LR, HR) batches
+and a resumed run continues mid-epoch bit-exactly. `open_hr` keeps the in-memory path while the decoded images fit
+`data.memory_budget_mb`, and streams a folder otherwise (or when `data.stream` is on).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ganforge.data.batches import ShuffledEpochs
+from ganforge.data.degrade import Degradation
+from ganforge.data.image_files import list_images, read_image
+from ganforge.data.sr import SuperResolutionImages, _from_array, _set_channels, cut_hr, plan_hr_crops
+from ganforge.data.stream import EVAL_IMAGES, _ignore_interrupts
+from ganforge.errors import GanforgeError
+
+MAX_WARNINGS = 5  # unreadable files named per process
+
+
+class HRFiles:
+    """A folder's high-resolution images without their pixels: files, (h, w) from the headers, and the reader."""
+
+    def __init__(self, folder: Path, crop: int, channels: int | None, limit: int | None):
+        from PIL import Image
+
+        files = list_images(folder)[:limit]
+        if not files:
+            raise GanforgeError(f"--data {folder}: no image files found")
+        self.folder, self.channels = folder, channels or 3  # as the in-memory reader: RGB unless 1 is asked for
+        self.files, self.sizes = [], []
+        for path in files:
+            try:
+                with Image.open(path) as picture:
+                    w, h = picture.size
+            except Exception:
+                continue  # unreadable: left out, as the in-memory reader does
+            self.files.append(path)
+            self.sizes.append((h, w))
+        if not self.files:
+            raise GanforgeError(f"--data {folder}: all {len(files)} image files are unreadable or corrupt")
+        small = [p.name for p, (h, w) in zip(self.files, self.sizes) if min(h, w) < crop]
+        if small:
+            raise GanforgeError(f"--data {folder}: {len(small)} image(s) smaller than the {crop}-px crop (first: "
+                                f"{small[0]}); lower --resolution or remove them")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def decoded_mb(self) -> float:
+        return sum(h * w for h, w in self.sizes) * self.channels / 2 ** 20
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """Image `index` as uint8 (C, H, W); GanforgeError naming the file if unreadable."""
+        path = self.files[int(index)]
+        mode = "L" if self.channels == 1 else "RGB"
+        image = _from_array(read_image(path, mode, name=str(path.relative_to(self.folder))))
+        return _set_channels(image, self.channels)
+
+
+class SuperResolutionStream(SuperResolutionImages):
+    """`SuperResolutionImages` with the pixels on disk: `images` decodes an item when asked for it."""
+
+    def __init__(self, files: HRFiles, crop: int, degradation: Degradation, workers: int, budget_mb: float = 4096):
+        super().__init__(files, crop, degradation, str(files.folder),  # type: ignore[arg-type]
+                         [str(p.relative_to(files.folder)) for p in files.files])
+        self.workers, self.budget_mb = workers, budget_mb
+
+    @property
+    def channels(self) -> int:
+        return self.images.channels
+
+    def sizes(self) -> list[tuple[int, int]]:
+        return self.images.sizes
+
+    def as_float(self) -> torch.Tensor:
+        """Centre crops for evaluation: all of a small set, else evenly spaced ones (at most EVAL_IMAGES and what
+        fits the memory budget as float32)."""
+        fits = int(self.budget_mb * 2 ** 20 // (4 * self.channels * self.crop ** 2))
+        count = max(1, min(len(self), EVAL_IMAGES, fits))
+        chosen = torch.linspace(0, len(self) - 1, count).round().long().unique().tolist()
+        return SuperResolutionImages([self.images[i] for i in chosen], self.crop, self.degradation).as_float()
+
+    def batches(self, batch_size: int, device: torch.device, seed: int, flip: bool = False) -> "StreamedPairBatches":
+        return StreamedPairBatches(self, batch_size, device, seed, flip)
+
+
+class _Reader(Dataset):
+    """Makes one planned batch (the DataLoader's "item": its indices and seed) in a worker: HR crops decoded from
+    the files, then degraded. An unreadable file is replaced by the next readable image (named on stderr)."""
+
+    def __init__(self, data: SuperResolutionStream, flip: bool):
+        self.files, self.crop, self.flip = data.images, data.crop, flip
+        self.pairs = data.pairs  # degrades HR crops with the batch's generator
+        self.decoded, self._warned = 0, 0
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _image(self, index: int) -> torch.Tensor:
+        for attempt in range(len(self.files)):
+            try:
+                image = self.files[(index + attempt) % len(self.files)]
+            except GanforgeError as error:
+                if self._warned < MAX_WARNINGS:
+                    self._warned += 1
+                    print(f"warning: {error}; using the next image instead", file=sys.stderr)
+                continue
+            self.decoded += 1
+            return image
+        raise GanforgeError(f"{self.files.folder}: none of the {len(self.files)} images can be read")
+
+    def __getitem__(self, key: tuple[tuple[int, ...], int]) -> dict[str, torch.Tensor]:
+        index, seed = key
+        rng = torch.Generator().manual_seed(seed)
+        plan = plan_hr_crops(list(index), rng, self.files.sizes, self.crop, self.flip)
+        hr = torch.stack([cut_hr(self._image(i), where, self.crop) for i, where in plan])
+        return {**self.pairs(hr, rng), "index": torch.tensor(index)}
+
+
+class _Plan:
+    """The DataLoader's sampler: each batch as (indices, seed), replayed from a sampler state."""
+
+    def __init__(self, n: int, batch_size: int, repeats: int, state: dict):
+        self.n, self.batch_size, self.repeats, self.state = n, batch_size, repeats, state
+
+    def __iter__(self):
+        epochs = ShuffledEpochs(self.n, self.batch_size, 0, self.repeats)
+        epochs.load_state_dict(self.state)
+        while True:
+            index, seed = epochs.take()
+            yield tuple(index.tolist()), seed
+
+
+class StreamedPairBatches(ShuffledEpochs):
+    """The in-memory `PairBatches` order, crops and degradations, made ahead of time by DataLoader workers."""
+
+    def __init__(self, data: SuperResolutionStream, batch_size: int, device: torch.device, seed: int,
+                 flip: bool = False):
+        self.data, self.device, self.flip = data, torch.device(device), flip
+        self._iterator = None
+        super().__init__(len(data), batch_size, seed, repeats=-(-batch_size // len(data)))
+
+    def _loader(self) -> DataLoader:
+        workers = self.data.workers
+        return DataLoader(_Reader(self.data, self.flip), sampler=_Plan(self.n, self.batch_size, self.repeats,
+                                                                        self.state_dict()),
+                          batch_size=None, num_workers=workers, pin_memory=self.device.type == "cuda",
+                          prefetch_factor=2 if workers else None, persistent_workers=False,
+                          generator=torch.Generator(), worker_init_fn=_ignore_interrupts)
+
+    def next(self) -> dict[str, torch.Tensor]:
+        if self._iterator is None:
+            self._iterator = iter(self._loader())
+        index, _ = self.take()
+        batch = next(self._iterator)
+        if not torch.equal(batch.pop("index"), index):  # the loader replays this sampler: a mismatch is a bug
+            raise RuntimeError("streamed batch out of step with the sampler")
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._iterator = None  # the next batch restarts the workers at the restored position
+
+
+def open_hr(data, degradation: Degradation) -> SuperResolutionImages:
+    """The super-resolution data of `data` (a DataConfig): a folder streams when its decoded images exceed
+    data.memory_budget_mb (or with data.stream); other sources are small and held in memory."""
+    path = Path(data.source).expanduser()
+    if not path.is_dir():
+        if data.stream:
+            raise GanforgeError(f"data.stream: --data {data.source} is not a folder; super-resolution streams a "
+                                "folder of high-resolution images")
+        return SuperResolutionImages.from_source(data.source, data.resolution, degradation, data.channels,
+                                                 data.root, data.limit)
+    files = HRFiles(path, data.resolution, data.channels, data.limit)
+    if not (data.stream or files.decoded_mb() > data.memory_budget_mb):
+        return SuperResolutionImages.from_source(data.source, data.resolution, degradation, data.channels,
+                                                 data.root, data.limit)
+    if not data.stream and int(os.environ.get("RANK", "0")) == 0:
+        print(f"data: {len(files)} high-resolution images take {files.decoded_mb():.0f} MiB decoded, over "
+              f"data.memory_budget_mb {data.memory_budget_mb:g}: streaming them with {data.workers} worker(s)",
+              file=sys.stderr)
+    return SuperResolutionStream(files, data.resolution, degradation, data.workers, data.memory_budget_mb)
