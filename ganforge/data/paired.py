@@ -320,21 +320,22 @@ def plan_crops(index: list[int], seed: int, sizes_a: list[tuple[int, int]], size
     and unpaired partners j drawn from a generator seeded by the batch's `seed`, from the held sizes alone (so a
     streaming worker draws the same as the in-memory path without decoding other items)."""
     rng = torch.Generator().manual_seed(seed)
-
-    def place(size: tuple[int, int]) -> tuple[int, int, bool]:
-        top = int(torch.randint(0, size[0] - resolution + 1, (1,), generator=rng))
-        left = int(torch.randint(0, size[1] - resolution + 1, (1,), generator=rng))
-        return top, left, flip and bool(torch.rand((), generator=rng) < 0.5)
-
     plan = []
     for i in index:
-        where = place(sizes_a[i])
+        where = draw_place(sizes_a[i], resolution, flip, rng)
         if paired:
             plan.append((i, where, i, where))
         else:
             j = int(torch.randint(0, len(sizes_b), (1,), generator=rng))
-            plan.append((i, where, j, place(sizes_b[j])))
+            plan.append((i, where, j, draw_place(sizes_b[j], resolution, flip, rng)))
     return plan
+
+
+def draw_place(size: tuple[int, int], resolution: int, flip: bool, rng: torch.Generator) -> tuple[int, int, bool]:
+    """(top, left, flipped) of a random `resolution` crop of an image of `size` (h, w), drawn from `rng`."""
+    top = int(torch.randint(0, size[0] - resolution + 1, (1,), generator=rng))
+    left = int(torch.randint(0, size[1] - resolution + 1, (1,), generator=rng))
+    return top, left, flip and bool(torch.rand((), generator=rng) < 0.5)
 
 
 def cut(image: torch.Tensor, where: tuple[int, int, bool], resolution: int) -> torch.Tensor:
@@ -362,6 +363,10 @@ class PairedBatches(ShuffledEpochs):
         self.sizes_b = [tuple(image.shape[-2:]) for image in data.b]
         self.flip, self.device = flip, device
         super().__init__(len(self.a), batch_size, seed)
+
+    def _place(self, image: torch.Tensor, rng: torch.Generator) -> tuple[int, int, bool]:
+        """(top, left, flipped) of a random training crop of `image`, drawn from `rng`."""
+        return draw_place(tuple(image.shape[-2:]), self.data.resolution, self.flip, rng)
 
     def next(self) -> dict[str, torch.Tensor]:
         index, seed = self.take()
