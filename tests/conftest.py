@@ -31,3 +31,27 @@ def cli_env() -> dict:
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def assert_streamed_resume_is_exact(tmp_path: Path, common: dict, part: int, total: int) -> None:
+    """A streamed run of `total` steps, and one stopped at `part` and resumed to `total` both streamed and in
+    memory (the same position in the same order), end with identical checkpoints."""
+    import shutil
+
+    import torch
+
+    import ganforge
+    from ganforge.training import checkpoint as ckpt
+
+    straight = ganforge.train(quiet=True, **tiny_overrides(tmp_path, name="straight", **common,
+                                                           **{"train.steps": total}))
+    ganforge.train(quiet=True, **tiny_overrides(tmp_path, name="part", **common, **{"train.steps": part}))
+    shutil.copytree(tmp_path / "part", tmp_path / "copy")
+    streamed = ganforge.train(resume=tmp_path / "part", quiet=True, **{"train.steps": total})
+    in_memory = ganforge.train(resume=tmp_path / "copy", quiet=True, **{"train.steps": total, "data.stream": False})
+    a, _ = ckpt.load(straight / "checkpoints" / "last.safetensors")
+    for resumed in (streamed, in_memory):
+        b, _ = ckpt.load(resumed / "checkpoints" / "last.safetensors")
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), key

@@ -1,7 +1,6 @@
 """Streamed image-to-image data: the in-memory batches exactly, each process its own slice, mid-epoch resume, a
 memory budget that picks streaming, unreadable files replaced, and pix2pix training that resumes bit-exactly."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -9,13 +8,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-import ganforge
 from ganforge.config import DataConfig
 from ganforge.data.paired import load_paired, load_unpaired
 from ganforge.data.paired_stream import PairedStream, open_paired
-from ganforge.training import checkpoint as ckpt
 
-from conftest import tiny_overrides
+from conftest import assert_streamed_resume_is_exact
 
 
 def save(array, path):
@@ -142,19 +139,9 @@ def test_budget_picks_streaming_and_an_unreadable_file_is_replaced(tmp_path, cap
 def test_streamed_pix2pix_resumes_bit_exact_and_matches_in_memory(tmp_path):
     source = str(make_sets(tmp_path) / "sbs")
     common = {"model.name": "pix2pix", "data.source": source, "data.stream": True, "data.workers": 0,
-              "data.flip": True, "train.batch_size": 4, "train.checkpoint_every": 2, "train.steps": 3,
-              "train.sample_every": 100, "model.options.d_layers": 1}
-    straight = ganforge.train(quiet=True, **tiny_overrides(tmp_path, name="straight", **common))
-    ganforge.train(quiet=True, **tiny_overrides(tmp_path, name="part", **(common | {"train.steps": 2})))
-    shutil.copytree(tmp_path / "part", tmp_path / "copy")
-    streamed = ganforge.train(resume=tmp_path / "part", quiet=True, **{"train.steps": 3})
-    in_memory = ganforge.train(resume=tmp_path / "copy", quiet=True, **{"train.steps": 3, "data.stream": False})
-    a, _ = ckpt.load(straight / "checkpoints" / "last.safetensors")
-    for resumed in (streamed, in_memory):
-        b, _ = ckpt.load(resumed / "checkpoints" / "last.safetensors")
-        assert a.keys() == b.keys()
-        for key in a:
-            assert torch.equal(a[key], b[key]), key
+              "data.flip": True, "train.batch_size": 4, "train.checkpoint_every": 2, "train.sample_every": 100,
+              "model.options.d_layers": 1}
+    assert_streamed_resume_is_exact(tmp_path, common, part=2, total=3)
 
 
 # --- super-resolution: a folder of high-resolution images -------------------------------------------------------
@@ -200,16 +187,7 @@ def test_streamed_super_resolution_batches_equal_in_memory_and_resume(tmp_path, 
 
 
 def test_streamed_srresnet_resumes_bit_exact(tmp_path):
-    folder = str(make_hr(tmp_path / "hr"))
-    common = {"model.name": "srresnet", "data.source": folder, "data.stream": True, "data.workers": 0,
-              "data.flip": True, "train.batch_size": 4, "train.checkpoint_every": 2, "train.steps": 3,
+    common = {"model.name": "srresnet", "data.source": str(make_hr(tmp_path / "hr")), "data.stream": True,
+              "data.workers": 0, "data.flip": True, "train.batch_size": 4, "train.checkpoint_every": 2,
               "train.sample_every": 100}
-    straight = ganforge.train(quiet=True, **tiny_overrides(tmp_path, name="straight", **common))
-    ganforge.train(quiet=True, **tiny_overrides(tmp_path, name="part", **(common | {"train.steps": 2})))
-    shutil.copytree(tmp_path / "part", tmp_path / "copy")
-    streamed = ganforge.train(resume=tmp_path / "part", quiet=True, **{"train.steps": 3})
-    in_memory = ganforge.train(resume=tmp_path / "copy", quiet=True, **{"train.steps": 3, "data.stream": False})
-    a, _ = ckpt.load(straight / "checkpoints" / "last.safetensors")
-    for resumed in (streamed, in_memory):
-        b, _ = ckpt.load(resumed / "checkpoints" / "last.safetensors")
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert_streamed_resume_is_exact(tmp_path, common, part=2, total=3)

@@ -1,6 +1,5 @@
 """Streaming data: the same batches as the in-memory path, a tiny memory budget, sharding, mid-epoch resume."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from ganforge.data import load_images
 from ganforge.data.stream import StreamBatches, StreamSet, open_images, open_source
 from ganforge.training import checkpoint as ckpt
 
-from conftest import tiny_overrides
+from conftest import assert_streamed_resume_is_exact, tiny_overrides
 
 
 def make_folder(root, n=24, classes=("cat", "dog"), size=(20, 26)):
@@ -96,19 +95,8 @@ def test_tiny_budget_streams_and_trains_without_decoding_the_whole_folder(tmp_pa
 def test_streamed_training_resumes_bit_exact_streamed_or_in_memory(tmp_path):
     folder = make_folder(tmp_path / "pics", n=20)  # 16 a batch: each epoch drops 4, resume lands mid-epoch
     common = {"data.source": str(folder), "data.stream": True, "data.workers": 0, "data.flip": True,
-              "train.checkpoint_every": 3, "train.steps": 5}
-    straight = ganforge.train(quiet=True, **tiny_overrides(tmp_path, name="straight", **common))
-    ganforge.train(quiet=True, **tiny_overrides(tmp_path, name="part", **(common | {"train.steps": 3})))
-    shutil.copytree(tmp_path / "part", tmp_path / "copy")
-    streamed = ganforge.train(resume=tmp_path / "part", quiet=True, **{"train.steps": 5})
-    # the same position in the same order: the small set may go on in memory
-    in_memory = ganforge.train(resume=tmp_path / "copy", quiet=True, **{"train.steps": 5, "data.stream": False})
-    a, _ = ckpt.load(straight / "checkpoints" / "last.safetensors")
-    for resumed in (streamed, in_memory):
-        b, _ = ckpt.load(resumed / "checkpoints" / "last.safetensors")
-        assert a.keys() == b.keys()
-        for key in a:
-            assert torch.equal(a[key], b[key]), key
+              "train.checkpoint_every": 3}
+    assert_streamed_resume_is_exact(tmp_path, common, part=3, total=5)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "float32"])

@@ -15,15 +15,12 @@ import os
 import sys
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from ganforge.data.batches import ShuffledEpochs
-from ganforge.data.paired import (PairedImages, PairFiles, cut, paired_files, plan_crops, unpaired_files)
-from ganforge.data.stream import EVAL_IMAGES, _ignore_interrupts
+from ganforge.data.paired import PairedImages, PairFiles, cut, paired_files, plan_crops, unpaired_files
+from ganforge.data.planned import BatchMaker, PlannedBatches
+from ganforge.data.stream import EVAL_IMAGES
 from ganforge.errors import GanforgeError
 from ganforge.media import from_uint8
-
-MAX_WARNINGS = 5  # unreadable files named per process
 
 
 class LazyDomain:
@@ -64,109 +61,55 @@ class PairedStream(PairedImages):
         return PairedStreamBatches(self, batch_size, device, seed, flip)
 
 
-class _Reader(Dataset):
-    """Reads one planned batch (the DataLoader's "item" is a whole batch: its indices and seed) in a worker: this
-    process's slice of it, decoded and cropped. An unreadable file is replaced by the next readable item of its
-    domain (named on stderr), so a corrupt file deep in a large set cannot stop a long run."""
+class _Maker(BatchMaker):
+    """Makes this process's slice of a planned batch in a worker: decoded, resized and cropped pairs."""
 
     def __init__(self, files: PairFiles, resolution: int, flip: bool, start: int, size: int):
+        super().__init__(len(files))
         self.files, self.resolution, self.flip, self.start, self.size = files, resolution, flip, start, size
-        self.decoded = 0
-        self._warned = 0
-
-    def __len__(self) -> int:  # the DataLoader's sampler gives the keys; this is never iterated by index
-        return len(self.files)
-
-    def _readable(self, read, index: int, count: int, what: str):
-        for attempt in range(count):
-            try:
-                images = read((index + attempt) % count)
-            except GanforgeError as error:
-                if self._warned < MAX_WARNINGS:
-                    self._warned += 1
-                    print(f"warning: {error}; using the next image instead", file=sys.stderr)
-                continue
-            self.decoded += 1
-            return images
-        raise GanforgeError(f"{self.files.source}: none of the {count} images of {what} can be read")
 
     def _cut(self, image: torch.Tensor, where: tuple[int, int, bool]) -> torch.Tensor:
         top, left, flipped = where  # a replacement of another size keeps the crop inside it
         top, left = min(top, image.shape[-2] - self.resolution), min(left, image.shape[-1] - self.resolution)
         return cut(image, (top, left, flipped), self.resolution)
 
-    def __getitem__(self, key: tuple[tuple[int, ...], int]) -> dict[str, torch.Tensor]:
-        index, seed = key
+    def make(self, index: list[int], seed: int) -> dict[str, torch.Tensor]:
         files = self.files
-        plan = plan_crops(list(index), seed, files.sizes_a, files.sizes_b, self.resolution, self.flip, files.paired)
+        plan = plan_crops(index, seed, files.sizes_a, files.sizes_b, self.resolution, self.flip, files.paired)
         a, b = [], []
         for i, where_a, j, where_b in plan[self.start:self.start + self.size]:
             if files.paired:
-                image_a, image_b = self._readable(files.read_pair, i, len(files), "the pairs")
+                image_a, image_b = self.readable(files.read_pair, i, len(files), "image pairs")
             else:
-                image_a = self._readable(lambda k: files.read("a", k), i, len(files.sizes_a), "domain A")
-                image_b = self._readable(lambda k: files.read("b", k), j, len(files.sizes_b), "domain B")
+                image_a = self.readable(lambda k: files.read("a", k), i, len(files.sizes_a), "images of domain A")
+                image_b = self.readable(lambda k: files.read("b", k), j, len(files.sizes_b), "images of domain B")
             a.append(self._cut(image_a, where_a))
             b.append(self._cut(image_b, where_b))
-        own = torch.tensor(index[self.start:self.start + self.size])
-        return {"a": torch.stack(a), "b": torch.stack(b), "index": own}
+        return {"a": torch.stack(a), "b": torch.stack(b)}
 
 
-class _Plan:
-    """The DataLoader's sampler: each global batch as (indices, seed), replayed from a sampler state. It holds
-    numbers only (no reference back to the batches, so dropping those frees the workers at once)."""
-
-    def __init__(self, n: int, batch_size: int, state: dict):
-        self.n, self.batch_size, self.state = n, batch_size, state
-
-    def __iter__(self):
-        epochs = ShuffledEpochs(self.n, self.batch_size, 0)
-        epochs.load_state_dict(self.state)
-        while True:
-            index, seed = epochs.take()
-            yield tuple(index.tolist()), seed
-
-
-class PairedStreamBatches(ShuffledEpochs):
+class PairedStreamBatches(PlannedBatches):
     """Shuffled epochs over a `PairedStream`: the same order, crops, flips and partners as `PairedBatches` for the
     same seed, with the decoding done ahead of time by DataLoader workers."""
 
     def __init__(self, data: PairedStream, batch_size: int, device: torch.device, seed: int, flip: bool = False):
         if batch_size > len(data):
             raise GanforgeError(f"train.batch_size {batch_size} is larger than the data set ({len(data)} images)")
-        self.data, self.device, self.flip = data, torch.device(device), flip
+        self.data, self.flip = data, flip
         self.start, self.size = 0, batch_size  # this process's slice of each global batch
-        self._iterator = None
-        super().__init__(len(data), batch_size, seed)
+        super().__init__(len(data), batch_size, seed, device, data.workers)
 
     def shard(self, rank: int, size: int) -> "PairedStreamBatches":
         """Decode only this process's `size` items of each global batch (under torchrun)."""
         self.start, self.size, self._iterator = rank * size, size, None
         return self
 
-    def _loader(self) -> DataLoader:
-        workers = self.data.workers
-        reader = _Reader(self.data.files, self.data.resolution, self.flip, self.start, self.size)
-        return DataLoader(reader, sampler=_Plan(self.n, self.batch_size, self.state_dict()), batch_size=None,
-                          num_workers=workers, pin_memory=self.device.type == "cuda",
-                          prefetch_factor=2 if workers else None, persistent_workers=False,
-                          generator=torch.Generator(),  # its own: seeding workers must not draw from the global RNG
-                          worker_init_fn=_ignore_interrupts)
+    def maker(self) -> _Maker:
+        return _Maker(self.data.files, self.data.resolution, self.flip, self.start, self.size)
 
     def next(self) -> dict[str, torch.Tensor]:
-        if self._iterator is None:
-            self._iterator = iter(self._loader())
-        index, _ = self.take()
-        own = index[self.start:self.start + self.size]
-        batch = next(self._iterator)
-        if not torch.equal(batch["index"], own):  # the loader replays this sampler: a mismatch is a bug, never data
-            raise RuntimeError(f"streamed batch out of step with the sampler ({batch['index'][:4].tolist()} vs "
-                               f"{own[:4].tolist()})")
+        batch, _ = self.made()
         return {k: from_uint8(batch[k].to(self.device, non_blocking=True)) for k in ("a", "b")}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self._iterator = None  # the next batch restarts the workers at the restored position
 
 
 def open_paired(data, load_size: int | None = None, native: bool = False, paired: bool = True) -> PairedImages:

@@ -18,15 +18,36 @@ from ganforge.errors import GanforgeError
 MAX_WARNINGS = 5  # unreadable files named per process
 
 
-class Records(Dataset):
+class Substitutes:
+    """Reading with replacement: `readable` reads an item, or the next readable one when a file is broken (named
+    on stderr, the first MAX_WARNINGS), so a corrupt file deep in a large set cannot stop a long run. Counts what it
+    decoded (bounded by the batches drawn, never the whole set)."""
+
+    decoded = 0
+    _warned = 0
+
+    def readable(self, read, index: int, count: int, what: str):
+        """read(index), or read() of the next item (cyclically) that can be read."""
+        for attempt in range(count):
+            try:
+                item = read((index + attempt) % count)
+            except GanforgeError as error:
+                if self._warned < MAX_WARNINGS:
+                    self._warned += 1
+                    print(f"warning: {error}; using the next image instead", file=sys.stderr)
+                continue
+            self.decoded += 1
+            return item
+        raise GanforgeError(f"none of the {count} {what} can be read")
+
+
+class Records(Substitutes, Dataset):
     """Item i of a data set decoded to uint8 (C, R, R) at the model resolution, in the process that asks for it
     (a DataLoader worker). Subclasses `read` one raw picture; an unreadable one is replaced by the next readable
-    item (and named on stderr), so a corrupt file deep in a large set cannot stop a long run."""
+    item (and named on stderr)."""
 
     def __init__(self, count: int, resolution: int, channels: int):
         self.count, self.resolution, self.channels = count, resolution, channels
-        self.decoded = 0  # pictures decoded by this process: bounded by the batches drawn, never the whole set
-        self._warned = 0
 
     def __len__(self) -> int:
         return self.count
@@ -36,17 +57,8 @@ class Records(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        for attempt in range(self.count):
-            try:
-                picture = self.read((index + attempt) % self.count)
-            except GanforgeError as error:
-                if self._warned < MAX_WARNINGS:
-                    self._warned += 1
-                    print(f"warning: {error}; using the next image instead", file=sys.stderr)
-                continue
-            self.decoded += 1
-            return _fit(picture.unsqueeze(0), self.resolution, self.channels)[0], index
-        raise GanforgeError(f"none of the {self.count} images can be read")
+        picture = self.readable(self.read, index, self.count, "images")
+        return _fit(picture.unsqueeze(0), self.resolution, self.channels)[0], index
 
 
 def _picture_tensor(picture) -> torch.Tensor:

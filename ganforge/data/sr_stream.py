@@ -14,16 +14,13 @@ import sys
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from ganforge.data.batches import ShuffledEpochs
 from ganforge.data.degrade import Degradation
 from ganforge.data.image_files import list_images, read_image
+from ganforge.data.planned import BatchMaker, PlannedBatches
 from ganforge.data.sr import SuperResolutionImages, _from_array, _set_channels, cut_hr, plan_hr_crops
-from ganforge.data.stream import EVAL_IMAGES, _ignore_interrupts
+from ganforge.data.stream import EVAL_IMAGES
 from ganforge.errors import GanforgeError
-
-MAX_WARNINGS = 5  # unreadable files named per process
 
 
 class HRFiles:
@@ -93,82 +90,36 @@ class SuperResolutionStream(SuperResolutionImages):
         return StreamedPairBatches(self, batch_size, device, seed, flip)
 
 
-class _Reader(Dataset):
-    """Makes one planned batch (the DataLoader's "item": its indices and seed) in a worker: HR crops decoded from
-    the files, then degraded. An unreadable file is replaced by the next readable image (named on stderr)."""
+class _Maker(BatchMaker):
+    """Makes a planned batch in a worker: HR crops decoded from the files, then degraded."""
 
     def __init__(self, data: SuperResolutionStream, flip: bool):
+        super().__init__(len(data))
         self.files, self.crop, self.flip = data.images, data.crop, flip
         self.pairs = data.pairs  # degrades HR crops with the batch's generator
-        self.decoded, self._warned = 0, 0
 
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def _image(self, index: int) -> torch.Tensor:
-        for attempt in range(len(self.files)):
-            try:
-                image = self.files[(index + attempt) % len(self.files)]
-            except GanforgeError as error:
-                if self._warned < MAX_WARNINGS:
-                    self._warned += 1
-                    print(f"warning: {error}; using the next image instead", file=sys.stderr)
-                continue
-            self.decoded += 1
-            return image
-        raise GanforgeError(f"{self.files.folder}: none of the {len(self.files)} images can be read")
-
-    def __getitem__(self, key: tuple[tuple[int, ...], int]) -> dict[str, torch.Tensor]:
-        index, seed = key
+    def make(self, index: list[int], seed: int) -> dict[str, torch.Tensor]:
         rng = torch.Generator().manual_seed(seed)
-        plan = plan_hr_crops(list(index), rng, self.files.sizes, self.crop, self.flip)
-        hr = torch.stack([cut_hr(self._image(i), where, self.crop) for i, where in plan])
-        return {**self.pairs(hr, rng), "index": torch.tensor(index)}
+        plan = plan_hr_crops(index, rng, self.files.sizes, self.crop, self.flip)
+        count = len(self.files)
+        hr = [cut_hr(self.readable(self.files.__getitem__, i, count, "images"), where, self.crop) for i, where in plan]
+        return self.pairs(torch.stack(hr), rng)
 
 
-class _Plan:
-    """The DataLoader's sampler: each batch as (indices, seed), replayed from a sampler state."""
-
-    def __init__(self, n: int, batch_size: int, repeats: int, state: dict):
-        self.n, self.batch_size, self.repeats, self.state = n, batch_size, repeats, state
-
-    def __iter__(self):
-        epochs = ShuffledEpochs(self.n, self.batch_size, 0, self.repeats)
-        epochs.load_state_dict(self.state)
-        while True:
-            index, seed = epochs.take()
-            yield tuple(index.tolist()), seed
-
-
-class StreamedPairBatches(ShuffledEpochs):
+class StreamedPairBatches(PlannedBatches):
     """The in-memory `PairBatches` order, crops and degradations, made ahead of time by DataLoader workers."""
 
     def __init__(self, data: SuperResolutionStream, batch_size: int, device: torch.device, seed: int,
                  flip: bool = False):
-        self.data, self.device, self.flip = data, torch.device(device), flip
-        self._iterator = None
-        super().__init__(len(data), batch_size, seed, repeats=-(-batch_size // len(data)))
+        self.data, self.flip = data, flip
+        super().__init__(len(data), batch_size, seed, device, data.workers, repeats=-(-batch_size // len(data)))
 
-    def _loader(self) -> DataLoader:
-        workers = self.data.workers
-        return DataLoader(_Reader(self.data, self.flip), sampler=_Plan(self.n, self.batch_size, self.repeats,
-                                                                        self.state_dict()),
-                          batch_size=None, num_workers=workers, pin_memory=self.device.type == "cuda",
-                          prefetch_factor=2 if workers else None, persistent_workers=False,
-                          generator=torch.Generator(), worker_init_fn=_ignore_interrupts)
+    def maker(self) -> _Maker:
+        return _Maker(self.data, self.flip)
 
     def next(self) -> dict[str, torch.Tensor]:
-        if self._iterator is None:
-            self._iterator = iter(self._loader())
-        index, _ = self.take()
-        batch = next(self._iterator)
-        if not torch.equal(batch.pop("index"), index):  # the loader replays this sampler: a mismatch is a bug
-            raise RuntimeError("streamed batch out of step with the sampler")
+        batch, _ = self.made()
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self._iterator = None  # the next batch restarts the workers at the restored position
 
 
 def open_hr(data, degradation: Degradation) -> SuperResolutionImages:
