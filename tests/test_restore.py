@@ -290,3 +290,17 @@ def test_train_with_fresh_marks_from_a_plain_folder(tmp_path):
     assert model.config.data.resolution == 16 and model.config.model.options["marks"] == "fresh"
     x = torch.rand(1, 3, 20, 24) * 2 - 1
     assert model.family.translate(model.generator, x).shape == x.shape
+
+
+def test_mask_seed_keeps_only_regions_holding_a_confident_pixel():
+    from ganforge.families.restore import seeded_regions
+
+    logit = torch.full((1, 1, 12, 12), -4.0)
+    logit[0, 0, 1:4, 1:9] = 1.0  # an unsure region (p 0.73) ...
+    logit[0, 0, 2, 8] = 5.0  # ... holding one confident pixel (p 0.99): kept whole
+    logit[0, 0, 4, 9] = 1.0  # touching it diagonally: the same region
+    logit[0, 0, 7:11, 2:6] = 2.0  # unsure everywhere (p 0.88): dropped
+    kept = seeded_regions(logit, 0.95)[0, 0]
+    assert kept[1:4, 1:9].all() and kept[4, 9] == 1 and kept[7:11, 2:6].sum() == 0
+    assert kept.sum() == 3 * 8 + 1
+    assert torch.equal(seeded_regions(logit, 0.8), (logit > 0).float())  # both regions hold a pixel above 0.8

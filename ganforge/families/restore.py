@@ -164,9 +164,11 @@ class Restore(ImageToImage):
         # the first recipe (issue 21's first session): a 4x4 bottleneck and a light PatchGAN term
         "paper": {**preset, "model": {**preset["model"], "options": {"bottleneck": 4, "adversarial_weight": 1e-3}}},
         # photos of 128 px and up: native-scale 64 px crops (4 a batch: the CPU cost of 16 at 32 px), instance norm
-        # (statistics of each image, not of a batch of 4), a 4x4 bottleneck
+        # (statistics of each image, not of a batch of 4), a 4x4 bottleneck, fresh marks every batch on the clean
+        # images (B/) with a fifth of the crops left unmarked
         "photos": {**preset, "model": {**preset["model"], "g_norm": "instance",
-                                       "options": {"crop": 64, "bottleneck": 4}},
+                                       "options": {"crop": 64, "bottleneck": 4, "marks": "fresh",
+                                                   "clean_share": 0.2}},
                    "train": {**preset["train"], "batch_size": 4}},
     }
 
@@ -178,6 +180,10 @@ class Restore(ImageToImage):
         options = cls.parse_options(config.model.options)
         if options.marks == "fresh":  # fresh marks on the clean images every batch
             from ganforge.data.marked import load_marked
+
+            if options.direction != "AtoB":
+                raise GanforgeError("model.options.marks=fresh marks the clean images (B) and learns A to B: "
+                                    f"direction must be AtoB, got {options.direction}")
 
             data = load_marked(d.source, d.resolution, d.channels, d.limit, options.clean_share, options.crop)
         else:
