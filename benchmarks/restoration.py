@@ -3,15 +3,18 @@
 Tasks:
 - cifar: CIFAR-10 test JPEGs (../shared/data/cifar10-test-jpg.tar, 32x32): the first --train images (classes
   interleaved) are watermarked with seed 1 and train; the next --test images, watermarked with seed 2, are held out.
-- photos: the bundled photos of scikit-image (`skimage.data`) and scikit-learn (`load_sample_images`). Training:
+- photos: the bundled photos of scikit-image (`skimage.data`) and scikit-learn (`load_sample_images`), plus (for
+  training only, unless --no-extra) the other photos found offline in installed packages (bundled_photos). Training:
   128 px crops every 64 px of the training photos, watermarked with seed 1; held out: non-overlapping 128 px crops
   of three other photos (chelsea, coffee, flower), watermarked with seed 2.
 
 Each task trains a restore preset (--preset; the default one for CIFAR-10, `photos` for the photos; only what is
-named in --set differs) on `make-pairs watermark` pairs (--copies marked versions of each training image: 1 for
-CIFAR-10, 4 for the photos), then scores the held-out images with
+named in --set differs) on `make-pairs watermark` pairs (--copies marked versions of each training image: 1, or 4
+for the photos with a recipe that trains on the pairs as made; the `photos` preset draws fresh marks on the clean
+B images every batch, `marks=fresh`), then scores the held-out images with
 the same code as `ganforge translate --targets` (PSNR/SSIM against the clean image, RGB, [0, 1], no border crop,
-next to the watermarked input's; the share of images whose PSNR rose), plus the PSNR gain at every checkpoint.
+next to the watermarked input's; the share of images whose PSNR rose), plus the PSNR gain at every checkpoint and
+a diagnosis of the last one (false alarms, marks found, the gain with a perfect mask, the worst crops).
 CPU time is measured with resource.getrusage (this process; single-threaded under OMP_NUM_THREADS=1). Writes
 docs/figures/restore_<task>.png (rows: watermarked | restored | predicted mask | clean) and prints a JSON line and
 a Markdown row per task.
@@ -172,9 +175,15 @@ def diagnose(model, inputs: list[Path], clean: list[Path], worst: int = 6) -> di
             "worst": [(inputs[i].stem, round(float(gain[i]), 2)) for i in order]}
 
 
-def figure(model, inputs: list[Path], clean: list[Path], out: Path, zoom: int) -> None:
-    """Rows of held-out images: watermarked | restored | predicted mask | clean."""
+def figure(model, inputs: list[Path], clean: list[Path], out: Path, zoom: int, worst: int = 0) -> None:
+    """Rows of held-out images: watermarked | restored | predicted mask | clean; with `worst`, the that many images
+    whose PSNR gain is lowest instead of the first ones."""
     x, y = stack(inputs), stack(clean)
+    if worst:
+        with torch.no_grad():
+            out_8bit = ((model.family.translate(model.generator, x) + 1) * 127.5).round() / 127.5 - 1
+        order = (psnr(out_8bit, y) - psnr(x, y)).argsort()[:worst]
+        x, y = x[order], y[order]
     with torch.no_grad():
         restored, mask = model.family.restore(model.generator, x)
     tiles = torch.stack([x, restored, (mask * 2 - 1).expand_as(x), y], 1).flatten(0, 1)
@@ -240,8 +249,9 @@ def main() -> None:
         translate_cpu = cpu_seconds() - cpu
         curve = gain_curve(run, inputs, clean)
         diagnosis = diagnose(model, inputs, clean)
-        figure(model, inputs[:args.show], clean[:args.show], FIGURES / f"restore_{args.task}.png",
-               3 if args.task == "cifar" else 1)
+        zoom = 3 if args.task == "cifar" else 1
+        figure(model, inputs[:args.show], clean[:args.show], FIGURES / f"restore_{args.task}.png", zoom)
+        figure(model, inputs, clean, FIGURES / f"restore_{args.task}_worst.png", zoom, args.show)
         config = model.config
         result = {"task": args.task, "n_train": len(list((work / "pairs-train" / "A").glob("*.png"))),
                   "n_test": len(inputs), "preset": preset, "copies": copies, "resolution": config.data.resolution,
