@@ -218,6 +218,7 @@ def test_presets_bottleneck_and_crop_cap(tmp_path):
     assert depth("default", bottleneck=8)[0] == 2 and depth("default", unet_depth=1)[0] == 1
     _, photo = depth("photos")
     assert photo.model.g_norm == "instance" and photo.train.batch_size == 4 and photo.model.options["crop"] == 64
+    assert photo.model.options["marks"] == "fresh" and photo.model.options["clean_share"] == 0.2
     make_pairs("watermark", photos(tmp_path / "src", 2, (40, 36)), tmp_path / "pairs", seed=0)
     restore = get("restore")
 

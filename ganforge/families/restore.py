@@ -63,8 +63,8 @@ class RestoreOptions:
     # `make-pairs watermark` marks on the clean images (B/, or a plain folder) every batch (ganforge.data.marked)
     clean_share: float = option(0.0, interval="[0, 1)")  # marks=fresh: share of training crops left unmarked
     mask_seed: float = option(0.0, interval="[0, 1)")  # at inference keep only the mask's connected regions
-    # (p(damaged) > 1/2, 8-neighbours) that hold a pixel with p >= mask_seed: isolated unsure blobs on textures
-    # are dropped, whole marks kept; 0: off (training never uses it)
+    # (p(damaged) > 1/2, 8-neighbours) that hold a pixel with p >= mask_seed: unsure blobs are dropped, whole
+    # marks kept; 0: off (training never uses it; measured neutral to slightly worse on photos, docs/results.md)
     d_layers: int = 2  # strided PatchGAN layers
     upsample: str = option("resize", choices=("transpose", "resize"))
     direction: str = option("AtoB", choices=("AtoB", "BtoA"))  # which domain is the damaged input
@@ -184,7 +184,6 @@ class Restore(ImageToImage):
             if options.direction != "AtoB":
                 raise GanforgeError("model.options.marks=fresh marks the clean images (B) and learns A to B: "
                                     f"direction must be AtoB, got {options.direction}")
-
             data = load_marked(d.source, d.resolution, d.channels, d.limit, options.clean_share, options.crop)
         else:
             data = load_paired(d.source, d.resolution, d.channels, options.load_size or None, d.limit, native=True)
