@@ -3,15 +3,18 @@
 Tasks:
 - cifar: CIFAR-10 test JPEGs (../shared/data/cifar10-test-jpg.tar, 32x32): the first --train images (classes
   interleaved) are watermarked with seed 1 and train; the next --test images, watermarked with seed 2, are held out.
-- photos: the bundled photos of scikit-image (`skimage.data`) and scikit-learn (`load_sample_images`). Training:
+- photos: the bundled photos of scikit-image (`skimage.data`) and scikit-learn (`load_sample_images`), plus (for
+  training only, unless --no-extra) the other photos found offline in installed packages (bundled_photos). Training:
   128 px crops every 64 px of the training photos, watermarked with seed 1; held out: non-overlapping 128 px crops
   of three other photos (chelsea, coffee, flower), watermarked with seed 2.
 
 Each task trains a restore preset (--preset; the default one for CIFAR-10, `photos` for the photos; only what is
-named in --set differs) on `make-pairs watermark` pairs (--copies marked versions of each training image: 1 for
-CIFAR-10, 4 for the photos), then scores the held-out images with
+named in --set differs) on `make-pairs watermark` pairs (--copies marked versions of each training image: 1, or 4
+for the photos with a recipe that trains on the pairs as made; the `photos` preset draws fresh marks on the clean
+B images every batch, `marks=fresh`), then scores the held-out images with
 the same code as `ganforge translate --targets` (PSNR/SSIM against the clean image, RGB, [0, 1], no border crop,
-next to the watermarked input's; the share of images whose PSNR rose), plus the PSNR gain at every checkpoint.
+next to the watermarked input's; the share of images whose PSNR rose), plus the PSNR gain at every checkpoint and
+a diagnosis of the last one (false alarms, marks found, the gain with a perfect mask, the worst crops).
 CPU time is measured with resource.getrusage (this process; single-threaded under OMP_NUM_THREADS=1). Writes
 docs/figures/restore_<task>.png (rows: watermarked | restored | predicted mask | clean) and prints a JSON line and
 a Markdown row per task.
@@ -36,6 +39,7 @@ import torch
 
 import ganforge
 from ganforge.data.pairs import make_pairs
+from ganforge.families import get as get_family
 from ganforge.media import Images, save
 from ganforge.media.images import from_picture
 from ganforge.translate import paired_scores, read_image, translate_files
@@ -64,8 +68,14 @@ def cifar_images(work: Path, n_train: int, n_test: int) -> tuple[Path, Path]:
     return folders
 
 
-def bundled_photos() -> dict[str, np.ndarray]:
-    """The photos shipped with scikit-image and scikit-learn, RGB uint8, longer side at most 640."""
+GRADIO_PHOTOS = ("cheetah.jpg", "cheetah1.jpg", "lion.jpg", "groot.jpeg", "tower.jpg")
+
+
+def bundled_photos(extra: bool = True) -> dict[str, np.ndarray]:
+    """The photos shipped with scikit-image and scikit-learn, RGB uint8, longer side at most 640. With `extra`
+    (training only; the held-out photos are the same either way): every other photo found offline in installed
+    packages: scikit-image's motorcycle and grey photos (moon, coins, page, text, clock), matplotlib's
+    grace_hopper.jpg, and gradio's media photos when gradio (the `ui` extra) is installed."""
     from PIL import Image
     from skimage import data
     from sklearn.datasets import load_sample_images
@@ -74,6 +84,24 @@ def bundled_photos() -> dict[str, np.ndarray]:
                                                        "immunohistochemistry", "retina", "hubble_deep_field",
                                                        "camera", "brick", "grass", "gravel")}
     photos |= dict(zip(("china", "flower"), load_sample_images().images))
+    if extra:
+        import matplotlib.cbook
+
+        photos |= {name: getattr(data, name)() for name in ("moon", "coins", "page", "text")}
+        photos |= {"motorcycle": data.stereo_motorcycle()[0], "clock": data.clock()}
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+            photos["grace_hopper"] = np.asarray(Image.open(handle).convert("RGB"))
+        try:
+            import importlib.util
+
+            spec = importlib.util.find_spec("gradio")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin:
+            folder = Path(spec.origin).parent / "media_assets" / "images"
+            for file in GRADIO_PHOTOS:
+                if (folder / file).is_file():
+                    photos["gradio_" + Path(file).stem] = np.asarray(Image.open(folder / file).convert("RGB"))
     out = {}
     for name, array in photos.items():
         picture = Image.fromarray(array).convert("RGB")
@@ -83,14 +111,14 @@ def bundled_photos() -> dict[str, np.ndarray]:
     return out
 
 
-def photo_crops(work: Path, size: int = 128) -> tuple[Path, Path]:
+def photo_crops(work: Path, size: int = 128, extra: bool = True) -> tuple[Path, Path]:
     """128 px crops: every 64 px of the training photos; non-overlapping ones of the held-out photos."""
     from PIL import Image
 
     folders = work / "train-clean", work / "test-clean"
     for folder in folders:
         folder.mkdir()
-    for name, array in bundled_photos().items():
+    for name, array in bundled_photos(extra).items():
         held = name in HELD_OUT_PHOTOS
         step = size if held else size // 2
         h, w = array.shape[:2]
@@ -126,9 +154,36 @@ def gain_curve(run: Path, inputs: list[Path], clean: list[Path]) -> dict[int, tu
     return curve
 
 
-def figure(model, inputs: list[Path], clean: list[Path], out: Path, zoom: int) -> None:
-    """Rows of held-out images: watermarked | restored | predicted mask | clean."""
+def diagnose(model, inputs: list[Path], clean: list[Path], worst: int = 6) -> dict:
+    """Where the held-out loss comes from: the share of unmarked pixels the mask changes (false alarms) and of
+    marked pixels it finds, the gain of the output kept only on the truly marked pixels (a perfect mask), and the
+    worst crops with their gain."""
     x, y = stack(inputs), stack(clean)
+    with torch.no_grad():
+        out, mask = model.family.restore(model.generator, x)
+    out = ((out + 1) * 127.5).round() / 127.5 - 1
+    truth = (x != y).any(1, keepdim=True)
+    fired = mask > 0
+    oracle = torch.where(truth, out, x)
+    before = psnr(x, y)
+    gain, oracle_gain = psnr(out, y) - before, psnr(oracle, y) - before
+    order = gain.argsort()[:worst].tolist()
+    return {"false_alarm_share": round(float((fired & ~truth).sum() / (~truth).sum()), 4),
+            "marks_found_share": round(float((fired & truth).sum() / truth.sum().clamp_min(1)), 4),
+            "perfect_mask_gain": round(float(oracle_gain.mean()), 3),
+            "perfect_mask_improved": round(float((oracle_gain > 0).float().mean()), 3),
+            "worst": [(inputs[i].stem, round(float(gain[i]), 2)) for i in order]}
+
+
+def figure(model, inputs: list[Path], clean: list[Path], out: Path, zoom: int, worst: int = 0) -> None:
+    """Rows of held-out images: watermarked | restored | predicted mask | clean; with `worst`, the that many images
+    whose PSNR gain is lowest instead of the first ones."""
+    x, y = stack(inputs), stack(clean)
+    if worst:
+        with torch.no_grad():
+            out_8bit = ((model.family.translate(model.generator, x) + 1) * 127.5).round() / 127.5 - 1
+        order = (psnr(out_8bit, y) - psnr(x, y)).argsort()[:worst]
+        x, y = x[order], y[order]
     with torch.no_grad():
         restored, mask = model.family.restore(model.generator, x)
     tiles = torch.stack([x, restored, (mask * 2 - 1).expand_as(x), y], 1).flatten(0, 1)
@@ -151,7 +206,11 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=1000, help="cifar: held-out images")
     parser.add_argument("--checkpoint-every", type=int, default=1000, help="for the held-out gain curve")
     parser.add_argument("--preset", help="restore preset (default: default for cifar, photos for photos)")
-    parser.add_argument("--copies", type=int, help="marked copies of each training image (default 1 / 4 photos)")
+    parser.add_argument("--copies", type=int, help="marked copies of each training image (default 1; 4 for photos "
+                        "when the preset trains on the pairs as made rather than fresh marks)")
+    parser.add_argument("--no-extra", dest="extra", action="store_false",
+                        help="photos: train on the 10 photos of scikit-image/scikit-learn only (the first sessions' "
+                        "set), not also the other photos found offline")
     parser.add_argument("--set", action="append", default=[], help="config override, e.g. train.steps=2000")
     parser.add_argument("--show", type=int, default=6)
     parser.add_argument("--work", help="keep the pairs and the run here (default: a temporary folder)")
@@ -162,13 +221,17 @@ def main() -> None:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
         started, cpu = time.time(), cpu_seconds()
-        train, test = cifar_images(work, args.train, args.test) if args.task == "cifar" else photo_crops(work)
-        copies = args.copies or (1 if args.task == "cifar" else 4)
+        train, test = (cifar_images(work, args.train, args.test) if args.task == "cifar"
+                       else photo_crops(work, extra=args.extra))
+        overrides = parse_sets(args.set)
+        preset = args.preset or ("default" if args.task == "cifar" else "photos")
+        recipe = get_family("restore").recipe(preset)
+        fresh = ({**recipe.get("model", {}).get("options", {}), **overrides.get("model", {}).get("options", {})}
+                 .get("marks") == "fresh")
+        copies = args.copies or (1 if args.task == "cifar" or fresh else 4)
         make_pairs("watermark", train, work / "pairs-train", seed=1, copies=copies)
         make_pairs("watermark", test, work / "pairs-test", seed=2)
         pairs_cpu = cpu_seconds() - cpu
-        overrides = parse_sets(args.set)
-        preset = args.preset or ("default" if args.task == "cifar" else "photos")
         train_section = {"log_every": 100, "sample_every": 10 ** 9, "checkpoint_every": args.checkpoint_every,
                          "keep_checkpoints": 100} | overrides.pop("train", {})
         cpu = cpu_seconds()
@@ -185,15 +248,18 @@ def main() -> None:
         scores = paired_scores(outputs, work / "restored", work / "pairs-test" / "B", inputs=inputs)
         translate_cpu = cpu_seconds() - cpu
         curve = gain_curve(run, inputs, clean)
-        figure(model, inputs[:args.show], clean[:args.show], FIGURES / f"restore_{args.task}.png",
-               3 if args.task == "cifar" else 1)
+        diagnosis = diagnose(model, inputs, clean)
+        zoom = 3 if args.task == "cifar" else 1
+        figure(model, inputs[:args.show], clean[:args.show], FIGURES / f"restore_{args.task}.png", zoom)
+        figure(model, inputs, clean, FIGURES / f"restore_{args.task}_worst.png", zoom, args.show)
         config = model.config
         result = {"task": args.task, "n_train": len(list((work / "pairs-train" / "A").glob("*.png"))),
                   "n_test": len(inputs), "preset": preset, "copies": copies, "resolution": config.data.resolution,
                   "steps": config.train.steps,
                   "batch_size": config.train.batch_size, "width": config.model.width, "options": config.model.options,
                   "cpu_s": {"pairs": round(pairs_cpu), "train": round(train_cpu), "translate": round(translate_cpu)},
-                  "wall_s": round(time.time() - started), "curve": curve, **scores}
+                  "wall_s": round(time.time() - started), "curve": curve, "diagnosis": diagnosis,
+                  **scores}
     print(json.dumps(result), flush=True)
     gain = result["output"]["psnr"] - result["input"]["psnr"]
     print("| task | train / held-out images | crop, batch, steps | train CPU min | held-out PSNR input -> output "

@@ -218,6 +218,7 @@ def test_presets_bottleneck_and_crop_cap(tmp_path):
     assert depth("default", bottleneck=8)[0] == 2 and depth("default", unet_depth=1)[0] == 1
     _, photo = depth("photos")
     assert photo.model.g_norm == "instance" and photo.train.batch_size == 4 and photo.model.options["crop"] == 64
+    assert photo.model.options["marks"] == "fresh" and photo.model.options["clean_share"] == 0.2
     make_pairs("watermark", photos(tmp_path / "src", 2, (40, 36)), tmp_path / "pairs", seed=0)
     restore = get("restore")
 
@@ -227,3 +228,80 @@ def test_presets_bottleneck_and_crop_cap(tmp_path):
         return restore.load_data(config).resolution
 
     assert resolution() == 16 and resolution(resolution=32) == 32  # a cap on the data's own crop, not on a choice
+
+
+def test_fresh_marks_are_new_each_batch_deterministic_and_resumable(tmp_path):
+    from ganforge.data.marked import load_marked
+
+    source = photos(tmp_path / "clean", 4, (40, 36))
+    data = load_marked(str(source), None, None, None, clean_share=0.0)
+    assert data.resolution == 32 and len(data) == 4 and data.paired
+    assert all(torch.equal(b, torch.from_numpy(pixels(p).astype(np.uint8)).permute(2, 0, 1))
+               for b, p in zip(data.b, sorted(source.iterdir())))  # B: the clean images at their own size
+
+    def draw(seed, n):
+        batches = data.batches(4, torch.device("cpu"), seed)
+        return batches, [batches.next() for _ in range(n)]
+
+    _, first = draw(7, 6)
+    _, again = draw(7, 6)
+    assert all(torch.equal(x["a"], y["a"]) and torch.equal(x["b"], y["b"]) for x, y in zip(first, again))
+    _, other = draw(8, 1)
+    assert not torch.equal(other[0]["a"], first[0]["a"])  # another seed, other marks
+    marked = [damage_mask(x["a"], x["b"], 0.5) for x in first]
+    assert all(m.flatten(1).amax(1).sum() >= 2 for m in marked)  # most crops carry marks
+    # a batch of 4 is a pass over the 4 images: the same images in the next pass carry other marks
+    assert not torch.equal(marked[0].sum((1, 2, 3)).sort()[0], marked[1].sum((1, 2, 3)).sort()[0])
+    resumed, _ = draw(7, 3)
+    state = resumed.state_dict()
+    fresh = data.batches(4, torch.device("cpu"), 123)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.next()["a"], first[3]["a"])  # resume: the batch an uninterrupted run sees
+
+
+def test_fresh_marks_leave_a_share_of_crops_clean_with_zero_mask_targets(tmp_path):
+    from ganforge.data.marked import load_marked
+
+    make_pairs("watermark", photos(tmp_path / "src", 8, (36, 40)), tmp_path / "pairs", seed=0)
+    data = load_marked(str(tmp_path / "pairs"), 16, None, None, clean_share=0.5)  # an A/B layout: B is used
+    assert all(torch.equal(b, torch.from_numpy(pixels(tmp_path / "pairs" / "B" / f"{name}.png").astype(np.uint8))
+                           .permute(2, 0, 1)) for b, name in zip(data.b, data.names))
+    batches = data.batches(8, torch.device("cpu"), 0)
+    clean = touched = 0
+    for _ in range(8):
+        batch = batches.next()
+        truth = damage_mask(batch["a"], batch["b"], 0.5).flatten(1)
+        same = (batch["a"] == batch["b"]).flatten(1).all(1)
+        assert torch.all(truth[same] == 0)  # an unmarked crop: every mask target 0
+        clean += int(same.sum())
+        touched += int((truth.amax(1) > 0).sum())
+    assert 16 <= clean <= 48 and touched >= 16  # about half of the 64 crops left clean, the others marked
+    with pytest.raises(GanforgeError, match="no image files"):
+        load_marked(str(photos(tmp_path / "empty", 0)), None, None, None)
+
+
+def test_train_with_fresh_marks_from_a_plain_folder(tmp_path):
+    source = photos(tmp_path / "clean", 6, (24, 20))
+    run = ganforge.train(quiet=True, out=str(tmp_path / "runs"), name="fresh", data={"source": str(source)},
+                         model={"name": "restore", "width": 8, "options": {"unet_depth": 2, "marks": "fresh",
+                                                                           "clean_share": 0.25}},
+                         train={"steps": 6, "batch_size": 4, "log_every": 3, "sample_every": 6,
+                                "checkpoint_every": 6})
+    model = ganforge.load(run)
+    assert model.config.data.resolution == 16 and model.config.model.options["marks"] == "fresh"
+    x = torch.rand(1, 3, 20, 24) * 2 - 1
+    assert model.family.translate(model.generator, x).shape == x.shape
+
+
+def test_mask_seed_keeps_only_regions_holding_a_confident_pixel():
+    from ganforge.families.restore import seeded_regions
+
+    logit = torch.full((1, 1, 12, 12), -4.0)
+    logit[0, 0, 1:4, 1:9] = 1.0  # an unsure region (p 0.73) ...
+    logit[0, 0, 2, 8] = 5.0  # ... holding one confident pixel (p 0.99): kept whole
+    logit[0, 0, 4, 9] = 1.0  # touching it diagonally: the same region
+    logit[0, 0, 7:11, 2:6] = 2.0  # unsure everywhere (p 0.88): dropped
+    kept = seeded_regions(logit, 0.95)[0, 0]
+    assert kept[1:4, 1:9].all() and kept[4, 9] == 1 and kept[7:11, 2:6].sum() == 0
+    assert kept.sum() == 3 * 8 + 1
+    assert torch.equal(seeded_regions(logit, 0.8), (logit > 0).float())  # both regions hold a pixel above 0.8

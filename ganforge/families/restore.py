@@ -59,6 +59,12 @@ class RestoreOptions:
     # full-resolution head: a wider view for the mask
     crop: int = option(0, interval="[0, inf)")  # largest training crop when data.resolution is unset (the data's
     # own otherwise); 0: no cap
+    marks: str = option("pairs", choices=("pairs", "fresh"))  # pairs: the data's A/B pairs as made; fresh: new
+    # `make-pairs watermark` marks on the clean images (B/, or a plain folder) every batch (ganforge.data.marked)
+    clean_share: float = option(0.0, interval="[0, 1)")  # marks=fresh: share of training crops left unmarked
+    mask_seed: float = option(0.0, interval="[0, 1)")  # at inference keep only the mask's connected regions
+    # (p(damaged) > 1/2, 8-neighbours) that hold a pixel with p >= mask_seed: unsure blobs are dropped, whole
+    # marks kept; 0: off (training never uses it; measured neutral to slightly worse on photos, docs/results.md)
     d_layers: int = 2  # strided PatchGAN layers
     upsample: str = option("resize", choices=("transpose", "resize"))
     direction: str = option("AtoB", choices=("AtoB", "BtoA"))  # which domain is the damaged input
@@ -120,6 +126,19 @@ def pixel_loss(kind: str, output: torch.Tensor, target: torch.Tensor, source: to
     return (own / damage.clamp_min(1e-6)).mean()
 
 
+def seeded_regions(logit: torch.Tensor, seed: float) -> torch.Tensor:
+    """1 on the connected regions (8-neighbours) of sigmoid(logit) > 1/2 that contain a pixel with sigmoid(logit) >=
+    `seed`, else 0 (hysteresis thresholding): grown from the seeds inside the region until nothing changes."""
+    region = logit > 0
+    kept = (logit >= math.log(seed / (1 - seed))) & region
+    for _ in range(max(logit.shape[-2:])):  # enough for any region but a long winding one (then cut short)
+        grown = F.max_pool2d(kept.float(), 3, 1, 1).bool() & region
+        if torch.equal(grown, kept):
+            break
+        kept = grown
+    return kept.float()
+
+
 def psnr_gain(output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """10 log10(MSE(source) / MSE(output)) against `target`: dB won over the damaged input (batch-pooled)."""
     before = F.mse_loss(source, target).clamp_min(1e-12)
@@ -145,9 +164,11 @@ class Restore(ImageToImage):
         # the first recipe (issue 21's first session): a 4x4 bottleneck and a light PatchGAN term
         "paper": {**preset, "model": {**preset["model"], "options": {"bottleneck": 4, "adversarial_weight": 1e-3}}},
         # photos of 128 px and up: native-scale 64 px crops (4 a batch: the CPU cost of 16 at 32 px), instance norm
-        # (statistics of each image, not of a batch of 4), a 4x4 bottleneck
+        # (statistics of each image, not of a batch of 4), a 4x4 bottleneck, fresh marks every batch on the clean
+        # images (B/) with a fifth of the crops left unmarked
         "photos": {**preset, "model": {**preset["model"], "g_norm": "instance",
-                                       "options": {"crop": 64, "bottleneck": 4}},
+                                       "options": {"crop": 64, "bottleneck": 4, "marks": "fresh",
+                                                   "clean_share": 0.2}},
                    "train": {**preset["train"], "batch_size": 4}},
     }
 
@@ -158,9 +179,17 @@ class Restore(ImageToImage):
 
         d = config.data
         options = cls.parse_options(config.model.options)
-        data = open_paired(d, options.load_size or None, native=True)
-        if d.resolution is None and options.crop:  # the data's own crop, capped: native-scale patches of large images
-            data.resolution = min(data.resolution, crop_resolution([options.crop]))
+        if options.marks == "fresh":  # fresh marks on the clean images every batch
+            from ganforge.data.marked import load_marked
+
+            if options.direction != "AtoB":
+                raise GanforgeError("model.options.marks=fresh marks the clean images (B) and learns A to B: "
+                                    f"direction must be AtoB, got {options.direction}")
+            data = load_marked(d.source, d.resolution, d.channels, d.limit, options.clean_share, options.crop)
+        else:
+            data = open_paired(d, options.load_size or None, native=True)
+            if d.resolution is None and options.crop:  # the data's own crop, capped: native-scale patches
+                data.resolution = min(data.resolution, crop_resolution([options.crop]))
         if options.perceptual_weight > 0:  # training needs it: fail now, not after the first checkpoint
             from ganforge.nn.perceptual import check_available
 
@@ -203,7 +232,9 @@ class Restore(ImageToImage):
 
     def restore(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(restored images, mask in [0, 1]) for damaged images in [-1, 1] of any size."""
-        residual, _, mask = self._run(generator, images)
+        residual, logit, mask = self._run(generator, images)
+        if self.options.mask and self.options.mask_seed > 0:
+            mask = mask * seeded_regions(logit, self.options.mask_seed)
         return (images + mask * residual).clamp(-1, 1), mask
 
     def translate(self, generator: nn.Module, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
