@@ -57,7 +57,7 @@ def train(args) -> None:
         over = bool(args.cpu_minutes) and spent >= 60 * args.cpu_minutes
         if over:
             trainer.stop_reason = f"CPU budget of {args.cpu_minutes} minutes spent"
-        if trainer.step % 250 == 0 or trainer.step == args.steps or over:
+        if trainer.step % 250 == 0 or trainer.step == trainer.config.train.steps or over:
             record["train_cpu_seconds"] = spent
             record["at_step"][str(trainer.step)] = spent
             record["threads"] = torch.get_num_threads()
@@ -66,11 +66,13 @@ def train(args) -> None:
     overrides = {"model.name": "videogan", "data.source": "moving-digits", "data.root": args.data_root,
                  "data.resolution": args.resolution, "model.width": args.width,
                  "model.options": {"frames": args.frames, "digits": "1", "digit_source": "mnist"} | pairs(args.opt),
-                 "train.steps": args.steps, "train.ema": args.ema, "train.sample_every": 500,
+                 "train.ema": args.ema, "train.sample_every": 500,
                  "train.checkpoint_every": 250, "train.keep_checkpoints": 20, "train.log_every": 50,
                  "train.device": "cpu", "out": args.out, "name": "videogan"} | pairs(args.set)
+    if args.steps:  # else the recipe's own length (videogan's preset, or --set model.preset=paper's)
+        overrides["train.steps"] = args.steps
     if (run / "checkpoints" / "last.safetensors").exists():
-        ganforge.train(resume=run, quiet=True, callbacks=[stamp], **{"train.steps": args.steps})
+        ganforge.train(resume=run, quiet=True, callbacks=[stamp], **({"train.steps": args.steps} if args.steps else {}))
     else:
         ganforge.train(quiet=True, callbacks=[stamp], **overrides)
     print(f"trained to step {max(map(int, record['at_step']), default=0)} in {record['train_cpu_seconds'] / 60:.1f} CPU-minutes "
@@ -138,7 +140,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     t = commands.add_parser("train")
-    t.add_argument("--steps", type=int, default=2500)
+    t.add_argument("--steps", type=int, default=0, help="training steps; 0: the recipe's own (train.steps of the "
+                   "preset)")
     t.add_argument("--width", type=int, default=16)
     t.add_argument("--resolution", type=int, default=32)
     t.add_argument("--frames", type=int, default=16)
