@@ -211,7 +211,7 @@ def test_transform_motion_keeps_the_appearance_and_moves_its_ink():
 def test_default_recipe_has_spectrally_normalised_discriminators_and_paper_keeps_mocogans():
     """The default recipe trains against spectrally normalised image and video discriminators with the hinge loss
     (with batch norm in D the discriminators won after ~1,000 steps and the clips collapsed); --preset paper keeps
-    MoCoGAN's batch norm, non-saturating loss and Adam settings; g_width widens the generator only."""
+    MoCoGAN's batch norm, non-saturating loss and Adam settings; g_width_mult widens the generator only."""
     default = resolve_config(overrides={"model.name": "videogan"})
     paper = resolve_config(overrides={"model.name": "videogan", "model.preset": "paper"})
     assert (default.model.d_norm, default.model.loss, default.train.beta1) == ("spectral", "hinge", 0.0)
@@ -222,7 +222,7 @@ def test_default_recipe_has_spectrally_normalised_discriminators_and_paper_keeps
 
     torch.manual_seed(0)
     config = resolve_config(overrides={"model.name": "videogan", "model.width": 8, "model.latent_dim": 8,
-                                       "model.options": {"frames": 4, "motion_dim": 4, "g_width": 12}})
+                                       "model.options": {"frames": 4, "motion_dim": 4, "g_width_mult": 1.5}})
     family = create(config, DataInfo(1, 16, facts={"frames": 4, "fps": 6.0}))
     convs = [m for m in family.discriminator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
     assert {m.weight.dim() for m in convs} == {4, 5}  # 2-D convs of D_I, 3-D of D_V
