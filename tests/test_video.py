@@ -206,3 +206,35 @@ def test_transform_motion_keeps_the_appearance_and_moves_its_ink():
     for phase in ("D", "G"):  # training sees 2-frame windows of the 4-frame clips
         loss, _ = family.loss(phase, batch)
         assert torch.isfinite(loss)
+
+
+def test_default_recipe_has_spectrally_normalised_discriminators_and_paper_keeps_mocogans():
+    """The default recipe trains against spectrally normalised image and video discriminators with the hinge loss
+    (with batch norm in D the discriminators won after ~1,000 steps and the clips collapsed); --preset paper keeps
+    MoCoGAN's batch norm, non-saturating loss and Adam settings; g_width_mult widens the generator only."""
+    default = resolve_config(overrides={"model.name": "videogan"})
+    paper = resolve_config(overrides={"model.name": "videogan", "model.preset": "paper"})
+    assert (default.model.d_norm, default.model.loss, default.train.beta1) == ("spectral", "hinge", 0.0)
+    assert default.train.lr_g > default.train.lr_d
+    assert (paper.model.d_norm, paper.model.loss, paper.train.lr_g, paper.train.lr_d, paper.train.beta1) == \
+        ("batch", "nonsaturating", 2e-4, 2e-4, 0.5)
+    assert paper.model.options == {} and default.model.options["motion"] == "transform"
+
+    torch.manual_seed(0)
+    config = resolve_config(overrides={"model.name": "videogan", "model.width": 8, "model.latent_dim": 8,
+                                       "model.options": {"frames": 4, "motion_dim": 4, "g_width_mult": 1.5}})
+    family = create(config, DataInfo(1, 16, facts={"frames": 4, "fps": 6.0}))
+    convs = [m for m in family.discriminator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    assert {m.weight.dim() for m in convs} == {4, 5}  # 2-D convs of D_I, 3-D of D_V
+    assert all(hasattr(m, "parametrizations") for m in convs)  # every conv of D_I and D_V, none left plain
+    assert not any(isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm3d) for m in family.discriminator.modules())
+    family.discriminator.train()
+    for _ in range(30):  # power iterations run in training passes
+        family.discriminator.video(torch.randn(2, 4, 1, 16, 16))
+        family.discriminator.image(torch.randn(2, 1, 16, 16))
+    for conv in convs:  # each conv's weight, as spectral_norm reads it, has largest singular value 1
+        assert torch.linalg.matrix_norm(conv.weight.detach().flatten(1), 2) == pytest.approx(1.0, abs=0.05)
+    def widest(net):
+        return max(m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d))
+
+    assert widest(family.generator.image) == 12 * 2 and widest(family.discriminator.image) == 8 * 2
