@@ -2,6 +2,7 @@
 norm in the generator, and the AC-GAN term in training (issue 15's CPU recipe)."""
 
 import csv
+import math
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 import ganforge
 from ganforge.errors import GanforgeError
 from ganforge.nn.audio import ClassBatchNorm1d, WaveDiscriminator, WaveGenerator
+from ganforge.training import checkpoint as ckpt
 
 
 def test_projection_depends_on_the_label_and_the_aux_classifier_on_the_clip_alone():
@@ -88,6 +90,45 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
     default, paper = resolved("default"), resolved("paper")
     assert (default.model.loss, default.train.n_critic, default.model.width) == ("hinge", 1, 8)
     assert default.model.options["aux_weight"] == 1.0 and default.model.options["class_norm"] is True
+    assert (default.model.options["lr_decay"], default.train.steps) == (0.5, 4000)  # decay over the second half
     assert (paper.model.loss, paper.model.penalty, paper.model.penalty_weight) == ("wasserstein", "gp", 10.0)
     assert (paper.train.n_critic, paper.model.width, paper.train.batch_size, paper.train.lr_g) == (5, 64, 64, 1e-4)
     assert paper.model.options["aux_weight"] == 0.0 and paper.model.options["conditional"] is True
+    assert paper.model.options["lr_decay"] == 1.0  # constant rates
+
+
+def test_tail_decay_factor_values():
+    from ganforge.families.kinds.audio import tail_decay
+
+    assert [tail_decay(s, 10, 0.5) for s in range(12)] == pytest.approx(
+        [1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2, 0.0, 0.0, 0.0])  # linear from step 5, 0 at the last step and after
+    cosine = [tail_decay(s, 10, 0.5, "cosine", 0.1) for s in range(5, 10)]
+    assert cosine == pytest.approx([0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 5)) for k in range(1, 6)])
+    assert cosine[-1] == pytest.approx(0.1)
+    assert all(tail_decay(s, 10, 1.0) == 1.0 for s in range(12))  # 1: no decay
+    assert tail_decay(0, 10, 0.0) == pytest.approx(0.9)  # 0: decays from the first step
+
+
+def test_lr_decay_reaches_the_optimisers_and_resume_across_it_is_bit_exact(tmp_path):
+    seen = []
+
+    def record(trainer):  # called after each step: the rate that step used
+        seen.append(trainer.optimizers["G"].param_groups[0]["lr"] / trainer.config.train.lr_g)
+
+    def interrupt(trainer):
+        if trainer.step == 2:
+            trainer.stop_reason = "interrupted"
+
+    options = {"aux_weight": 1.0, "class_norm": True, "lr_decay": 0.25, "lr_decay_shape": "cosine", "lr_floor": 0.2}
+    extra = {"train.steps": 4, "train.ema": 0.9}
+    straight = ganforge.train(quiet=True, callbacks=[record], **run_config(tmp_path, options, name="straight", **extra))
+    assert seen == pytest.approx([1.0, 0.2 + 0.8 * 0.75, 0.2 + 0.8 * 0.25, 0.2])  # cosine from step 1 to 0.2
+    ganforge.train(quiet=True, callbacks=[interrupt], **run_config(tmp_path, options, name="split", **extra))
+    split = ganforge.train(resume=tmp_path / "split", quiet=True, **{"train.steps": 4})
+    a, meta_a = ckpt.load(straight / "checkpoints" / "last.safetensors")
+    b, meta_b = ckpt.load(split / "checkpoints" / "last.safetensors")
+    assert meta_a["step"] == meta_b["step"] == 4
+    assert a.keys() == b.keys()
+    for key in a:
+        if key.startswith(("family.", "optim.", "ema.")):
+            assert torch.equal(a[key], b[key]), key

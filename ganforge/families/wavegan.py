@@ -45,15 +45,17 @@ class WaveGAN(AudioGAN):
     # convolutions, batch norm in G, Adam(5e-4 G / 1e-3 D, 0.5, 0.9), EMA of G; conditional runs add class-conditional
     # batch norm in G and the AC-GAN term (weight 1) next to the projection head in D
     preset = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 100, "width": 8, "g_norm": "batch",
-                        "d_norm": "none", "options": {"init": "he", "class_norm": True, "aux_weight": 1.0}},
+                        "d_norm": "none", "options": {"init": "he", "class_norm": True, "aux_weight": 1.0,
+                                                      "lr_decay": 0.5, "lr_decay_shape": "linear", "lr_floor": 0.0}},
               "train": {"lr_g": 5e-4, "lr_d": 1e-3, "beta1": 0.5, "beta2": 0.9, "n_critic": 1, "batch_size": 32,
-                        "ema": 0.999}}
+                        "ema": 0.999, "steps": 4000}}
     # --preset paper: the paper's table 4: WGAN-GP (lambda 10), 5 critic steps, Adam(1e-4, 0.5, 0.9), batch 64, z of
     # 100, d = 64, no batch norm, Glorot-initialised convolutions (the released code's TensorFlow default); the
     # conditional variant with a label embedding in G and the projection head alone in D
     presets = {"paper": {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 100,
                                    "width": 64, "g_norm": "none", "d_norm": "none",
-                                   "options": {"init": "glorot", "class_norm": False, "aux_weight": 0.0}},
+                                   "options": {"init": "glorot", "class_norm": False, "aux_weight": 0.0,
+                                               "lr_decay": 1.0}},
                          "train": {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5, "beta2": 0.9, "n_critic": 5,
                                    "batch_size": 64, "ema": 0.0}}}
     tiny = {"data": {"source": "tones", "limit": 16}, "model": {"width": 2, "latent_dim": 8,
