@@ -90,11 +90,12 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
     default, paper = resolved("default"), resolved("paper")
     assert (default.model.loss, default.train.n_critic, default.model.width) == ("hinge", 1, 8)
     assert default.model.options["aux_weight"] == 1.0 and default.model.options["class_norm"] is True
-    assert (default.model.options["lr_decay"], default.train.steps) == (0.5, 4000)  # decay over the second half
+    assert (default.model.options["lr_decay"], default.train.steps) == (0.5, 3000)  # decay over the second half
+    assert default.model.options["aux_fake_class"] is True
     assert (paper.model.loss, paper.model.penalty, paper.model.penalty_weight) == ("wasserstein", "gp", 10.0)
     assert (paper.train.n_critic, paper.model.width, paper.train.batch_size, paper.train.lr_g) == (5, 64, 64, 1e-4)
     assert paper.model.options["aux_weight"] == 0.0 and paper.model.options["conditional"] is True
-    assert paper.model.options["lr_decay"] == 1.0  # constant rates
+    assert paper.model.options["lr_decay"] == 1.0 and paper.model.options["aux_fake_class"] is False
 
 
 def test_tail_decay_factor_values():
@@ -132,3 +133,25 @@ def test_lr_decay_reaches_the_optimisers_and_resume_across_it_is_bit_exact(tmp_p
     for key in a:
         if key.startswith(("family.", "optim.", "ema.")):
             assert torch.equal(a[key], b[key]), key
+
+
+def test_fake_class_makes_the_critic_learn_generated_clips_as_one_more_class(tmp_path):
+    torch.manual_seed(0)
+    options = {"aux_weight": 1.0, "aux_fake_class": True, "phase_shuffle": 0}
+    run = ganforge.train(quiet=True, **run_config(tmp_path, options, **{"train.steps": 2, "train.log_every": 1}))
+    last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
+    assert last.get("aux_generated", "") != "" and last.get("aux_fake", "") != ""
+    family = ganforge.load(run).family
+    family.train()
+    critic = family.discriminator
+    assert critic.classify.out_features == 11  # ten digits (tones' classes) + "generated"
+    batch = {"audio": 0.1 * torch.randn(6, 1, 8192), "label": torch.tensor([0, 1, 2, 3, 4, 5])}
+    loss, logs = family.loss("D", batch)
+    inputs, fake = family._pending  # the generated clips the D phase scored
+    with torch.no_grad():
+        _, real_classes = critic(batch["audio"], batch["label"], classes=True)
+        _, fake_classes = critic(fake.detach(), inputs["label"], classes=True)
+    assert torch.allclose(logs["aux_real"], F.cross_entropy(real_classes, batch["label"]))
+    assert torch.allclose(logs["aux_generated"], F.cross_entropy(fake_classes, torch.full((6,), 10)))
+    _, logs = family.loss("G", batch)  # G: its clips against the digit asked for, "generated" counting as wrong
+    assert torch.allclose(logs["aux_fake"], F.cross_entropy(fake_classes, inputs["label"]))
