@@ -27,10 +27,9 @@ class AudioOptions(NoiseOptions):
     normalize: str = option("peak", choices=NORMALIZE)  # per-clip loudness: peak | rms | none
     conditional: bool = False  # class-conditional: labels from sub-folders or '{label}_' file names; sample --class
     embed_dim: int = option(32, interval="[1, inf)")  # size of the generator's class embedding (conditional)
-    # learning-rate decay over the tail of the run (every phase; see `tail_decay`): from this fraction of
-    # train.steps on, the rates fall to lr_floor x their value by the last step; 1: no decay
-    lr_decay: float = option(1.0, interval="[0, 1]")
-    lr_decay_shape: str = option("linear", choices=("linear", "cosine"))
+    lr_decay: float = option(1.0, interval="[0, 1]")  # learning-rate decay over the run's tail (every phase): from
+    # this fraction of train.steps on, the rates fall to lr_floor x their value at the last step; 1: no decay
+    lr_decay_shape: str = option("linear", choices=("linear", "cosine"))  # straight or half-cosine fall
     lr_floor: float = option(0.0, interval="[0, 1]")  # the factor reached at the last step (lr_decay < 1)
 
 
