@@ -143,8 +143,14 @@ def _state(run):
 
 
 def test_resume_is_bit_exact(tmp_path):
+    def interrupt(trainer):
+        if trainer.step == 2:
+            trainer.stop_reason = "interrupted"
+
+    # the same 3-step run (the default's learning-rate decay over its second half spans the interruption)
     straight = ganforge.train(quiet=True, **tiny_run(tmp_path / "a", **{"train.n_critic": 2, "train.steps": 3}))
-    ganforge.train(quiet=True, **tiny_run(tmp_path / "b", **{"train.n_critic": 2, "train.steps": 2}))
+    ganforge.train(quiet=True, callbacks=[interrupt], **tiny_run(tmp_path / "b", **{"train.n_critic": 2,
+                                                                                     "train.steps": 3}))
     resumed = ganforge.train(resume=tmp_path / "b" / "run", quiet=True, **{"train.steps": 3})
     (a, meta_a), (b, meta_b) = _state(straight), _state(resumed)
     assert meta_a["step"] == meta_b["step"] == 3 and meta_b["info"]["facts"] == {"sample_rate": 8000,

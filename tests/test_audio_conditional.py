@@ -2,6 +2,7 @@
 norm in the generator, and the AC-GAN term in training (issue 15's CPU recipe)."""
 
 import csv
+import math
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 import ganforge
 from ganforge.errors import GanforgeError
 from ganforge.nn.audio import ClassBatchNorm1d, WaveDiscriminator, WaveGenerator
+from ganforge.training import checkpoint as ckpt
 
 
 def test_projection_depends_on_the_label_and_the_aux_classifier_on_the_clip_alone():
@@ -88,6 +90,68 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
     default, paper = resolved("default"), resolved("paper")
     assert (default.model.loss, default.train.n_critic, default.model.width) == ("hinge", 1, 8)
     assert default.model.options["aux_weight"] == 1.0 and default.model.options["class_norm"] is True
+    assert (default.model.options["lr_decay"], default.train.steps) == (0.5, 3000)  # decay over the second half
+    assert default.model.options["aux_fake_class"] is True
     assert (paper.model.loss, paper.model.penalty, paper.model.penalty_weight) == ("wasserstein", "gp", 10.0)
     assert (paper.train.n_critic, paper.model.width, paper.train.batch_size, paper.train.lr_g) == (5, 64, 64, 1e-4)
     assert paper.model.options["aux_weight"] == 0.0 and paper.model.options["conditional"] is True
+    assert paper.model.options["lr_decay"] == 1.0 and paper.model.options["aux_fake_class"] is False
+
+
+def test_tail_decay_factor_values():
+    from ganforge.families.kinds.audio import tail_decay
+
+    assert [tail_decay(s, 10, 0.5) for s in range(12)] == pytest.approx(
+        [1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2, 0.0, 0.0, 0.0])  # linear from step 5, 0 at the last step and after
+    cosine = [tail_decay(s, 10, 0.5, "cosine", 0.1) for s in range(5, 10)]
+    assert cosine == pytest.approx([0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 5)) for k in range(1, 6)])
+    assert cosine[-1] == pytest.approx(0.1)
+    assert all(tail_decay(s, 10, 1.0) == 1.0 for s in range(12))  # 1: no decay
+    assert tail_decay(0, 10, 0.0) == pytest.approx(0.9)  # 0: decays from the first step
+
+
+def test_lr_decay_reaches_the_optimisers_and_resume_across_it_is_bit_exact(tmp_path):
+    seen = []
+
+    def record(trainer):  # called after each step: the rate that step used
+        seen.append(trainer.optimizers["G"].param_groups[0]["lr"] / trainer.config.train.lr_g)
+
+    def interrupt(trainer):
+        if trainer.step == 2:
+            trainer.stop_reason = "interrupted"
+
+    options = {"aux_weight": 1.0, "class_norm": True, "lr_decay": 0.25, "lr_decay_shape": "cosine", "lr_floor": 0.2}
+    extra = {"train.steps": 4, "train.ema": 0.9}
+    straight = ganforge.train(quiet=True, callbacks=[record], **run_config(tmp_path, options, name="straight", **extra))
+    assert seen == pytest.approx([1.0, 0.2 + 0.8 * 0.75, 0.2 + 0.8 * 0.25, 0.2])  # cosine from step 1 to 0.2
+    ganforge.train(quiet=True, callbacks=[interrupt], **run_config(tmp_path, options, name="split", **extra))
+    split = ganforge.train(resume=tmp_path / "split", quiet=True, **{"train.steps": 4})
+    a, meta_a = ckpt.load(straight / "checkpoints" / "last.safetensors")
+    b, meta_b = ckpt.load(split / "checkpoints" / "last.safetensors")
+    assert meta_a["step"] == meta_b["step"] == 4
+    assert a.keys() == b.keys()
+    for key in a:
+        if key.startswith(("family.", "optim.", "ema.")):
+            assert torch.equal(a[key], b[key]), key
+
+
+def test_fake_class_makes_the_critic_learn_generated_clips_as_one_more_class(tmp_path):
+    torch.manual_seed(0)
+    options = {"aux_weight": 1.0, "aux_fake_class": True, "phase_shuffle": 0}
+    run = ganforge.train(quiet=True, **run_config(tmp_path, options, **{"train.steps": 2, "train.log_every": 1}))
+    last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
+    assert last.get("aux_generated", "") != "" and last.get("aux_fake", "") != ""
+    family = ganforge.load(run).family
+    family.train()
+    critic = family.discriminator
+    assert critic.classify.out_features == 11  # ten digits (tones' classes) + "generated"
+    batch = {"audio": 0.1 * torch.randn(6, 1, 8192), "label": torch.tensor([0, 1, 2, 3, 4, 5])}
+    loss, logs = family.loss("D", batch)
+    inputs, fake = family._pending  # the generated clips the D phase scored
+    with torch.no_grad():
+        _, real_classes = critic(batch["audio"], batch["label"], classes=True)
+        _, fake_classes = critic(fake.detach(), inputs["label"], classes=True)
+    assert torch.allclose(logs["aux_real"], F.cross_entropy(real_classes, batch["label"]))
+    assert torch.allclose(logs["aux_generated"], F.cross_entropy(fake_classes, torch.full((6,), 10)))
+    _, logs = family.loss("G", batch)  # G: its clips against the digit asked for, "generated" counting as wrong
+    assert torch.allclose(logs["aux_fake"], F.cross_entropy(fake_classes, inputs["label"]))

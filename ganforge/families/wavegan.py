@@ -31,6 +31,10 @@ class WaveGANOptions(AudioOptions):
     # classifies real clips (cross-entropy, this weight) and the generator is pushed to make clips it classifies as
     # the class asked for; 0 off
     class_norm: bool = False  # class-conditional batch norm in every generator layer (gain and bias per class)
+    aux_fake_class: bool = False  # the AC classifier gets one more class, "generated": D also learns G's clips as
+    # that class, so G must make clips D's classifier takes for the requested digit rather than for a generated one
+    # (K+1 classes: Salimans et al. 2016; AM-GAN, Zhou et al. 2018); without it the classifier sees real clips only
+    # and G can satisfy it without making the digit
 
 
 @register
@@ -45,15 +49,18 @@ class WaveGAN(AudioGAN):
     # convolutions, batch norm in G, Adam(5e-4 G / 1e-3 D, 0.5, 0.9), EMA of G; conditional runs add class-conditional
     # batch norm in G and the AC-GAN term (weight 1) next to the projection head in D
     preset = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 100, "width": 8, "g_norm": "batch",
-                        "d_norm": "none", "options": {"init": "he", "class_norm": True, "aux_weight": 1.0}},
+                        "d_norm": "none", "options": {"init": "he", "class_norm": True, "aux_weight": 1.0,
+                                                      "aux_fake_class": True, "lr_decay": 0.5,
+                                                      "lr_decay_shape": "linear", "lr_floor": 0.0}},
               "train": {"lr_g": 5e-4, "lr_d": 1e-3, "beta1": 0.5, "beta2": 0.9, "n_critic": 1, "batch_size": 32,
-                        "ema": 0.999}}
+                        "ema": 0.999, "steps": 3000}}
     # --preset paper: the paper's table 4: WGAN-GP (lambda 10), 5 critic steps, Adam(1e-4, 0.5, 0.9), batch 64, z of
     # 100, d = 64, no batch norm, Glorot-initialised convolutions (the released code's TensorFlow default); the
     # conditional variant with a label embedding in G and the projection head alone in D
     presets = {"paper": {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 100,
                                    "width": 64, "g_norm": "none", "d_norm": "none",
-                                   "options": {"init": "glorot", "class_norm": False, "aux_weight": 0.0}},
+                                   "options": {"init": "glorot", "class_norm": False, "aux_weight": 0.0,
+                                               "aux_fake_class": False, "lr_decay": 1.0}},
                          "train": {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5, "beta2": 0.9, "n_critic": 5,
                                    "batch_size": 64, "ema": 0.0}}}
     tiny = {"data": {"source": "tones", "limit": 16}, "model": {"width": 2, "latent_dim": 8,
@@ -75,7 +82,8 @@ class WaveGAN(AudioGAN):
         self.generator = WaveGenerator(model.latent_dim, self.length, model.width, self.n_classes, o.embed_dim,
                                        o.upsample, model.g_norm == "batch", o.post_filter, o.class_norm, o.init)
         self.discriminator = WaveDiscriminator(self.length, model.width, self.n_classes, o.phase_shuffle,
-                                               model.d_norm == "spectral", o.projection, self.aux_weight > 0, o.init)
+                                               model.d_norm == "spectral", o.projection, self.aux_weight > 0, o.init,
+                                               fake_class=o.aux_fake_class)
         self._class_logits: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def discriminate(self, x: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -95,9 +103,14 @@ class WaveGAN(AudioGAN):
         if self.aux_weight:
             classes, labels = self._class_logits[0]
             term = F.cross_entropy(classes, labels)
-            loss = loss + self.aux_weight * term
             logs["aux_real" if phase == "D" else "aux_fake"] = term.detach()
             if phase == "D":
                 logs["aux_acc"] = (classes.detach().argmax(1) == labels).float().mean()
+                if self.options.aux_fake_class:  # the D phase's second critic call: the generated clips
+                    generated = self._class_logits[1][0]
+                    seen = F.cross_entropy(generated, torch.full_like(labels, self.n_classes))
+                    term = term + seen
+                    logs["aux_generated"] = seen.detach()
+            loss = loss + self.aux_weight * term
         self._class_logits.clear()
         return loss, logs

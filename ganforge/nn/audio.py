@@ -164,10 +164,10 @@ class WaveGenerator(nn.Module):
 class WaveDiscriminator(nn.Module):
     """(conv stride 4, LeakyReLU 0.2, phase shuffle) x layers -> dense logit; with classes, a projection head
     (`projection`, Miyato & Koyama 2018) and/or an auxiliary classifier of the features (`aux`, AC-GAN: Odena et
-    al. 2017) whose class logits `forward(..., classes=True)` returns too."""
+    al. 2017) whose class logits `forward(..., classes=True)` returns too (with `fake_class`, one more: generated)."""
 
     def __init__(self, length: int, width: int, n_classes: int = 0, shuffle: int = 2, spectral: bool = False,
-                 projection: bool = True, aux: bool = False, init: str = "torch"):
+                 projection: bool = True, aux: bool = False, init: str = "torch", fake_class: bool = False):
         super().__init__()
         _, strides = layout(length)
         chans = channel_widths(width, len(strides))[::-1]
@@ -183,7 +183,8 @@ class WaveDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers, nn.Flatten())
         features = chans[-1] * layout(length)[0]
         self.head = ProjectionHead(features, n_classes if projection else 0, "spectral" if spectral else "none")
-        self.classify = wrap(nn.Linear(features, n_classes)) if aux and n_classes else None
+        # with fake_class one more output, the "generated" class (index n_classes)
+        self.classify = wrap(nn.Linear(features, n_classes + int(fake_class))) if aux and n_classes else None
 
     def forward(self, wave: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False):
         h = self.features(wave)

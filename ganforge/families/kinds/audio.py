@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,22 @@ class AudioOptions(NoiseOptions):
     normalize: str = option("peak", choices=NORMALIZE)  # per-clip loudness: peak | rms | none
     conditional: bool = False  # class-conditional: labels from sub-folders or '{label}_' file names; sample --class
     embed_dim: int = option(32, interval="[1, inf)")  # size of the generator's class embedding (conditional)
+    lr_decay: float = option(1.0, interval="[0, 1]")  # learning-rate decay over the run's tail (every phase): from
+    # this fraction of train.steps on, the rates fall to lr_floor x their value at the last step; 1: no decay
+    lr_decay_shape: str = option("linear", choices=("linear", "cosine"))  # straight or half-cosine fall
+    lr_floor: float = option(0.0, interval="[0, 1]")  # the factor reached at the last step (lr_decay < 1)
+
+
+def tail_decay(step: int, total: int, start: float, shape: str = "linear", floor: float = 0.0) -> float:
+    """Learning-rate factor at `step` (0-based, the step about to run) of `total`: 1 before step round(start x
+    total), then falling linearly (or along a half cosine) to `floor` at step `total` - 1 and staying there (a
+    resumed run with more steps than its schedule)."""
+    begin = int(round(start * total))
+    if step < begin or begin >= total:
+        return 1.0
+    progress = min(1.0, (step - begin + 1) / max(1, total - begin))
+    fall = progress if shape == "linear" else 0.5 * (1.0 - math.cos(math.pi * progress))
+    return 1.0 - (1.0 - floor) * fall
 
 
 class AudioGAN(NoiseGAN):
@@ -58,6 +75,10 @@ class AudioGAN(NoiseGAN):
 
     def sample_info(self) -> dict:
         return {"sample_rate": self.sample_rate}
+
+    def lr_factor(self, step: int) -> float:
+        o = self.options
+        return tail_decay(step, self.config.train.steps, o.lr_decay, o.lr_decay_shape, o.lr_floor)
 
     def labels(self, batch: Batch) -> torch.Tensor | None:
         return batch["label"] if self.conditional else None
