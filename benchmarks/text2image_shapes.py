@@ -14,6 +14,7 @@ import resource
 from pathlib import Path
 
 import torch
+import yaml
 
 
 def cpu_seconds() -> float:
@@ -45,8 +46,8 @@ def train(args) -> None:
                  "model.width": args.width, "train.batch_size": args.batch, "train.steps": args.steps,
                  "train.lr_g": args.lr_g, "train.lr_d": args.lr_d, "train.checkpoint_every": args.every,
                  "train.sample_every": args.every, "train.keep_checkpoints": 100, "train.log_every": 25,
-                 "train.device": "cpu", "model.options": {"magp_weight": args.magp}, "out": args.out,
-                 "name": args.name}
+                 "train.device": "cpu", "model.options": {"magp_weight": args.magp, **{k: yaml.safe_load(v) for k, v in args.opt}}, "out": args.out,
+                 "name": args.name} | {key: yaml.safe_load(value) for key, value in args.set}
     if args.resume:
         ganforge.train(resume=run, quiet=True, callbacks=[clock], **{"train.steps": args.steps})
     else:
@@ -147,6 +148,10 @@ def main() -> None:
     t.add_argument("--lr-g", type=float, default=2e-4)
     t.add_argument("--lr-d", type=float, default=4e-4)
     t.add_argument("--magp", type=float, default=2.0)
+    t.add_argument("--opt", action="append", default=[], type=lambda text: tuple(text.split("=", 1)),
+                   metavar="KEY=VALUE", help="a text2image option (model.options), repeatable")
+    t.add_argument("--set", action="append", default=[], type=lambda text: tuple(text.split("=", 1)),
+                   metavar="KEY=VALUE", help="another config override (e.g. model.d_norm=spectral), repeatable")
     t.add_argument("--resume", action="store_true", help="continue the run to --steps (CPU time keeps counting)")
     e = sub.add_parser("evaluate")
     e.add_argument("--run", default="runs-bench/t2i-shapes")

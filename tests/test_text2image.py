@@ -14,7 +14,7 @@ from ganforge import media
 from ganforge.data.captions import CaptionSet, Vocabulary, load_captioned, read_captions, tokenize
 from ganforge.data.shapes import HELD_OUT, make_scenes, parse_caption, shapes_captions
 from ganforge.errors import GanforgeError
-from ganforge.families.text2image import matching_aware_d_loss, matching_aware_penalty, mismatched
+from ganforge.families.text2image import Discriminator, matching_aware_d_loss, matching_aware_penalty, mismatched
 from ganforge.training import checkpoint as ckpt
 
 
@@ -146,6 +146,45 @@ def test_matching_aware_penalty_includes_the_caption_gradient():
     scores = (images.flatten(1).sum(1) * 0.5) + (sentence * 2).sum(1)
     norm = torch.sqrt(torch.full((3,), 32 * 0.25 + 5 * 4.0))
     assert matching_aware_penalty(scores, images, sentence, 6.0).item() == pytest.approx(norm.pow(6).mean().item())
+
+
+def test_projection_term_is_the_inner_product_with_the_caption():
+    torch.manual_seed(0)
+    d = Discriminator(10, 4, 6, "bag", 3, 16, 4, "none", projection=True)
+    images, captions = torch.randn(5, 3, 16, 16), torch.randint(2, 10, (5, 7))
+    sentence = d.encode(captions)
+    with_term = d.score(images, sentence)
+    project, d.project = d.project, None
+    without = d.score(images, sentence)
+    features = torch.nn.functional.leaky_relu(d.blocks(torch.nn.functional.leaky_relu(d.from_rgb(images), 0.2)), 0.2)
+    by_hand = (features.sum((2, 3)) * (sentence @ project.weight.T)).sum(1)
+    assert torch.allclose(with_term - without, by_hand, atol=1e-5)
+    d.project = project
+    other = d.encode(captions.roll(1, 0))  # other captions: other projection terms
+    assert not torch.allclose(d.score(images, other) - d.score(images, sentence), without - without)
+
+
+def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):
+    run = ganforge.train(quiet=True, **tiny_run(tmp_path, **{"train.ema": 0}))
+    earlier, family = ganforge.load(run, "step_000002").family, ganforge.load(run).family
+    for f in (earlier, family):  # copied after every D step ...
+        g_text, d_text = f.generator.text.state_dict(), f.discriminator.text.state_dict()
+        assert all(torch.equal(g_text[k], d_text[k]) for k in g_text)
+    moved = earlier.discriminator.text.state_dict()
+    assert not all(torch.equal(moved[k], d_text[k]) for k in d_text)  # ... from an encoder that D's loss trains
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    for shared in (True, False):
+        family.options.g_text = "shared" if shared else "own"
+        family.generator.copied_text = shared
+        family.zero_grad(set_to_none=True)
+        loss, _ = family.loss("G", batch)
+        loss.backward()
+        grads = [p.grad for p in family.generator.text.parameters()]
+        assert all(g is None for g in grads) if shared else any(g is not None and g.abs().sum() > 0 for g in grads)
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in family.generator.start.parameters())
+    assert ganforge.families.get("text2image").recipe("paper")["model"]["options"] == {
+        "g_text": "own", "projection": False, "caption_start": False}
 
 
 def test_resume_is_bit_exact(tmp_path):

@@ -102,24 +102,27 @@ class Generator(nn.Module):
     up-blocks; every affine layer sees [noise, sentence vector]."""
 
     def __init__(self, latent_dim: int, vocabulary: int, embed_dim: int, text_dim: int, encoder: str, channels: int,
-                 resolution: int, width: int, norm: str):
+                 resolution: int, width: int, norm: str, copied_text: bool = False, caption_start: bool = False):
         super().__init__()
         self.text = TextEncoder(vocabulary, embed_dim, text_dim, encoder)
+        self.copied_text = copied_text  # the encoder is D's, copied in after every D step: G's loss leaves it alone
+        self.caption_start = caption_start  # the 4x4 start features see the sentence vector too (concatenation)
         chans = _widths(resolution, width)
         cond = latent_dim + text_dim
-        self.start = nn.Linear(latent_dim, chans[0] * 16)
+        self.start = nn.Linear(cond if caption_start else latent_dim, chans[0] * 16)
         self.blocks = nn.ModuleList(UpBlock(a, b, cond, norm) for a, b in zip(chans, chans[1:]))
         self.norm, self.affine = _norm(norm, chans[-1]), Affine(cond, chans[-1])
         self.to_rgb = nn.Conv2d(chans[-1], channels, 3, padding=1)
 
     def forward(self, noise: torch.Tensor, caption: torch.Tensor, caption_to: torch.Tensor | None = None,
                 caption_mix: torch.Tensor | None = None) -> torch.Tensor:
-        sentence = self.text(caption)
-        if caption_to is not None:  # caption interpolation: a straight line between two sentence vectors
-            mix = caption_mix.view(-1, 1)
-            sentence = (1 - mix) * sentence + mix * self.text(caption_to)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.copied_text):
+            sentence = self.text(caption)
+            if caption_to is not None:  # caption interpolation: a straight line between two sentence vectors
+                mix = caption_mix.view(-1, 1)
+                sentence = (1 - mix) * sentence + mix * self.text(caption_to)
         cond = torch.cat([noise, sentence], 1)
-        x = self.start(noise).view(noise.shape[0], -1, 4, 4)
+        x = self.start(cond if self.caption_start else noise).view(noise.shape[0], -1, 4, 4)
         for block in self.blocks:
             x = block(x, cond)
         return torch.tanh(self.to_rgb(F.leaky_relu(self.affine(self.norm(x), cond), 0.2)))
@@ -140,10 +143,12 @@ class DownBlock(nn.Module):
 
 class Discriminator(nn.Module):
     """(image, sentence vector) -> one logit: down-blocks to 4x4 image features, the sentence vector tiled over
-    them, a 3x3 conv and a 4x4 conv (DF-GAN's one-way output). It owns its own caption encoder."""
+    them, a 3x3 conv and a 4x4 conv (DF-GAN's one-way output); with `projection`, plus the inner product of the
+    pooled image features with a linear map of the sentence vector (the projection discriminator's term, Miyato &
+    Koyama 2018, with the sentence vector in place of a class embedding). It owns its own caption encoder."""
 
     def __init__(self, vocabulary: int, embed_dim: int, text_dim: int, encoder: str, channels: int,
-                 resolution: int, width: int, norm: str):
+                 resolution: int, width: int, norm: str, projection: bool = False):
         super().__init__()
         self.text = TextEncoder(vocabulary, embed_dim, text_dim, encoder)
         chans = _widths(resolution, width)[::-1]
@@ -151,6 +156,7 @@ class Discriminator(nn.Module):
         self.blocks = nn.Sequential(*[DownBlock(a, b, norm) for a, b in zip(chans, chans[1:])])
         self.joint = spectral(nn.Sequential(nn.Conv2d(chans[-1] + text_dim, chans[-1], 3, padding=1),
                                             nn.LeakyReLU(0.2, True), nn.Conv2d(chans[-1], 1, 4)), norm)
+        self.project = spectral(nn.Linear(text_dim, chans[-1], bias=False), norm) if projection else None
 
     def encode(self, caption: torch.Tensor) -> torch.Tensor:
         return self.text(caption)
@@ -158,7 +164,10 @@ class Discriminator(nn.Module):
     def score(self, images: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
         h = self.blocks(F.leaky_relu(self.from_rgb(images), 0.2))
         tiled = sentence.view(*sentence.shape, 1, 1).expand(-1, -1, *h.shape[-2:])
-        return self.joint(torch.cat([h, tiled], 1)).flatten()
+        out = self.joint(torch.cat([h, tiled], 1)).flatten()
+        if self.project is not None:
+            out = out + (F.leaky_relu(h, 0.2).sum((2, 3)) * self.project(sentence)).sum(1)
+        return out
 
     def forward(self, images: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
         return self.score(images, self.encode(caption))
@@ -199,6 +208,9 @@ class Text2ImageOptions(NoiseOptions):
     mismatch: float = option(0.5, interval="[0, 1]")  # weight of real image + wrong caption in D's fake term
     magp_weight: float = option(2.0, interval="[0, inf)")  # MA-GP weight k (DF-GAN: 2); 0: off
     magp_power: float = option(6.0, interval="(0, inf)")  # MA-GP power p (DF-GAN: 6)
+    g_text: str = option("shared", choices=("shared", "own"))  # G's caption encoder: D's, copied after each D step, or its own trained by G's loss
+    projection: bool = option(True)  # D adds the inner product of its pooled features and the sentence vector
+    caption_start: bool = option(True)  # G's 4x4 start features see the sentence vector too, not only the noise
 
 
 @register
@@ -211,6 +223,9 @@ class Text2Image(NoiseGAN):
     # DF-GAN's recipe: hinge loss, Adam(1e-4 G, 4e-4 D, betas 0, 0.9), no norm in D, MA-GP k=2 p=6, z of 100
     preset = {"model": {"loss": "hinge", "d_norm": "none", "g_norm": "batch", "latent_dim": 100},
               "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9}}
+    # --preset paper: DF-GAN's networks as first built here: G trains its own caption encoder, D only concatenates
+    presets = {"paper": {**preset, "model": {**preset["model"], "options": {
+        "g_text": "own", "projection": False, "caption_start": False}}}}
     tiny = {"data": {"source": "shapes-captions"}, "model": {"options": {"embed_dim": 8, "text_dim": 8}}}
 
     def __init__(self, config, info):
@@ -235,9 +250,22 @@ class Text2Image(NoiseGAN):
         self.caption_length = int(info.facts["max_length"])
         size = len(self.vocabulary)
         self.generator = Generator(model.latent_dim, size, o.embed_dim, o.text_dim, o.text_encoder, info.channels,
-                                   info.resolution, model.width, model.g_norm)
+                                   info.resolution, model.width, model.g_norm, o.g_text == "shared", o.caption_start)
         self.discriminator = Discriminator(size, o.embed_dim, o.text_dim, o.text_encoder, info.channels,
-                                           info.resolution, model.width, model.d_norm)
+                                           info.resolution, model.width, model.d_norm, o.projection)
+        if o.g_text == "shared":
+            self.share_text()
+
+    def share_text(self) -> None:
+        """G's caption encoder takes D's weights (G reads captions with the encoder that D's matching-aware loss
+        trains; G's own loss never moves it)."""
+        with torch.no_grad():
+            for mine, theirs in zip(self.generator.text.parameters(), self.discriminator.text.parameters()):
+                mine.copy_(theirs)
+
+    def after_step(self, phase: str) -> None:
+        if phase == "D" and self.options.g_text == "shared":
+            self.share_text()
 
     @classmethod
     def load_data(cls, config):
