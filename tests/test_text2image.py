@@ -14,7 +14,8 @@ from ganforge import media
 from ganforge.data.captions import CaptionSet, Vocabulary, load_captioned, read_captions, tokenize
 from ganforge.data.shapes import HELD_OUT, make_scenes, parse_caption, shapes_captions
 from ganforge.errors import GanforgeError
-from ganforge.families.text2image import Discriminator, matching_aware_d_loss, matching_aware_penalty, mismatched
+from ganforge.families.text2image import (Discriminator, matching_aware_d_loss, matching_aware_penalty, mismatched,
+                                           word_swapped)
 from ganforge.training import checkpoint as ckpt
 
 
@@ -114,6 +115,14 @@ def test_wrong_caption_pairs_count_as_fakes():
     assert matching_aware_d_loss("hinge", real, fake, high).item() == pytest.approx(0 + (0 + 4) / 2)
     captions = torch.tensor([[3, 4, 0], [3, 4, 0], [5, 6, 7], [3, 4, 0]])
     assert mismatched(captions).tolist() == [-1, -1, 1, 2]  # rows whose previous row says the same are left out
+    torch.manual_seed(0)
+    captions = torch.tensor([[2, 3, 4, 0], [2, 5, 6, 7], [2, 5, 6, 7], [2, 8, 4, 0]])
+    for _ in range(5):  # hard wrong captions: one word changed, to the previous row's word at that place
+        swapped, possible = word_swapped(captions)
+        assert possible.tolist() == [True, True, False, True]
+        changed = swapped != captions
+        assert changed.sum(1).tolist() == [1, 1, 0, 1]
+        assert torch.equal(swapped[changed], captions.roll(1, 0)[changed]) and (swapped[changed] != 0).all()
 
 
 def test_family_d_loss_scores_real_images_with_wrong_captions(trained):
@@ -137,6 +146,20 @@ def test_family_d_loss_scores_real_images_with_wrong_captions(trained):
     assert torch.equal(real_wrong[0], batch["image"][keep])  # real images ...
     assert torch.allclose(real_wrong[1], own[wrong[keep]])  # ... with other rows' captions
     assert not torch.allclose(real_wrong[1], own[keep])
+    family.options.hard_wrong = 1.0  # every wrong caption now differs from the right one by one word
+    calls.clear()
+    family.loss("D", batch)
+    captions = batch["caption"]
+    _, possible = word_swapped(captions)
+    images, sentences = calls[2]
+    assert torch.equal(images, batch["image"][possible | (wrong >= 0)])
+    previous = captions.roll(1, 0)
+    assert possible.sum() >= len(sentences) // 2
+    for row, sentence in zip((possible | (wrong >= 0)).nonzero().flatten().tolist(), sentences):
+        one_word = [torch.where(torch.arange(captions.shape[1]) == k, previous[row], captions[row])
+                    for k in range(captions.shape[1]) if 0 != previous[row, k] != captions[row, k] != 0]
+        encoded = family.discriminator.encode(torch.stack(one_word or [previous[row]])).detach()
+        assert any(torch.allclose(sentence, e, atol=1e-6) for e in encoded)
 
 
 def test_matching_aware_penalty_includes_the_caption_gradient():

@@ -181,6 +181,19 @@ def mismatched(captions: torch.Tensor) -> torch.Tensor:
     return torch.where(same, torch.full_like(other, -1), other)
 
 
+def word_swapped(captions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard wrong captions: each caption with one word replaced by the word the previous row's caption has at the
+    same place (a place, drawn at random, where both have a word and the words differ), so that the caption
+    is wrong about one thing only (a colour, a shape, a relation); and which rows have such a place."""
+    other = captions.roll(1, 0)
+    differ = (captions != other) & (captions != 0) & (other != 0)
+    place = (torch.rand(captions.shape, device=captions.device) * differ).argmax(1)
+    rows = torch.arange(len(captions), device=captions.device)
+    swapped = captions.clone()
+    swapped[rows, place] = other[rows, place]
+    return swapped, differ.any(1)
+
+
 def matching_aware_d_loss(kind: str, real_right: torch.Tensor, fake_right: torch.Tensor,
                           real_wrong: torch.Tensor, mismatch: float = 0.5) -> torch.Tensor:
     """GAN-CLS's discriminator loss: real images with their captions are real; generated images with their
@@ -208,6 +221,7 @@ class Text2ImageOptions(NoiseOptions):
     mismatch: float = option(0.5, interval="[0, 1]")  # weight of real image + wrong caption in D's fake term
     magp_weight: float = option(2.0, interval="[0, inf)")  # MA-GP weight k (DF-GAN: 2); 0: off
     magp_power: float = option(6.0, interval="(0, inf)")  # MA-GP power p (DF-GAN: 6)
+    hard_wrong: float = option(0.0, interval="[0, 1]")  # share of wrong captions that differ by one word (word_swapped)
     g_text: str = option("shared", choices=("shared", "own"))  # G's caption encoder: D's, copied after each D step, or its own trained by G's loss
     projection: bool = option(True)  # D adds the inner product of its pooled features and the sentence vector
     caption_start: bool = option(True)  # G's 4x4 start features see the sentence vector too, not only the noise
@@ -301,7 +315,14 @@ class Text2Image(NoiseGAN):
         fake_right = self.judge(fake, sentence)
         wrong = mismatched(captions)
         keep = wrong >= 0
-        real_wrong = self.judge(real[keep], sentence[wrong[keep]])
+        wrong_sentence = sentence[wrong.clamp(min=0)]
+        if o.hard_wrong > 0:  # some rows get a caption wrong about one word instead of another row's caption
+            swapped, possible = word_swapped(captions)
+            hard = possible & (torch.rand(len(captions), device=captions.device) < o.hard_wrong)
+            if hard.any():
+                wrong_sentence = torch.where(hard.unsqueeze(1), self.discriminator.encode(swapped), wrong_sentence)
+            keep = keep | hard
+        real_wrong = self.judge(real[keep], wrong_sentence[keep])
         loss = matching_aware_d_loss(model.loss, real_right, fake_right, real_wrong, o.mismatch)
         logs = {"d_loss": loss.detach(), "d_real": real_right.detach().mean(), "d_fake": fake_right.detach().mean(),
                 "d_wrong": real_wrong.detach().mean() if keep.any() else real_right.detach().mean()}
