@@ -44,12 +44,13 @@ def train(args) -> None:
     clock = CpuClock(args.every, run / "cpu_seconds.json")
     overrides = {"model.name": "text2image", "data.source": "shapes-captions", "data.limit": args.images,
                  "model.width": args.width, "train.batch_size": args.batch, "train.steps": args.steps,
-                 "train.lr_g": args.lr_g, "train.lr_d": args.lr_d, "train.checkpoint_every": args.every,
+                 "train.checkpoint_every": args.every,
                  "train.sample_every": args.every, "train.keep_checkpoints": 100, "train.log_every": 25,
-                 "train.device": "cpu", "model.options": {"magp_weight": args.magp, **{k: yaml.safe_load(v) for k, v in args.opt}}, "out": args.out,
-                 "name": args.name} | {key: yaml.safe_load(value) for key, value in args.set}
+                 "train.device": "cpu", "model.options": {k: yaml.safe_load(v) for k, v in args.opt}, "out": args.out,
+                 "name": args.name, "model.preset": args.preset} | {key: yaml.safe_load(value) for key, value in args.set}
     if args.resume:
-        ganforge.train(resume=run, quiet=True, callbacks=[clock], **{"train.steps": args.steps})
+        ganforge.train(resume=run, quiet=True, callbacks=[clock], **{"train.steps": args.steps,
+                       "train.checkpoint_every": args.every, "train.sample_every": args.every})
     else:
         ganforge.train(quiet=True, callbacks=[clock], **overrides)
     print(json.dumps(clock.marks))
@@ -145,9 +146,7 @@ def main() -> None:
     t.add_argument("--images", type=int, default=10000)
     t.add_argument("--width", type=int, default=16)
     t.add_argument("--batch", type=int, default=32)
-    t.add_argument("--lr-g", type=float, default=2e-4)
-    t.add_argument("--lr-d", type=float, default=4e-4)
-    t.add_argument("--magp", type=float, default=2.0)
+    t.add_argument("--preset", default="default", help="the family's recipe: default (tuned here) or paper (DF-GAN's)")
     t.add_argument("--opt", action="append", default=[], type=lambda text: tuple(text.split("=", 1)),
                    metavar="KEY=VALUE", help="a text2image option (model.options), repeatable")
     t.add_argument("--set", action="append", default=[], type=lambda text: tuple(text.split("=", 1)),

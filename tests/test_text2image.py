@@ -137,6 +137,7 @@ def test_family_d_loss_scores_real_images_with_wrong_captions(trained):
         return judge(images, sentence)
 
     family.judge = recording
+    family.options.magp_weight = 2.0  # the paper's MA-GP (off by default)
     loss, logs = family.loss("D", batch)
     assert torch.isfinite(loss) and {"d_wrong", "magp"} <= set(logs)
     own = family.discriminator.encode(batch["caption"]).detach()
@@ -206,13 +207,14 @@ def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):
         grads = [p.grad for p in family.generator.text.parameters()]
         assert all(g is None for g in grads) if shared else any(g is not None and g.abs().sum() > 0 for g in grads)
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in family.generator.start.parameters())
-    assert ganforge.families.get("text2image").recipe("paper")["model"]["options"] == {
-        "g_text": "own", "projection": False, "caption_start": False}
+    assert ganforge.families.get("text2image").recipe("paper")["model"]["options"] == {  # the networks before
+        "magp_weight": 2.0, "g_text": "own", "projection": False, "caption_start": False}
 
 
 def test_resume_is_bit_exact(tmp_path):
-    straight = ganforge.train(quiet=True, **tiny_run(tmp_path / "a"))
-    ganforge.train(quiet=True, **tiny_run(tmp_path / "b", **{"train.steps": 2}))
+    options = {"model.options": {"embed_dim": 8, "text_dim": 8, "hard_wrong": 0.5}}  # its draws resume too
+    straight = ganforge.train(quiet=True, **tiny_run(tmp_path / "a", **options))
+    ganforge.train(quiet=True, **tiny_run(tmp_path / "b", **{"train.steps": 2}, **options))
     resumed = ganforge.train(resume=tmp_path / "b" / "run", quiet=True, **{"train.steps": 4})
     (a, meta_a), (b, meta_b) = (ckpt.load(r / "checkpoints" / "last.safetensors") for r in (straight, resumed))
     assert meta_a["step"] == meta_b["step"] == 4 and meta_a["info"]["facts"] == meta_b["info"]["facts"]
