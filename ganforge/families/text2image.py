@@ -1,7 +1,10 @@
 """Text to image: a small trainable caption encoder conditions the generator through affine (FiLM) layers after
 every normalisation, as in DF-GAN (Tao et al. 2022), and a matching-aware discriminator judges (image, caption)
 pairs: real images with wrong captions count as fake (GAN-CLS, Reed et al. 2016), optionally with DF-GAN's
-matching-aware gradient penalty (MA-GP) on real images and their captions."""
+matching-aware gradient penalty (MA-GP) on real images and their captions (`--preset paper`). The default differs
+where a small CPU budget showed it must (issue 16): G reads captions with a copy of D's encoder (its own, trained
+only by G's loss, collapsed to one vector for all captions), D adds a projection term (Miyato & Koyama 2018), G's
+start layer sees the caption too, and spectral norm in D replaces MA-GP."""
 
 from __future__ import annotations
 
@@ -229,7 +232,8 @@ class Text2ImageOptions(NoiseOptions):
 
 @register
 class Text2Image(NoiseGAN):
-    """Caption-conditioned image GAN (DF-GAN-style affine conditioning, GAN-CLS matching-aware D, MA-GP)."""
+    """Caption-conditioned image GAN (DF-GAN-style affine conditioning, GAN-CLS matching-aware D with a projection
+    term; DF-GAN's MA-GP under --preset paper)."""
 
     name = "text2image"
     Options = Text2ImageOptions
