@@ -50,7 +50,7 @@ def train(args) -> None:
                  "train.checkpoint_every": args.every,
                  "train.sample_every": args.every, "train.keep_checkpoints": 100, "train.log_every": 25,
                  "train.device": "cpu", "model.options": {k: yaml.safe_load(v) for k, v in args.opt}, "out": args.out,
-                 "name": args.name, "model.preset": args.preset} | {key: yaml.safe_load(value) for key, value in args.set}
+                 "name": args.name, "model.preset": args.preset} | {k: yaml.safe_load(v) for k, v in args.set}
     if args.resume:
         ganforge.train(resume=run, quiet=True, callbacks=[clock], **{"train.steps": args.steps,
                        "train.checkpoint_every": args.every, "train.sample_every": args.every})

@@ -225,7 +225,7 @@ class Text2ImageOptions(NoiseOptions):
     magp_weight: float = option(2.0, interval="[0, inf)")  # MA-GP weight k (DF-GAN: 2); 0: off
     magp_power: float = option(6.0, interval="(0, inf)")  # MA-GP power p (DF-GAN: 6)
     hard_wrong: float = option(0.0, interval="[0, 1]")  # share of wrong captions that differ by one word (word_swapped)
-    g_text: str = option("shared", choices=("shared", "own"))  # G's caption encoder: D's, copied after each D step, or its own trained by G's loss
+    g_text: str = option("shared", choices=("shared", "own"))  # G's caption encoder: D's (copied) or its own
     projection: bool = option(True)  # D adds the inner product of its pooled features and the sentence vector
     caption_start: bool = option(True)  # G's 4x4 start features see the sentence vector too, not only the noise
 
