@@ -2,8 +2,11 @@
 its checkpoints with the shipped attribute classifier (colour, shape, relative position on seen and held-out
 colour/shape pairs), the image-caption matcher (R-precision) and the Fréchet distance; write a JSON and a figure.
 
-    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/text2image_shapes.py train --out runs-bench --steps 700
-    OMP_NUM_THREADS=1 python benchmarks/text2image_shapes.py evaluate --run runs-bench/t2i-shapes
+    OMP_NUM_THREADS=1 python benchmarks/text2image_shapes.py train --out runs-bench --steps 1500 --every 250
+    OMP_NUM_THREADS=1 python benchmarks/text2image_shapes.py evaluate --run runs-bench/t2i-shapes --n 300
+
+`train --preset paper` trains DF-GAN's recipe instead; `--opt KEY=VALUE` / `--set KEY=VALUE` change one option or
+setting (pilots).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import resource
 from pathlib import Path
 
 import torch
+import yaml
 
 
 def cpu_seconds() -> float:
@@ -43,12 +47,13 @@ def train(args) -> None:
     clock = CpuClock(args.every, run / "cpu_seconds.json")
     overrides = {"model.name": "text2image", "data.source": "shapes-captions", "data.limit": args.images,
                  "model.width": args.width, "train.batch_size": args.batch, "train.steps": args.steps,
-                 "train.lr_g": args.lr_g, "train.lr_d": args.lr_d, "train.checkpoint_every": args.every,
+                 "train.checkpoint_every": args.every,
                  "train.sample_every": args.every, "train.keep_checkpoints": 100, "train.log_every": 25,
-                 "train.device": "cpu", "model.options": {"magp_weight": args.magp}, "out": args.out,
-                 "name": args.name}
+                 "train.device": "cpu", "model.options": {k: yaml.safe_load(v) for k, v in args.opt}, "out": args.out,
+                 "name": args.name, "model.preset": args.preset} | {k: yaml.safe_load(v) for k, v in args.set}
     if args.resume:
-        ganforge.train(resume=run, quiet=True, callbacks=[clock], **{"train.steps": args.steps})
+        ganforge.train(resume=run, quiet=True, callbacks=[clock], **{"train.steps": args.steps,
+                       "train.checkpoint_every": args.every, "train.sample_every": args.every})
     else:
         ganforge.train(quiet=True, callbacks=[clock], **overrides)
     print(json.dumps(clock.marks))
@@ -139,14 +144,16 @@ def main() -> None:
     t = sub.add_parser("train")
     t.add_argument("--out", default="runs-bench")
     t.add_argument("--name", default="t2i-shapes")
-    t.add_argument("--steps", type=int, default=700)
+    t.add_argument("--steps", type=int, default=1500)
     t.add_argument("--every", type=int, default=100)
     t.add_argument("--images", type=int, default=10000)
     t.add_argument("--width", type=int, default=16)
     t.add_argument("--batch", type=int, default=32)
-    t.add_argument("--lr-g", type=float, default=2e-4)
-    t.add_argument("--lr-d", type=float, default=4e-4)
-    t.add_argument("--magp", type=float, default=2.0)
+    t.add_argument("--preset", default="default", help="the family's recipe: default (tuned here) or paper (DF-GAN's)")
+    t.add_argument("--opt", action="append", default=[], type=lambda text: tuple(text.split("=", 1)),
+                   metavar="KEY=VALUE", help="a text2image option (model.options), repeatable")
+    t.add_argument("--set", action="append", default=[], type=lambda text: tuple(text.split("=", 1)),
+                   metavar="KEY=VALUE", help="another config override (e.g. model.d_norm=spectral), repeatable")
     t.add_argument("--resume", action="store_true", help="continue the run to --steps (CPU time keeps counting)")
     e = sub.add_parser("evaluate")
     e.add_argument("--run", default="runs-bench/t2i-shapes")

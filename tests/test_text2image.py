@@ -14,7 +14,8 @@ from ganforge import media
 from ganforge.data.captions import CaptionSet, Vocabulary, load_captioned, read_captions, tokenize
 from ganforge.data.shapes import HELD_OUT, make_scenes, parse_caption, shapes_captions
 from ganforge.errors import GanforgeError
-from ganforge.families.text2image import matching_aware_d_loss, matching_aware_penalty, mismatched
+from ganforge.families.text2image import (Discriminator, matching_aware_d_loss, matching_aware_penalty, mismatched,
+                                           word_swapped)
 from ganforge.training import checkpoint as ckpt
 
 
@@ -114,6 +115,14 @@ def test_wrong_caption_pairs_count_as_fakes():
     assert matching_aware_d_loss("hinge", real, fake, high).item() == pytest.approx(0 + (0 + 4) / 2)
     captions = torch.tensor([[3, 4, 0], [3, 4, 0], [5, 6, 7], [3, 4, 0]])
     assert mismatched(captions).tolist() == [-1, -1, 1, 2]  # rows whose previous row says the same are left out
+    torch.manual_seed(0)
+    captions = torch.tensor([[2, 3, 4, 0], [2, 5, 6, 7], [2, 5, 6, 7], [2, 8, 4, 0]])
+    for _ in range(5):  # hard wrong captions: one word changed, to the previous row's word at that place
+        swapped, possible = word_swapped(captions)
+        assert possible.tolist() == [True, True, False, True]
+        changed = swapped != captions
+        assert changed.sum(1).tolist() == [1, 1, 0, 1]
+        assert torch.equal(swapped[changed], captions.roll(1, 0)[changed]) and (swapped[changed] != 0).all()
 
 
 def test_family_d_loss_scores_real_images_with_wrong_captions(trained):
@@ -128,6 +137,7 @@ def test_family_d_loss_scores_real_images_with_wrong_captions(trained):
         return judge(images, sentence)
 
     family.judge = recording
+    family.options.magp_weight = 2.0  # the paper's MA-GP (off by default)
     loss, logs = family.loss("D", batch)
     assert torch.isfinite(loss) and {"d_wrong", "magp"} <= set(logs)
     own = family.discriminator.encode(batch["caption"]).detach()
@@ -137,6 +147,20 @@ def test_family_d_loss_scores_real_images_with_wrong_captions(trained):
     assert torch.equal(real_wrong[0], batch["image"][keep])  # real images ...
     assert torch.allclose(real_wrong[1], own[wrong[keep]])  # ... with other rows' captions
     assert not torch.allclose(real_wrong[1], own[keep])
+    family.options.hard_wrong = 1.0  # every wrong caption now differs from the right one by one word
+    calls.clear()
+    family.loss("D", batch)
+    captions = batch["caption"]
+    _, possible = word_swapped(captions)
+    images, sentences = calls[2]
+    assert torch.equal(images, batch["image"][possible | (wrong >= 0)])
+    previous = captions.roll(1, 0)
+    assert possible.sum() >= len(sentences) // 2
+    for row, sentence in zip((possible | (wrong >= 0)).nonzero().flatten().tolist(), sentences):
+        one_word = [torch.where(torch.arange(captions.shape[1]) == k, previous[row], captions[row])
+                    for k in range(captions.shape[1]) if 0 != previous[row, k] != captions[row, k] != 0]
+        encoded = family.discriminator.encode(torch.stack(one_word or [previous[row]])).detach()
+        assert any(torch.allclose(sentence, e, atol=1e-6) for e in encoded)
 
 
 def test_matching_aware_penalty_includes_the_caption_gradient():
@@ -148,9 +172,49 @@ def test_matching_aware_penalty_includes_the_caption_gradient():
     assert matching_aware_penalty(scores, images, sentence, 6.0).item() == pytest.approx(norm.pow(6).mean().item())
 
 
+def test_projection_term_is_the_inner_product_with_the_caption():
+    torch.manual_seed(0)
+    d = Discriminator(10, 4, 6, "bag", 3, 16, 4, "none", projection=True)
+    images, captions = torch.randn(5, 3, 16, 16), torch.randint(2, 10, (5, 7))
+    sentence = d.encode(captions)
+    with_term = d.score(images, sentence)
+    project, d.project = d.project, None
+    without = d.score(images, sentence)
+    features = torch.nn.functional.leaky_relu(d.blocks(torch.nn.functional.leaky_relu(d.from_rgb(images), 0.2)), 0.2)
+    by_hand = (features.sum((2, 3)) * (sentence @ project.weight.T)).sum(1)
+    assert torch.allclose(with_term - without, by_hand, atol=1e-5)
+    d.project = project
+    other = d.encode(captions.roll(1, 0))  # other captions: other projection terms
+    assert not torch.allclose(d.score(images, other) - d.score(images, sentence), without - without)
+
+
+def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):
+    run = ganforge.train(quiet=True, **tiny_run(tmp_path, **{"train.ema": 0}))
+    earlier, family = ganforge.load(run, "step_000002").family, ganforge.load(run).family
+    for f in (earlier, family):  # copied after every D step ...
+        g_text, d_text = f.generator.text.state_dict(), f.discriminator.text.state_dict()
+        assert all(torch.equal(g_text[k], d_text[k]) for k in g_text)
+    moved = earlier.discriminator.text.state_dict()
+    assert not all(torch.equal(moved[k], d_text[k]) for k in d_text)  # ... from an encoder that D's loss trains
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    for shared in (True, False):
+        family.options.g_text = "shared" if shared else "own"
+        family.generator.copied_text = shared
+        family.zero_grad(set_to_none=True)
+        loss, _ = family.loss("G", batch)
+        loss.backward()
+        grads = [p.grad for p in family.generator.text.parameters()]
+        assert all(g is None for g in grads) if shared else any(g is not None and g.abs().sum() > 0 for g in grads)
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in family.generator.start.parameters())
+    assert ganforge.families.get("text2image").recipe("paper")["model"]["options"] == {  # the networks before
+        "magp_weight": 2.0, "g_text": "own", "projection": False, "caption_start": False}
+
+
 def test_resume_is_bit_exact(tmp_path):
-    straight = ganforge.train(quiet=True, **tiny_run(tmp_path / "a"))
-    ganforge.train(quiet=True, **tiny_run(tmp_path / "b", **{"train.steps": 2}))
+    options = {"model.options": {"embed_dim": 8, "text_dim": 8, "hard_wrong": 0.5}}  # its draws resume too
+    straight = ganforge.train(quiet=True, **tiny_run(tmp_path / "a", **options))
+    ganforge.train(quiet=True, **tiny_run(tmp_path / "b", **{"train.steps": 2}, **options))
     resumed = ganforge.train(resume=tmp_path / "b" / "run", quiet=True, **{"train.steps": 4})
     (a, meta_a), (b, meta_b) = (ckpt.load(r / "checkpoints" / "last.safetensors") for r in (straight, resumed))
     assert meta_a["step"] == meta_b["step"] == 4 and meta_a["info"]["facts"] == meta_b["info"]["facts"]
