@@ -225,9 +225,9 @@ class Text2ImageOptions(NoiseOptions):
     magp_weight: float = option(2.0, interval="[0, inf)")  # MA-GP weight k (DF-GAN: 2); 0: off
     magp_power: float = option(6.0, interval="(0, inf)")  # MA-GP power p (DF-GAN: 6)
     hard_wrong: float = option(0.0, interval="[0, 1]")  # share of wrong captions that differ by one word (word_swapped)
-    g_text: str = option("shared", choices=("shared", "own"))  # G's caption encoder: D's (copied) or its own
-    projection: bool = option(True)  # D adds the inner product of its pooled features and the sentence vector
-    caption_start: bool = option(True)  # G's 4x4 start features see the sentence vector too, not only the noise
+    g_text: str = option("own", choices=("shared", "own"))  # G's caption encoder: D's (copied) or its own
+    projection: bool = option(False)  # D adds the inner product of its pooled features and the sentence vector
+    caption_start: bool = option(False)  # G's 4x4 start features see the sentence vector too, not only the noise
 
 
 @register
@@ -240,9 +240,11 @@ class Text2Image(NoiseGAN):
     capabilities = Capabilities(captioned=True)
     # Tuned on shapes-captions (issue 16): hinge loss, spectral norm in D instead of MA-GP (a third of a step's
     # CPU time, and with the projection term its p=6 power kept D at chance), Adam(2e-4 G, 4e-4 D, betas 0, 0.9);
-    # the networks' defaults (options): G reads captions with D's encoder, D's projection term, caption at G's start
+    # and the networks (options): G reads captions with D's encoder, D's projection term, caption at G's start
     preset = {"model": {"loss": "hinge", "d_norm": "spectral", "g_norm": "batch", "latent_dim": 100,
-                        "options": {"magp_weight": 0.0}},
+                        # the option defaults are the networks before issue 16's third session (old runs load)
+                        "options": {"magp_weight": 0.0, "g_text": "shared", "projection": True,
+                                    "caption_start": True}},
               "train": {"lr_g": 2e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9}}
     # --preset paper: DF-GAN's recipe (hinge, Adam 1e-4 G / 4e-4 D, betas 0, 0.9, no norm in D, MA-GP k=2 p=6,
     # z of 100) on the networks as first built here: G trains its own caption encoder, D only concatenates
