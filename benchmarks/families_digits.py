@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                         help="a model option for every family in this run (repeatable; JSON values: "
-                        "joint_critic=false, r1_every=1); rows and run names are tagged with it")
+                        "joint_critic=off, r1_every=1); rows and run names are tagged with it")
     parser.add_argument("--preset", default="default", help="the families' named preset: default | paper | ...")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-families"))
     parser.add_argument("--json", type=Path, default=None, help="append result rows (JSON lines) here")
@@ -203,7 +203,7 @@ def main() -> None:
             common[key] = json.loads(value)
         except json.JSONDecodeError:
             common[key] = value
-    tag = ",".join(f"{k}={json.dumps(v)}" for k, v in common.items())
+    tag = ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in common.items())
     jobs = [(f, dict(common), tag) for f in args.families.split(",") if f]
     jobs += [(f, {"diffaugment": "color,translation,cutout"}, "diffaugment") for f in args.diffaugment.split(",") if f]
     for family, options, tag in jobs:

@@ -96,8 +96,8 @@ def test_lazy_r1_every_n_d_steps_with_n_times_the_weight():
 
 @pytest.mark.parametrize("name", ["sngan", "biggan"])
 def test_joint_critic_pass_gives_the_separate_passes_logits_and_one_power_iteration(name):
-    family = build(name)
-    assert type(family).joint_critic
+    family = build(name, **{"model.options": {"joint_critic": "on"}})
+    assert family.joint_critic is True
     data = batch()
     family.discriminator.eval()  # spectral norm without power iteration: the same weights for both ways
     results = []
@@ -118,6 +118,21 @@ def test_joint_critic_pass_gives_the_separate_passes_logits_and_one_power_iterat
     u1 = torch.nn.functional.normalize(matrix @ v0, dim=0)  # one power iteration from v0 (PyTorch's order)
     v1 = torch.nn.functional.normalize(matrix.t() @ u1, dim=0)
     assert torch.allclose(layer._u, u1, atol=1e-5) and torch.allclose(layer._v, v1, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sngan", "biggan"])
+def test_joint_critic_option_auto_is_off_on_the_cpu_and_paper_is_two_passes(name):
+    """Issue 20: on a CPU the joint pass saves no time (A/B), so `auto` (the default) runs D twice there, as
+    `off` and the paper preset do; `on` runs it once."""
+    calls = {}
+    for label, extra in [("auto", {}), ("off", {"model.options": {"joint_critic": "off"}}),
+                         ("paper", {"model.preset": "paper"}), ("on", {"model.options": {"joint_critic": "on"}})]:
+        family = build(name, **extra)
+        count = []
+        family.discriminator.register_forward_hook(lambda *_: count.append(1))
+        family.loss("D", batch())
+        calls[label] = len(count)
+    assert calls == {"auto": 2, "off": 2, "paper": 2, "on": 1}
 
 
 def test_progan_stage_is_cached_on_the_host_and_follows_every_buffer_write():
