@@ -13,11 +13,9 @@ from ganforge.training.trainer import Trainer
 # each retuned family's default preset before issue 20, copied from the code it replaced (dcgan.py at 726fc47)
 BEFORE = {
     "dcgan": {"train": {"channels_last": True, "steps": 10000}},
-    # issue 19 changed the arithmetic of these three without touching their config; their paper presets name the old
-    # arithmetic as an option (sngan.py, biggan.py, stylegan.py at cc8706e, plus that option)
-    "sngan": {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 128, "width": 128, "d_norm": "spectral",
-                        "g_norm": "batch", "options": {"joint_critic": "off"}},
-              "train": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}},
+    # issue 19 changed the arithmetic of these two without touching their config; their paper presets name the old
+    # arithmetic as an option (biggan.py, stylegan.py at cc8706e, plus that option). sngan's default is its old
+    # arithmetic again (joint_critic off), so its paper preset is its default: checked by the weight sums below
     "biggan": {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 120, "width": 64,
                          "options": {"joint_critic": "off"}},
                "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.999, "n_critic": 2, "ema": 0.9999,
@@ -63,9 +61,8 @@ def test_dcgan_paper_preset_builds_the_old_networks_and_default_the_tuned_ones()
 # one CPU thread). `--preset paper` must train exactly as that code did.
 OLD_CODE = {"sngan": (390.4025008213648, 247.66403245672154), "biggan": (1016.1048254818306, 682.0358579282765),
             "stylegan": (45435.57616482071, 6808.120484470244), "progan": (6504.71892734553, 6679.410798927682)}
-# the arithmetic issue 19 made the default (on a CPU only stylegan's default has it; sngan/biggan need "on")
-NEW_MATHS = {"sngan": {"model.options": {"joint_critic": "on"}}, "biggan": {"model.options": {"joint_critic": "on"}},
-             "stylegan": {}}
+# issue 19's arithmetic: the defaults of biggan (joint critic pass) and stylegan (lazy R1); sngan's is an option
+NEW_MATHS = {"sngan": {"model.options": {"joint_critic": "on"}}, "biggan": {}, "stylegan": {}}
 
 
 def weight_sums(tmp_path, name, **extra):

@@ -52,9 +52,10 @@ class ResNetDiscriminator(nn.Module):
 
 @dataclass
 class SNGANOptions(NoiseOptions):
-    joint_critic: str = option("auto", choices=tuple(JOINT_CRITIC))  # D on real and fake in one pass (torch.cat):
-    # one spectral-norm power iteration per D update instead of two (the paper's Algorithm 1; its chainer code calls
-    # D twice) and half the kernel launches; auto: on off the CPU (on a CPU it saves no time), off on the CPU
+    joint_critic: str = option("off", choices=tuple(JOINT_CRITIC))  # on: D on real and fake in one pass
+    # (torch.cat): one spectral-norm power iteration per D update instead of two (the paper's Algorithm 1; its
+    # chainer code calls D twice) and half the kernel launches (for launch-bound GPU steps); auto: on off the CPU.
+    # Off by default: on a CPU it saved no time, and at 299 steps on digits it scored FD 6.38 vs 5.89 (issue 20)
 
 
 @register
@@ -67,9 +68,6 @@ class SNGAN(NoiseGAN):
     preset = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 128, "width": 128, "d_norm": "spectral",
                         "g_norm": "batch"},
               "train": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}}
-    # the same recipe with D run twice per update (real, then fake) on every device, as before issue 19 and as the
-    # authors' chainer code does; the default's joint pass (options.joint_critic auto) is that too on a CPU
-    presets = {"paper": {"model": preset["model"] | {"options": {"joint_critic": "off"}}, "train": preset["train"]}}
 
     def __init__(self, config, info):
         super().__init__(config, info)
