@@ -51,7 +51,8 @@ def probe_count(trainer: Trainer, probe_steps: int) -> int:
     (StyleGAN: 16) and n_critic D steps per step, the pattern repeats every N / gcd(N, n_critic) steps, so the
     probe's mean includes the R1 steps at the frequency the run will have them."""
     config = trainer.config
-    interval = trainer.family.r1_interval() if config.model.penalty == "r1" and hasattr(trainer.family, "r1_interval") else 1
+    lazy = config.model.penalty == "r1" and hasattr(trainer.family, "r1_interval")
+    interval = trainer.family.r1_interval() if lazy else 1
     period = interval // math.gcd(interval, config.train.n_critic)
     return -(-probe_steps // period) * period
 
