@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import shutil
 import sys
 import time
@@ -44,17 +46,32 @@ def config_for(family: str, args, steps: int, name: str, options: dict | None = 
     return resolve_config(overrides=overrides)
 
 
+def probe_count(trainer: Trainer, probe_steps: int) -> int:
+    """`probe_steps` rounded up to whole cycles of the family's lazy regularisation: with R1 every N D steps
+    (StyleGAN: 16) and n_critic D steps per step, the pattern repeats every N / gcd(N, n_critic) steps, so the
+    probe's mean includes the R1 steps at the frequency the run will have them."""
+    config = trainer.config
+    lazy = config.model.penalty == "r1" and hasattr(trainer.family, "r1_interval")
+    interval = trainer.family.r1_interval() if lazy else 1
+    period = interval // math.gcd(interval, config.train.n_critic)
+    return -(-probe_steps // period) * period
+
+
 def steps_per_second(family: str, args, options: dict) -> float:
     """Training steps per CPU second from a short probe run (after a warm-up step)."""
     probe = Path(args.out) / f"probe-{family}"
     shutil.rmtree(probe, ignore_errors=True)
     trainer = Trainer(config_for(family, args, 10 ** 6, probe.name, options), probe, quiet=True)
-    trainer.step = 10 ** 6  # measure at the end of any schedule: ProGAN fully grown (its slowest steps)
+    # measure at the end of any schedule: ProGAN fully grown (its slowest steps); 10 ** 6 is a multiple of 16
+    trainer.step = 10 ** 6
     trainer.train_step()
+    trainer.step += 1
+    count = probe_count(trainer, args.probe_steps)
     start = time.process_time()
-    for _ in range(args.probe_steps):
+    for _ in range(count):
         trainer.train_step()
-    rate = args.probe_steps / (time.process_time() - start)
+        trainer.step += 1  # as fit() does (train_step does not): lazy R1 is due only on every N-th step
+    rate = count / (time.process_time() - start)
     shutil.rmtree(probe, ignore_errors=True)
     return rate
 
@@ -72,11 +89,13 @@ def run_family(family: str, args, options: dict | None = None, tag: str = "") ->
     options = options or {}
     label = family + (f"+{tag}" if tag else "")
     steps = args.steps or max(10, int(steps_per_second(family, args, options) * args.budget))
-    name = (label.replace("+", "-") + (f"-{args.preset}" if args.preset != "default" else "")
+    name = (re.sub(r"[^A-Za-z0-9_.-]+", "-", label) + (f"-{args.preset}" if args.preset != "default" else "")
             + (f"-s{args.seed}" if args.seed else ""))
     shutil.rmtree(Path(args.out) / name, ignore_errors=True)
     config = config_for(family, args, steps, name, options)
-    deadline = time.process_time() + 1.2 * args.budget + 10
+    # a guard against a probe that misjudged the speed; with --steps the run gets exactly its steps (under load a
+    # CPU second buys fewer steps, and comparisons at fixed steps must not be cut short by it)
+    deadline = time.process_time() + 1.2 * args.budget + 10 if not args.steps else math.inf
 
     def guard(trainer):
         if time.process_time() > deadline:
@@ -157,9 +176,13 @@ def main() -> None:
     parser.add_argument("--extractor", default="digits")
     parser.add_argument("--n", type=int, default=2000, help="generated samples scored")
     parser.add_argument("--probe-steps", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=0, help="train this many steps instead of probing the speed")
+    parser.add_argument("--steps", type=int, default=0, help="train this many steps instead of probing the speed "
+                        "(no CPU-time guard then)")
     parser.add_argument("--diffaugment", default="", help="also run these families with DiffAugment (comma list)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="a model option for every family in this run (repeatable; JSON values: "
+                        "joint_critic=off, r1_every=1); rows and run names are tagged with it")
     parser.add_argument("--preset", default="default", help="the families' named preset: default | paper | ...")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-families"))
     parser.add_argument("--json", type=Path, default=None, help="append result rows (JSON lines) here")
@@ -174,7 +197,15 @@ def main() -> None:
         print(seeds_table(rows) if args.by_seed else markdown_table(rows))
         return
     torch.set_num_threads(1)
-    jobs = [(f, {}, "") for f in args.families.split(",") if f]
+    common = {}
+    for item in args.opt:
+        key, _, value = item.partition("=")
+        try:
+            common[key] = json.loads(value)
+        except json.JSONDecodeError:
+            common[key] = value
+    tag = ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in common.items())
+    jobs = [(f, dict(common), tag) for f in args.families.split(",") if f]
     jobs += [(f, {"diffaugment": "color,translation,cutout"}, "diffaugment") for f in args.diffaugment.split(",") if f]
     for family, options, tag in jobs:
         row = run_family(family, args, options, tag)

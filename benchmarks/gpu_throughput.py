@@ -232,6 +232,8 @@ EXTRAS = [  # (family, px, what, config overrides): ganforge AMP with one speed-
     ("stylegan", 64, "R1 every step, activation-modulated conv", {"model.options": {"r1_every": 1}}),
     ("stylegan", 64, "NCHW (channels_last off)", {"train.channels_last": False}),
     ("sngan", 64, "NCHW (channels_last off)", {"train.channels_last": False}),
+    ("sngan", 64, "joint critic pass on (issue 19's default; off since issue 20)",
+     {"model.options": {"joint_critic": "on"}}),
     ("stylegan", 256, "R1 every step, grouped modulated conv (the previous default)",
      {"model.options": {"r1_every": 1, "modconv": "grouped"}}),
 ]

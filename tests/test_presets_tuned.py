@@ -2,15 +2,28 @@
 and resolves to exactly the config the family resolved to before."""
 
 import pytest
+import torch
 import torch.nn as nn
 
 from ganforge.api import resolve_config
 from ganforge.config import RunConfig, apply_overrides
 from ganforge.families import DataInfo, create
+from ganforge.training.trainer import Trainer
 
 # each retuned family's default preset before issue 20, copied from the code it replaced (dcgan.py at 726fc47)
 BEFORE = {
     "dcgan": {"train": {"channels_last": True, "steps": 10000}},
+    # issue 19 changed the arithmetic of these two without touching their config; their paper presets name the old
+    # arithmetic as an option (biggan.py, stylegan.py at cc8706e, plus that option). sngan's default is its old
+    # arithmetic again (joint_critic off), so its paper preset is its default: checked by the weight sums below
+    "biggan": {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 120, "width": 64,
+                         "options": {"joint_critic": "off"}},
+               "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.999, "n_critic": 2, "ema": 0.9999,
+                         "ema_start": 20000}},
+    "stylegan": {"model": {"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 10.0, "latent_dim": 512,
+                           "width": 64, "options": {"r1_every": 1}},
+                 "train": {"lr_g": 0.002, "lr_d": 0.002, "beta1": 0.0, "beta2": 0.99, "n_critic": 1,
+                           "batch_size": 32, "ema": 0.999}},
 }
 
 
@@ -41,3 +54,39 @@ def test_dcgan_paper_preset_builds_the_old_networks_and_default_the_tuned_ones()
     assert default.model.loss == "hinge" and default.train.beta1 == 0.0 and default.train.lr_g > default.train.lr_d
     assert nn.BatchNorm2d not in kinds
     assert all(hasattr(m, "parametrizations") for m in net.modules() if isinstance(m, nn.Conv2d))  # spectral norm
+
+
+# Sum of |value| over each network's floating-point state (parameters and buffers, spectral norm's u and v
+# included) after 3 training steps of the tiny run below, computed with the code before issue 19 (commit cc8706e,
+# one CPU thread). `--preset paper` must train exactly as that code did.
+OLD_CODE = {"sngan": (390.4025008213648, 247.66403245672154), "biggan": (1016.1048254818306, 682.0358579282765),
+            "stylegan": (45435.57616482071, 6808.120484470244), "progan": (6504.71892734553, 6679.410798927682)}
+# issue 19's arithmetic: the defaults of biggan (joint critic pass) and stylegan (lazy R1); sngan's is an option
+NEW_MATHS = {"sngan": {"model.options": {"joint_critic": "on"}}, "biggan": {}, "stylegan": {}}
+
+
+def weight_sums(tmp_path, name, **extra):
+    options = {"stylegan": {"n_mapping": 2}, "progan": {"stage_steps": 1}}.get(name, {})
+    overrides = {"model.name": name, "data.resolution": 8, "model.width": 8, "model.latent_dim": 16,
+                 "train.batch_size": 8, "train.steps": 3, "train.seed": 0, "train.device": "cpu",
+                 "model.options": options, "out": str(tmp_path), "name": "run"}
+    config = resolve_config(overrides=overrides | extra)
+    if "model.options" in extra:
+        config = apply_overrides(config, {"model.options": options | extra["model.options"]})
+    trainer = Trainer(config, tmp_path / "run", quiet=True)
+    for step in range(3):
+        trainer.step = step
+        trainer.train_step()
+    return tuple(sum(v.double().abs().sum().item() for v in getattr(trainer.family, part).state_dict().values()
+                     if v.is_floating_point()) for part in ("generator", "discriminator"))
+
+
+@pytest.mark.parametrize("name", sorted(OLD_CODE))
+def test_paper_preset_trains_as_the_code_before_issue_19(tmp_path, name):
+    torch.set_num_threads(1)
+    old = OLD_CODE[name]
+    paper = weight_sums(tmp_path / "paper", name, **{"model.preset": "paper"})
+    assert paper == pytest.approx(old, rel=1e-7)
+    if name in NEW_MATHS:  # the comparison can fail: the new arithmetic moves D's state measurably in 3 steps
+        new = weight_sums(tmp_path / "new", name, **NEW_MATHS[name])
+        assert abs(new[1] - old[1]) / old[1] > 2e-5

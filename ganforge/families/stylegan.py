@@ -165,6 +165,9 @@ class StyleGAN(NoiseGAN):
                         "width": 64},
               "train": {"lr_g": 0.002, "lr_d": 0.002, "beta1": 0.0, "beta2": 0.99, "n_critic": 1,
                         "batch_size": 32, "ema": 0.999}}
+    # ganforge's recipe before issue 19: the same with R1 on every D step (options.r1_every 1, as the first
+    # StyleGAN paper did); lazy R1 makes a CPU step ~30% cheaper (issue 20: docs/results.md)
+    presets = {"paper": {"model": preset["model"] | {"options": {"r1_every": 1}}, "train": preset["train"]}}
 
     def __init__(self, config, info):
         super().__init__(config, info)

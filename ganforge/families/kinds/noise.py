@@ -30,6 +30,9 @@ class NoiseOptions:
     ada_kimg: float = option(500.0, interval="(0, inf)")  # thousands of real images over which p can move by 1
 
 
+JOINT_CRITIC = {"auto": "auto", "on": True, "off": False}  # option value -> NoiseGAN.joint_critic
+
+
 class NoiseGAN(Family):
     """A family that maps noise (and optionally class labels) to images with an adversarial loss.
 
@@ -60,8 +63,9 @@ class NoiseGAN(Family):
 
     # D sees real and fake in one forward pass (torch.cat) instead of two: one spectral-norm power iteration per
     # update and half the kernel launches. Only for discriminators without cross-sample layers (no batch norm, no
-    # minibatch stddev), whose outputs per sample do not depend on the rest of the batch.
-    joint_critic: ClassVar[bool] = False
+    # minibatch stddev), whose outputs per sample do not depend on the rest of the batch. "auto": only off the CPU
+    # (on a CPU it saves no time: issue 20's A/B), where kernel launches dominate small steps.
+    joint_critic: ClassVar[bool | str] = False
 
     def on_step(self, step: int) -> None:
         self._step, self._d_calls = step, 0
@@ -146,7 +150,8 @@ class NoiseGAN(Family):
         r1, interval = self._r1_due() if model.penalty == "r1" else (False, 1)
         if r1:
             real = real.detach().requires_grad_(True)
-        if self.joint_critic and not self.augment and self.ada is None and real.shape == fake.shape:
+        joint = self.joint_critic if self.joint_critic != "auto" else real.device.type != "cpu"
+        if joint and not self.augment and self.ada is None and real.shape == fake.shape:
             real_logits, fake_logits = self.critic(torch.cat([real, fake.to(real.dtype)]), self._joint(batch, inputs)
                                                    ).split(real.shape[0])
         else:
