@@ -209,6 +209,11 @@ def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in family.generator.start.parameters())
     assert ganforge.families.get("text2image").recipe("paper")["model"]["options"] == {  # the networks before
         "magp_weight": 2.0, "g_text": "own", "projection": False, "caption_start": False}
+    # a run saved before these options existed stores none of them: the option defaults are the networks it had
+    defaults = ganforge.families.get("text2image").Options()
+    assert (defaults.g_text, defaults.projection, defaults.caption_start) == ("own", False, False)
+    assert {"g_text": "shared", "projection": True, "caption_start": True}.items() <= \
+        ganforge.families.get("text2image").recipe("default")["model"]["options"].items()
 
 
 def test_resume_is_bit_exact(tmp_path):
