@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ganforge.data.degrade import Degradation
-from ganforge.data.image_files import list_images, read_image
+from ganforge.data.image_files import list_images, read_image, warn_skipped
 from ganforge.data.planned import BatchMaker, PlannedBatches
 from ganforge.data.sr import SuperResolutionImages, _from_array, _set_channels, cut_hr, plan_hr_crops
 from ganforge.data.stream import EVAL_IMAGES
@@ -33,17 +33,20 @@ class HRFiles:
         if not files:
             raise GanforgeError(f"--data {folder}: no image files found")
         self.folder, self.channels = folder, channels or 3  # as the in-memory reader: RGB unless 1 is asked for
-        self.files, self.sizes = [], []
+        self.files, self.sizes, bad = [], [], []
         for path in files:
             try:
                 with Image.open(path) as picture:
                     w, h = picture.size
-            except Exception:
-                continue  # unreadable: left out, as the in-memory reader does
+            except Exception as error:  # unreadable: left out and counted, as the in-memory reader does
+                bad.append(f"{path.name}: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
+                continue
             self.files.append(path)
             self.sizes.append((h, w))
         if not self.files:
-            raise GanforgeError(f"--data {folder}: all {len(files)} image files are unreadable or corrupt")
+            raise GanforgeError(f"--data {folder}: all {len(files)} image files are unreadable or corrupt "
+                                f"(first: {bad[0]})")
+        warn_skipped(folder, len(bad), bad[0] if bad else "")
         small = [p.name for p, (h, w) in zip(self.files, self.sizes) if min(h, w) < crop]
         if small:
             raise GanforgeError(f"--data {folder}: {len(small)} image(s) smaller than the {crop}-px crop (first: "
