@@ -112,3 +112,42 @@ def test_orthogonal_regularisation_by_hand():
     with torch.no_grad():
         layer.weight.copy_(torch.eye(2))
     assert orthogonal_regularization(layer).item() == 0.0
+
+
+def test_self_attention_fused_kernel_matches_sagans_formula_and_penalties_keep_double_backward():
+    torch.manual_seed(0)
+    fused, explicit = SelfAttention(16).eval(), SelfAttention(16, twice_differentiable=True).eval()
+    with torch.no_grad():
+        fused.gamma.fill_(0.7)
+    explicit.load_state_dict(fused.state_dict())
+    x = torch.randn(3, 16, 6, 6, requires_grad=True)
+    # SAGAN by hand: beta = softmax(q^T k) over the pooled positions, o = v beta^T, no 1/sqrt(d) scale
+    q = fused.query(x).flatten(2)
+    k = F.max_pool2d(fused.key(x), 2).flatten(2)
+    v = F.max_pool2d(fused.value(x), 2).flatten(2)
+    beta = torch.softmax(q.transpose(1, 2) @ k, dim=-1)
+    reference = x + 0.7 * fused.out((v @ beta.transpose(1, 2)).view(3, 8, 6, 6))
+    for layer in (fused, explicit):
+        out = layer(x)
+        assert torch.allclose(out, reference, atol=1e-5)
+        grad, = torch.autograd.grad(out.square().sum(), x)
+        ref_grad, = torch.autograd.grad(reference.square().sum(), x, retain_graph=True)
+        assert torch.allclose(grad, ref_grad, atol=1e-4)
+    # an R1-style penalty differentiates the layer twice: the explicit path must give a gradient to the weights
+    grad, = torch.autograd.grad(explicit(x).sum(), x, create_graph=True)
+    grad.square().sum().backward()
+    assert explicit.query.parametrizations.weight.original.grad.abs().sum() > 0
+
+
+def test_biggan_discriminator_attention_is_twice_differentiable_only_under_a_penalty():
+    from ganforge.api import resolve_config
+    from ganforge.families import DataInfo, create
+
+    def attentions(penalty):
+        config = resolve_config(overrides={"model.name": "biggan", "model.width": 8, "model.latent_dim": 16,
+                                           "model.penalty": penalty, "data.resolution": 16})
+        family = create(config, DataInfo(3, 16, 2))
+        return ([m.twice_differentiable for m in family.discriminator.modules() if isinstance(m, SelfAttention)],
+                [m.twice_differentiable for m in family.generator.modules() if isinstance(m, SelfAttention)])
+    assert attentions("none") == ([False], [False])
+    assert attentions("r1") == ([True], [False])

@@ -100,7 +100,8 @@ class BigGenerator(nn.Module):
 
 
 class BigDiscriminator(nn.Module):
-    def __init__(self, channels: int, resolution: int, width: int, n_classes: int, attention: int):
+    def __init__(self, channels: int, resolution: int, width: int, n_classes: int, attention: int,
+                 twice_differentiable: bool = False):
         super().__init__()
         chans = block_widths(resolution, width)[::-1]  # at resolution, ..., 4
         layers = []
@@ -108,7 +109,7 @@ class BigDiscriminator(nn.Module):
         for i, cout in enumerate(chans[1:]):
             layers.append(DiscriminatorBlock(cin, cout, first=i == 0))
             if resolution // 2 ** (i + 1) == min(attention, resolution // 2):  # after the block reaching it
-                layers.append(SelfAttention(cout))
+                layers.append(SelfAttention(cout, twice_differentiable=twice_differentiable))
             cin = cout
         layers.append(DiscriminatorBlock(cin, cin, downsample=False))
         self.blocks = nn.Sequential(*layers)
@@ -156,7 +157,8 @@ class BigGAN(Conditional, NoiseGAN):
                                 f"got {attention}")
         self.generator = BigGenerator(model.latent_dim, info.n_classes, o.shared_dim, info.channels, info.resolution,
                                       model.width, attention)
-        self.discriminator = BigDiscriminator(info.channels, info.resolution, model.width, info.n_classes, attention)
+        self.discriminator = BigDiscriminator(info.channels, info.resolution, model.width, info.n_classes, attention,
+                                              twice_differentiable=model.penalty != "none")  # GP / R1
         for m in self.modules():  # BigGAN initialises with orthogonal weights
             if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
                 weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
