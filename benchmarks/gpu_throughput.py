@@ -182,6 +182,8 @@ def main() -> None:
     parser.add_argument("--markdown", default=None, help="also write the tables to this file")
     parser.add_argument("--no-syncs", dest="syncs", action="store_false", help="skip counting host syncs")
     parser.add_argument("--extras", action="store_true", help="then ganforge AMP variants (old StyleGAN maths, NCHW)")
+    parser.add_argument("--compile", action="store_true",
+                        help="extras: also ganforge AMP with torch.compile of G and D (compiling takes minutes)")
     args = parser.parse_args()
     began = time.perf_counter()
     device = torch.device(args.device)
@@ -239,10 +241,14 @@ EXTRAS = [  # (family, px, what, config overrides): ganforge AMP with one speed-
 ]
 
 
+COMPILED = [(family, px, "torch.compile of G and D (`--compile`; compiled in the warm-up steps)",
+             {"train.compile": True}) for family, px in [("dcgan", 64), ("sngan", 64), ("stylegan", 64), ("biggan", 64)]]
+
+
 def extras(args, device: torch.device, report: Report, began: float) -> None:
     report("\n| family | px | ganforge AMP variant | img/s | the default AMP img/s | default / variant |")
     report("|---|---|---|---|---|---|")
-    for family, resolution, what, extra in EXTRAS:
+    for family, resolution, what, extra in EXTRAS + (COMPILED if args.compile else []):
         if resolution not in args.resolutions or family not in args.families:
             continue
         if time.perf_counter() - began > args.deadline:
