@@ -34,6 +34,8 @@ from ganforge.nn.unet import UNetGenerator
 PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 MASK_LOSSES = ("bce", "dice", "focal")
 MASK_BIAS = -3.0  # the mask head starts at sigmoid(-3) = 0.05: the untrained model is the identity
+REPAIRS = ("residual", "unblend")
+ALPHA_MAX = 0.9  # repair=unblend: largest opacity the head can invert (a 10x gain on the input's error)
 
 
 @dataclass
@@ -62,6 +64,12 @@ class RestoreOptions:
     marks: str = option("pairs", choices=("pairs", "fresh"))  # pairs: the data's A/B pairs as made; fresh: new
     # `make-pairs watermark` marks on the clean images (B/, or a plain folder) every batch (ganforge.data.marked)
     clean_share: float = option(0.0, interval="[0, 1)")  # marks=fresh: share of training crops left unmarked
+    repair: str = option("residual", choices=REPAIRS)  # residual: the head outputs the change (x + m r);
+    # unblend: it outputs the mark's opacity a and colour c per pixel and inverts the alpha blend,
+    # r = a (x - c) / (1 - a) (a mark drawn over x = (1 - a) y + a c is exactly undone; ALPHA_MAX caps a)
+    opacity_weight: float = option(0.0, interval="[0, inf)")  # repair=unblend with marks=fresh: weight of an MSE
+    # between the predicted opacity a and the marks' true opacity (known when the marks are drawn); 0: a learns only
+    # through the pixel losses (measured to stall: a -> 0 makes the colour's gradient vanish)
     mask_seed: float = option(0.0, interval="[0, 1)")  # at inference keep only the mask's connected regions
     # (p(damaged) > 1/2, 8-neighbours) that hold a pixel with p >= mask_seed: unsure blobs are dropped, whole
     # marks kept; 0: off (training never uses it; measured neutral to slightly worse on photos, docs/results.md)
@@ -73,16 +81,17 @@ class RestoreOptions:
 
 
 class RestoreNet(nn.Module):
-    """U-Net features, then a full-resolution head that also sees the input: a residual (C channels) and a mask
-    logit (1 channel)."""
+    """U-Net features, then a full-resolution head that also sees the input: a residual (C channels; or a mark
+    colour, with `extra` = 1 an opacity logit too), then a mask logit (1 channel)."""
 
-    def __init__(self, channels: int, depth: int, width: int, norm: str, upsample: str, context: int = 0):
+    def __init__(self, channels: int, depth: int, width: int, norm: str, upsample: str, context: int = 0,
+                 extra: int = 0):
         super().__init__()
         self.body = UNetGenerator(channels, width, depth, width, norm, 0.0, upsample, tanh=False)
         layers: list[nn.Module] = [nn.LeakyReLU(0.2), nn.Conv2d(width + channels, width, 3, 1, 1)]
         for i in range(context):
             layers += [nn.LeakyReLU(0.2), nn.Conv2d(width, width, 3, 1, 2 ** (i + 1), dilation=2 ** (i + 1))]
-        self.head = nn.Sequential(*layers, nn.LeakyReLU(0.2), nn.Conv2d(width, channels + 1, 3, 1, 1))
+        self.head = nn.Sequential(*layers, nn.LeakyReLU(0.2), nn.Conv2d(width, channels + 1 + extra, 3, 1, 1))
         self.stride = self.body.stride
         last = self.head[-1]
         nn.init.zeros_(last.weight)  # start as the identity: no residual, mask near 0
@@ -92,6 +101,12 @@ class RestoreNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat([self.body(x), x], 1))
+
+
+def unblend(x: torch.Tensor, colour: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """The change that undoes a mark of colour tanh(colour) and opacity `alpha` (< 1) blended over y:
+    x = (1 - a) y + a c, so y - x = a (x - c) / (1 - a) (several marks over one pixel compose to one such blend)."""
+    return alpha / (1 - alpha) * (x - torch.tanh(colour))
 
 
 def damage_mask(damaged: torch.Tensor, clean: torch.Tensor, tolerance: float) -> torch.Tensor:
@@ -190,6 +205,10 @@ class Restore(ImageToImage):
             data = open_paired(d, options.load_size or None, native=True)
             if d.resolution is None and options.crop:  # the data's own crop, capped: native-scale patches
                 data.resolution = min(data.resolution, crop_resolution([options.crop]))
+        if options.opacity_weight > 0 and (options.marks != "fresh" or options.repair != "unblend"):
+            raise GanforgeError("model.options.opacity_weight needs repair=unblend and marks=fresh (the marks' "
+                                f"opacity is known only when they are drawn), got repair={options.repair}, "
+                                f"marks={options.marks}")
         if options.perceptual_weight > 0:  # training needs it: fail now, not after the first checkpoint
             from ganforge.nn.perceptual import check_available
 
@@ -211,7 +230,8 @@ class Restore(ImageToImage):
         m = config.model
         self.discriminator = PatchDiscriminator(2 * info.channels, m.width, o.d_layers, m.d_norm)
         init_dcgan_weights(self.discriminator)
-        self.generator = RestoreNet(info.channels, depth, m.width, m.g_norm, o.upsample, o.context)
+        self.generator = RestoreNet(info.channels, depth, m.width, m.g_norm, o.upsample, o.context,
+                                    extra=int(o.repair == "unblend"))
         self.stride = self.generator.stride
         self.__dict__["_perceptual"] = None  # built on first use; kept out of sub-modules and checkpoints
         self._fake: torch.Tensor | None = None
@@ -225,10 +245,18 @@ class Restore(ImageToImage):
 
     def _run(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(residual, mask logit, mask) of damaged images; without the mask option the mask is all ones."""
+        return self._heads(generator, images)[:3]
+
+    def _heads(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(residual, mask logit, mask, opacity): the opacity is None unless repair=unblend."""
         raw = generator(images)
-        residual, logit = raw[:, :-1], raw[:, -1:]
+        c = images.shape[1]
+        residual, logit, alpha = raw[:, :c], raw[:, -1:], None
+        if self.options.repair == "unblend":
+            alpha = ALPHA_MAX * torch.sigmoid(raw[:, c:c + 1])
+            residual = unblend(images, residual, alpha)
         mask = F.relu(torch.tanh(logit / 2)) if self.options.mask else torch.ones_like(logit)
-        return residual, logit, mask
+        return residual, logit, mask, alpha
 
     def restore(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(restored images, mask in [0, 1]) for damaged images in [-1, 1] of any size."""
@@ -270,7 +298,7 @@ class Restore(ImageToImage):
         o = self.options
         kind = self.config.model.loss
         if phase == "G":
-            residual, logit, mask = self._run(self.generator, source)
+            residual, logit, mask, alpha = self._heads(self.generator, source)
             fake = (source + mask * residual).clamp(-1, 1)
             self._fake = fake.detach()
             reference = source if o.per_image else None
@@ -285,6 +313,13 @@ class Restore(ImageToImage):
                 union = ((mask > 0).float() + truth).clamp(max=1).sum()
                 logs |= {"guided": guided.detach(), "mask_loss": bce.detach(),
                          "mask_iou": (hit / union.clamp_min(1)).detach()}
+            if o.opacity_weight > 0:
+                if "opacity" not in batch:
+                    raise GanforgeError("model.options.opacity_weight needs batches that carry the marks' opacity "
+                                        "(marks=fresh)")
+                opacity = F.mse_loss(alpha, batch["opacity"].to(alpha))
+                total = total + o.opacity_weight * opacity
+                logs["opacity"] = opacity.detach()
             if o.adversarial_weight > 0:
                 adversarial = adversarial_losses(kind, None, self.discriminator(torch.cat([source, fake], 1)), "G")
                 total = total + o.adversarial_weight * adversarial
