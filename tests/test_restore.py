@@ -305,3 +305,62 @@ def test_mask_seed_keeps_only_regions_holding_a_confident_pixel():
     assert kept[1:4, 1:9].all() and kept[4, 9] == 1 and kept[7:11, 2:6].sum() == 0
     assert kept.sum() == 3 * 8 + 1
     assert torch.equal(seeded_regions(logit, 0.8), (logit > 0).float())  # both regions hold a pixel above 0.8
+
+
+def test_unblend_inverts_an_alpha_blended_mark_and_starts_as_the_identity(tmp_path):
+    from ganforge.api import resolve_config
+    from ganforge.families import DataInfo, create
+    from ganforge.families.restore import ALPHA_MAX, unblend
+
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1
+    colour = torch.rand(2, 3, 1, 1, generator=g) * 1.8 - 0.9  # one colour a mark
+    alpha = torch.rand(2, 1, 8, 8, generator=g) * 0.85  # opacity per pixel (anti-aliased edges, overlaps)
+    marked = (1 - alpha) * clean + alpha * colour
+    change = unblend(marked, torch.atanh(colour).expand_as(clean), alpha)
+    assert torch.allclose(marked + change, clean, atol=1e-5)  # the true opacity and colour undo the mark exactly
+    assert torch.all(unblend(marked, torch.zeros_like(clean), torch.zeros_like(alpha)) == 0)  # opacity 0: no change
+
+    def family(**options):
+        config = resolve_config(None, {"model": {"name": "restore", "width": 8, "options": {"unet_depth": 2,
+                                                                                            **options}},
+                                       "data": {"source": str(tmp_path)}})
+        return create(config, DataInfo(3, 16))
+
+    unblending, residual = family(repair="unblend"), family()
+    assert unblending.generator.head[-1].out_channels == 5 and residual.generator.head[-1].out_channels == 4
+    x = torch.rand(2, 3, 16, 24) * 2 - 1
+    out, mask = unblending.restore(unblending.generator.eval(), x)
+    assert torch.equal(out, x) and torch.all(mask == 0)  # untrained: the input back, bit for bit
+    a = ALPHA_MAX * torch.sigmoid(unblending._heads(unblending.generator, x)[3])
+    assert a.shape == (2, 1, 16, 24) and 0 < a.min() and a.max() < ALPHA_MAX
+    assert family()._heads(residual.generator, x)[3] is None
+
+
+def test_fresh_marks_carry_their_opacity_and_opacity_loss_needs_them(tmp_path):
+    from ganforge.data.marked import load_marked
+
+    source = photos(tmp_path / "clean", 4, (40, 36))
+    data = load_marked(str(source), 16, None, None, clean_share=0.25)
+    batches = data.batches(4, torch.device("cpu"), 3)
+    for _ in range(4):
+        batch = batches.next()
+        opacity = batch["opacity"]
+        assert opacity.shape == (4, 1, 16, 16) and opacity.min() >= 0 and opacity.max() <= 1
+        changed = (batch["a"] != batch["b"]).any(1, keepdim=True)
+        assert torch.all(opacity[changed] > 0) and torch.all(~changed[opacity == 0])  # opacity 0: untouched
+        assert opacity.amax((1, 2, 3)).gt(0.2).any()  # marks are there, and visible
+    run = ganforge.train(quiet=True, out=str(tmp_path / "runs"), name="unblend", data={"source": str(source)},
+                         model={"name": "restore", "width": 8, "options": {
+                             "unet_depth": 2, "marks": "fresh", "repair": "unblend", "opacity_weight": 1.0}},
+                         train={"steps": 4, "batch_size": 4, "log_every": 2, "sample_every": 4,
+                                "checkpoint_every": 4})
+    assert "opacity" in (run / "metrics.csv").read_text().splitlines()[0]
+    model = ganforge.load(run)
+    assert model.family.options.repair == "unblend" and model.generator.head[-1].out_channels == 5
+    make_pairs("watermark", source, tmp_path / "pairs", seed=0)
+    with pytest.raises(GanforgeError, match="opacity_weight needs repair=unblend and marks=fresh"):
+        ganforge.train(quiet=True, out=str(tmp_path / "runs"), name="pairs", data={"source": str(tmp_path / "pairs")},
+                       model={"name": "restore", "width": 8, "options": {"unet_depth": 2, "repair": "unblend",
+                                                                         "opacity_weight": 1.0}},
+                       train={"steps": 2, "batch_size": 4})

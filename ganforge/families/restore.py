@@ -67,9 +67,9 @@ class RestoreOptions:
     repair: str = option("residual", choices=REPAIRS)  # residual: the head outputs the change (x + m r);
     # unblend: it outputs the mark's opacity a and colour c per pixel and inverts the alpha blend,
     # r = a (x - c) / (1 - a) (a mark drawn over x = (1 - a) y + a c is exactly undone; ALPHA_MAX caps a)
-    opacity_weight: float = option(0.0, interval="[0, inf)")  # repair=unblend with marks=fresh: weight of an MSE
-    # between the predicted opacity a and the marks' true opacity (known when the marks are drawn); 0: a learns only
-    # through the pixel losses (measured to stall: a -> 0 makes the colour's gradient vanish)
+    opacity_weight: float = option(0.0, interval="[0, inf)")  # repair=unblend with marks=fresh: weight of a
+    # (soft-target) BCE between the predicted opacity and the marks' true opacity (known when the marks are drawn);
+    # 0: the opacity learns only through the pixel losses (measured to stall: a -> 0 starves the colour's gradient)
     mask_seed: float = option(0.0, interval="[0, 1)")  # at inference keep only the mask's connected regions
     # (p(damaged) > 1/2, 8-neighbours) that hold a pixel with p >= mask_seed: unsure blobs are dropped, whole
     # marks kept; 0: off (training never uses it; measured neutral to slightly worse on photos, docs/results.md)
@@ -248,13 +248,14 @@ class Restore(ImageToImage):
         return self._heads(generator, images)[:3]
 
     def _heads(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(residual, mask logit, mask, opacity): the opacity is None unless repair=unblend."""
+        """(residual, mask logit, mask, opacity logit): the opacity, ALPHA_MAX sigmoid(opacity logit), is there only
+        with repair=unblend (None otherwise)."""
         raw = generator(images)
         c = images.shape[1]
         residual, logit, alpha = raw[:, :c], raw[:, -1:], None
         if self.options.repair == "unblend":
-            alpha = ALPHA_MAX * torch.sigmoid(raw[:, c:c + 1])
-            residual = unblend(images, residual, alpha)
+            alpha = raw[:, c:c + 1]
+            residual = unblend(images, residual, ALPHA_MAX * torch.sigmoid(alpha))
         mask = F.relu(torch.tanh(logit / 2)) if self.options.mask else torch.ones_like(logit)
         return residual, logit, mask, alpha
 
@@ -317,7 +318,10 @@ class Restore(ImageToImage):
                 if "opacity" not in batch:
                     raise GanforgeError("model.options.opacity_weight needs batches that carry the marks' opacity "
                                         "(marks=fresh)")
-                opacity = F.mse_loss(alpha, batch["opacity"].to(alpha))
+                # BCE on the logit against opacity / ALPHA_MAX (soft targets): its gradient does not vanish when the
+                # sigmoid saturates (an MSE on the opacity was measured to stall at a = 0 everywhere)
+                truth = (batch["opacity"].to(alpha) / ALPHA_MAX).clamp(max=1)
+                opacity = F.binary_cross_entropy_with_logits(alpha, truth)
                 total = total + o.opacity_weight * opacity
                 logs["opacity"] = opacity.detach()
             if o.adversarial_weight > 0:
