@@ -73,6 +73,12 @@ class RestoreOptions:
     mask_seed: float = option(0.0, interval="[0, 1)")  # at inference keep only the mask's connected regions
     # (p(damaged) > 1/2, 8-neighbours) that hold a pixel with p >= mask_seed: unsure blobs are dropped, whole
     # marks kept; 0: off (training never uses it; measured neutral to slightly worse on photos, docs/results.md)
+    ensemble: int = option(1, choices=(1, 2, 4, 8))  # at inference average the changes made to this many flipped
+    # and transposed copies of the image (the dihedral group: 2 = + mirror, 4 = + flips, 8 = + transposes; a
+    # self-ensemble, Timofte et al. 2016); pixels every copy leaves alone still come back bit for bit
+    window: int = option(0, interval="[0, inf)")  # at inference run the network on windows of this side every half
+    # window and average their changes (e.g. the training crop: what it saw in training, instance statistics
+    # included); 0: the whole image at once
     d_layers: int = 2  # strided PatchGAN layers
     upsample: str = option("resize", choices=("transpose", "resize"))
     direction: str = option("AtoB", choices=("AtoB", "BtoA"))  # which domain is the damaged input
@@ -154,6 +160,27 @@ def seeded_regions(logit: torch.Tensor, seed: float) -> torch.Tensor:
     return kept.float()
 
 
+def dihedral(images: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
+    """The k-th of the 8 flips/transposes of (..., H, W) images (0: as they are; 1: mirrored; 2: upside down; 3:
+    both; 4-7: the same after a transpose), or its inverse."""
+    flip = [(), (-1,), (-2,), (-2, -1)][k % 4]
+    if k < 4:
+        return images.flip(flip) if flip else images
+    if inverse:
+        images = images.flip(flip) if flip else images
+        return images.transpose(-1, -2)
+    images = images.transpose(-1, -2)
+    return images.flip(flip) if flip else images
+
+
+def window_starts(length: int, side: int) -> list[int]:
+    """Starts of windows of `side` every side // 2 along `length`, the last one ending at the border."""
+    if length <= side:
+        return [0]
+    starts = list(range(0, length - side + 1, max(1, side // 2)))
+    return starts if starts[-1] == length - side else starts + [length - side]
+
+
 def psnr_gain(output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """10 log10(MSE(source) / MSE(output)) against `target`: dB won over the damaged input (batch-pooled)."""
     before = F.mse_loss(source, target).clamp_min(1e-12)
@@ -181,9 +208,10 @@ class Restore(ImageToImage):
         # photos of 128 px and up: native-scale 64 px crops (4 a batch: the CPU cost of 16 at 32 px), instance norm
         # (statistics of each image, not of a batch of 4), a 4x4 bottleneck, fresh marks every batch on the clean
         # images (B/) with a fifth of the crops left unmarked
+        # (window, ensemble: at inference the mean change over 64 px windows every 32 px and the 8 flips/transposes)
         "photos": {**preset, "model": {**preset["model"], "g_norm": "instance",
                                        "options": {"crop": 64, "bottleneck": 4, "marks": "fresh",
-                                                   "clean_share": 0.2}},
+                                                   "clean_share": 0.2, "window": 64, "ensemble": 8}},
                    "train": {**preset["train"], "batch_size": 4}},
     }
 
@@ -260,7 +288,37 @@ class Restore(ImageToImage):
         return residual, logit, mask, alpha
 
     def restore(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(restored images, mask in [0, 1]) for damaged images in [-1, 1] of any size."""
+        """(restored images, mask in [0, 1]) for damaged images in [-1, 1] of any size; with the ensemble and window
+        options the mean change (and mask) over flipped copies and overlapping windows."""
+        o = self.options
+        if o.ensemble == 1 and not o.window:
+            return self._restore(generator, images)
+        change, masks = torch.zeros_like(images), torch.zeros_like(images[:, :1])
+        for k in range(o.ensemble):
+            copy = dihedral(images, k)
+            out, mask = self._windows(generator, copy)
+            change += dihedral(out - copy, k, inverse=True)  # exactly 0 where the copy's mask is 0
+            masks += dihedral(mask, k, inverse=True)
+        return images + change / o.ensemble, masks / o.ensemble
+
+    def _windows(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """restore() on windows of side `window` every half window (the last one flush with the border), averaged."""
+        side = self.options.window
+        h, w = images.shape[-2:]
+        if not side or (h <= side and w <= side):
+            return self._restore(generator, images)
+        change, masks, count = torch.zeros_like(images), torch.zeros_like(images[:, :1]), torch.zeros_like(images[:1, :1])
+        for top in window_starts(h, side):
+            for left in window_starts(w, side):
+                part = images[..., top:top + side, left:left + side]
+                out, mask = self._restore(generator, part)
+                change[..., top:top + side, left:left + side] += out - part
+                masks[..., top:top + side, left:left + side] += mask
+                count[..., top:top + side, left:left + side] += 1
+        return images + change / count, masks / count
+
+    def _restore(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass of the network: (restored images, mask)."""
         residual, logit, mask = self._run(generator, images)
         if self.options.mask and self.options.mask_seed > 0:
             mask = mask * seeded_regions(logit, self.options.mask_seed)
