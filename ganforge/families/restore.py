@@ -307,7 +307,8 @@ class Restore(ImageToImage):
         h, w = images.shape[-2:]
         if not side or (h <= side and w <= side):
             return self._restore(generator, images)
-        change, masks, count = torch.zeros_like(images), torch.zeros_like(images[:, :1]), torch.zeros_like(images[:1, :1])
+        change, masks = torch.zeros_like(images), torch.zeros_like(images[:, :1])
+        count = torch.zeros_like(images[:1, :1])
         for top in window_starts(h, side):
             for left in window_starts(w, side):
                 part = images[..., top:top + side, left:left + side]
