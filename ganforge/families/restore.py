@@ -10,6 +10,11 @@ lightly, can only act inside the mask, so it adds no texture where nothing was d
 
 m = max(0, tanh(logit / 2)) = max(0, 2 sigmoid(logit) - 1): the mask is exactly 0 wherever the mask head says
 "undamaged" with probability above 1/2, and the mask head is trained with binary cross-entropy on sigmoid(logit).
+
+Options beyond that: `repair=unblend` (the head predicts the mark's opacity and colour and the change inverts the
+alpha blend; `opacity_weight` supervises the opacity with the true one of freshly drawn marks), and, at inference
+only, `window` (overlapping windows of the training crop, averaged) and `ensemble` (the mean change over flipped and
+transposed copies): the `photos` preset uses the last two.
 """
 
 from __future__ import annotations
