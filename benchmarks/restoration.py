@@ -170,8 +170,9 @@ def gain_curve(run: Path, inputs: list[Path], clean: list[Path], options: dict |
 
 def diagnose(model, inputs: list[Path], clean: list[Path], worst: int = 6) -> dict:
     """Where the held-out loss comes from: the share of unmarked pixels the mask changes (false alarms) and of
-    marked pixels it finds, the gain of the output kept only on the truly marked pixels (a perfect mask), and the
-    worst crops with their gain."""
+    marked pixels it finds, the gain of the output kept only on the truly marked pixels ("perfect_mask": the marks
+    the mask missed stay unrepaired), of one pass's residual applied with the true mask (the repair alone), of the
+    clean pixels wherever one pass's mask fires (a perfect repair of what is found), and the worst crops."""
     x, y = stack(inputs), stack(clean)
     with torch.no_grad():
         out, mask = model.family.restore(model.generator, x)
@@ -182,7 +183,14 @@ def diagnose(model, inputs: list[Path], clean: list[Path], worst: int = 6) -> di
     before = psnr(x, y)
     gain, oracle_gain = psnr(out, y) - before, psnr(oracle, y) - before
     order = gain.argsort()[:worst].tolist()
+    with torch.no_grad():  # one pass: the repair given the true mask, and a perfect repair of the pixels found
+        residual, _, single = model.family._run(model.generator, x)
+    true_mask = ((x + truth * residual).clamp(-1, 1) + 1).mul(127.5).round() / 127.5 - 1
+    true_mask_gain = psnr(true_mask, y) - before
+    repair_gain = psnr(torch.where(single > 0, y, x), y) - before
     return {"false_alarm_share": round(float((fired & ~truth).sum() / (~truth).sum()), 4),
+            "true_mask_gain": round(float(true_mask_gain.mean()), 3),
+            "perfect_repair_of_found_gain": round(float(repair_gain.mean()), 3),
             "marks_found_share": round(float((fired & truth).sum() / truth.sum().clamp_min(1)), 4),
             "perfect_mask_gain": round(float(oracle_gain.mean()), 3),
             "perfect_mask_improved": round(float((oracle_gain > 0).float().mean()), 3),
