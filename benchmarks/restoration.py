@@ -21,6 +21,9 @@ a Markdown row per task.
 
     OMP_NUM_THREADS=1 python benchmarks/restoration.py --task cifar
     OMP_NUM_THREADS=1 python benchmarks/restoration.py --task photos
+
+`--run RUN` scores an existing run of the task instead of training one (the held-out pairs are made again, same
+seed); `--set model.options.K=V` then changes inference-only options of the loaded model (e.g. ensemble, window).
 """
 
 from __future__ import annotations
@@ -139,13 +142,24 @@ def stack(paths: list[Path]) -> torch.Tensor:
     return torch.cat([from_picture(read_image(p, "RGB")) for p in paths])
 
 
-def gain_curve(run: Path, inputs: list[Path], clean: list[Path]) -> dict[int, tuple[float, float]]:
+def load(path: Path, options: dict | None = None):
+    """ganforge.load, then `options` (model.options keys) replacing the run's own (inference-only ones, such as
+    ensemble and window: the network is the run's)."""
+    model = ganforge.load(path)
+    if options:
+        model.config.model.options = {**model.config.model.options, **options}
+        model.family.options = model.family.parse_options(model.config.model.options)
+    return model
+
+
+def gain_curve(run: Path, inputs: list[Path], clean: list[Path], options: dict | None = None
+               ) -> dict[int, tuple[float, float]]:
     """Mean held-out PSNR gain (dB) and share of images improved at every kept checkpoint (8-bit outputs)."""
     x, y = stack(inputs), stack(clean)
     before = psnr(x, y)
     curve = {}
     for path in sorted((run / "checkpoints").glob("step_*.safetensors")) + [run / "checkpoints" / "last.safetensors"]:
-        model = ganforge.load(path)
+        model = load(path, options)
         with torch.no_grad():
             out = torch.cat([model.family.translate(model.generator, x[i:i + 256]) for i in range(0, len(x), 256)])
         out = ((out + 1) * 127.5).round() / 127.5 - 1  # as a written 8-bit image would be
@@ -156,8 +170,9 @@ def gain_curve(run: Path, inputs: list[Path], clean: list[Path]) -> dict[int, tu
 
 def diagnose(model, inputs: list[Path], clean: list[Path], worst: int = 6) -> dict:
     """Where the held-out loss comes from: the share of unmarked pixels the mask changes (false alarms) and of
-    marked pixels it finds, the gain of the output kept only on the truly marked pixels (a perfect mask), and the
-    worst crops with their gain."""
+    marked pixels it finds, the gain of the output kept only on the truly marked pixels ("perfect_mask": the marks
+    the mask missed stay unrepaired), of one pass's residual applied with the true mask (the repair alone), of the
+    clean pixels wherever one pass's mask fires (a perfect repair of what is found), and the worst crops."""
     x, y = stack(inputs), stack(clean)
     with torch.no_grad():
         out, mask = model.family.restore(model.generator, x)
@@ -168,7 +183,14 @@ def diagnose(model, inputs: list[Path], clean: list[Path], worst: int = 6) -> di
     before = psnr(x, y)
     gain, oracle_gain = psnr(out, y) - before, psnr(oracle, y) - before
     order = gain.argsort()[:worst].tolist()
+    with torch.no_grad():  # one pass: the repair given the true mask, and a perfect repair of the pixels found
+        residual, _, single = model.family._run(model.generator, x)
+    true_mask = ((x + truth * residual).clamp(-1, 1) + 1).mul(127.5).round() / 127.5 - 1
+    true_mask_gain = psnr(true_mask, y) - before
+    repair_gain = psnr(torch.where(single > 0, y, x), y) - before
     return {"false_alarm_share": round(float((fired & ~truth).sum() / (~truth).sum()), 4),
+            "true_mask_gain": round(float(true_mask_gain.mean()), 3),
+            "perfect_repair_of_found_gain": round(float(repair_gain.mean()), 3),
             "marks_found_share": round(float((fired & truth).sum() / truth.sum().clamp_min(1)), 4),
             "perfect_mask_gain": round(float(oracle_gain.mean()), 3),
             "perfect_mask_improved": round(float((oracle_gain > 0).float().mean()), 3),
@@ -214,6 +236,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="config override, e.g. train.steps=2000")
     parser.add_argument("--show", type=int, default=6)
     parser.add_argument("--work", help="keep the pairs and the run here (default: a temporary folder)")
+    parser.add_argument("--run", help="score this existing run (trained on the task's pairs) instead of training")
     args = parser.parse_args()
     torch.manual_seed(0)
     FIGURES.mkdir(parents=True, exist_ok=True)
@@ -229,31 +252,38 @@ def main() -> None:
         fresh = ({**recipe.get("model", {}).get("options", {}), **overrides.get("model", {}).get("options", {})}
                  .get("marks") == "fresh")
         copies = args.copies or (1 if args.task == "cifar" or fresh else 4)
-        make_pairs("watermark", train, work / "pairs-train", seed=1, copies=copies)
+        if not args.run:
+            make_pairs("watermark", train, work / "pairs-train", seed=1, copies=copies)
         make_pairs("watermark", test, work / "pairs-test", seed=2)
         pairs_cpu = cpu_seconds() - cpu
         train_section = {"log_every": 100, "sample_every": 10 ** 9, "checkpoint_every": args.checkpoint_every,
                          "keep_checkpoints": 100} | overrides.pop("train", {})
         cpu = cpu_seconds()
-        run = ganforge.train(quiet=True, out=str(work / "runs"), name=f"restore-{args.task}",
-                             data={"source": str(work / "pairs-train")} | overrides.pop("data", {}),
-                             model={"name": "restore", "preset": preset} | overrides.pop("model", {}),
-                             train=train_section)
-        train_cpu = cpu_seconds() - cpu
-        model = ganforge.load(run)
+        options = {key.split(".", 1)[1]: value for key, value in overrides.get("model", {}).items()
+                   if key.startswith("options.")} if args.run else None
+        if args.run:  # scored as trained, with only the inference options of --set changed
+            run, train_cpu = Path(args.run), 0.0
+        else:
+            run = ganforge.train(quiet=True, out=str(work / "runs"), name=f"restore-{args.task}",
+                                 data={"source": str(work / "pairs-train")} | overrides.pop("data", {}),
+                                 model={"name": "restore", "preset": preset} | overrides.pop("model", {}),
+                                 train=train_section)
+            train_cpu = cpu_seconds() - cpu
+        model = load(run, options)
         inputs = sorted((work / "pairs-test" / "A").glob("*.png"))
         clean = [work / "pairs-test" / "B" / p.name for p in inputs]
         cpu = cpu_seconds()
         outputs = translate_files(model, inputs, work / "restored")
         scores = paired_scores(outputs, work / "restored", work / "pairs-test" / "B", inputs=inputs)
         translate_cpu = cpu_seconds() - cpu
-        curve = gain_curve(run, inputs, clean)
+        curve = {} if args.run else gain_curve(run, inputs, clean, options)  # a scored run's curve: its own results
         diagnosis = diagnose(model, inputs, clean)
         zoom = 3 if args.task == "cifar" else 1
         figure(model, inputs[:args.show], clean[:args.show], FIGURES / f"restore_{args.task}.png", zoom)
         figure(model, inputs, clean, FIGURES / f"restore_{args.task}_worst.png", zoom, args.show)
         config = model.config
         result = {"task": args.task, "n_train": len(list((work / "pairs-train" / "A").glob("*.png"))),
+                  "scored_run": args.run,
                   "n_test": len(inputs), "preset": preset, "copies": copies, "resolution": config.data.resolution,
                   "steps": config.train.steps,
                   "batch_size": config.train.batch_size, "width": config.model.width, "options": config.model.options,

@@ -219,6 +219,8 @@ def test_presets_bottleneck_and_crop_cap(tmp_path):
     _, photo = depth("photos")
     assert photo.model.g_norm == "instance" and photo.train.batch_size == 4 and photo.model.options["crop"] == 64
     assert photo.model.options["marks"] == "fresh" and photo.model.options["clean_share"] == 0.2
+    assert photo.model.options["window"] == 64 and photo.model.options["ensemble"] == 8  # inference only
+    assert not {"window", "ensemble", "repair"} & set(depth("default")[1].model.options)  # CIFAR recipe unchanged
     make_pairs("watermark", photos(tmp_path / "src", 2, (40, 36)), tmp_path / "pairs", seed=0)
     restore = get("restore")
 
@@ -305,3 +307,110 @@ def test_mask_seed_keeps_only_regions_holding_a_confident_pixel():
     assert kept[1:4, 1:9].all() and kept[4, 9] == 1 and kept[7:11, 2:6].sum() == 0
     assert kept.sum() == 3 * 8 + 1
     assert torch.equal(seeded_regions(logit, 0.8), (logit > 0).float())  # both regions hold a pixel above 0.8
+
+
+def test_unblend_inverts_an_alpha_blended_mark_and_starts_as_the_identity(tmp_path):
+    from ganforge.api import resolve_config
+    from ganforge.families import DataInfo, create
+    from ganforge.families.restore import ALPHA_MAX, unblend
+
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1
+    colour = torch.rand(2, 3, 1, 1, generator=g) * 1.8 - 0.9  # one colour a mark
+    alpha = torch.rand(2, 1, 8, 8, generator=g) * 0.85  # opacity per pixel (anti-aliased edges, overlaps)
+    marked = (1 - alpha) * clean + alpha * colour
+    change = unblend(marked, torch.atanh(colour).expand_as(clean), alpha)
+    assert torch.allclose(marked + change, clean, atol=1e-5)  # the true opacity and colour undo the mark exactly
+    assert torch.all(unblend(marked, torch.zeros_like(clean), torch.zeros_like(alpha)) == 0)  # opacity 0: no change
+
+    def family(**options):
+        config = resolve_config(None, {"model": {"name": "restore", "width": 8, "options": {"unet_depth": 2,
+                                                                                            **options}},
+                                       "data": {"source": str(tmp_path)}})
+        return create(config, DataInfo(3, 16))
+
+    unblending, residual = family(repair="unblend"), family()
+    assert unblending.generator.head[-1].out_channels == 5 and residual.generator.head[-1].out_channels == 4
+    x = torch.rand(2, 3, 16, 24) * 2 - 1
+    out, mask = unblending.restore(unblending.generator.eval(), x)
+    assert torch.equal(out, x) and torch.all(mask == 0)  # untrained: the input back, bit for bit
+    a = ALPHA_MAX * torch.sigmoid(unblending._heads(unblending.generator, x)[3])
+    assert a.shape == (2, 1, 16, 24) and 0 < a.min() and a.max() < ALPHA_MAX
+    assert family()._heads(residual.generator, x)[3] is None
+
+
+def test_fresh_marks_carry_their_opacity_and_opacity_loss_needs_them(tmp_path):
+    from ganforge.data.marked import load_marked
+
+    source = photos(tmp_path / "clean", 4, (40, 36))
+    data = load_marked(str(source), 16, None, None, clean_share=0.25)
+    batches = data.batches(4, torch.device("cpu"), 3)
+    for _ in range(4):
+        batch = batches.next()
+        opacity = batch["opacity"]
+        assert opacity.shape == (4, 1, 16, 16) and opacity.min() >= 0 and opacity.max() <= 1
+        changed = (batch["a"] != batch["b"]).any(1, keepdim=True)
+        assert torch.all(opacity[changed] > 0) and torch.all(~changed[opacity == 0])  # opacity 0: untouched
+        assert opacity.amax((1, 2, 3)).gt(0.2).any()  # marks are there, and visible
+    run = ganforge.train(quiet=True, out=str(tmp_path / "runs"), name="unblend", data={"source": str(source)},
+                         model={"name": "restore", "width": 8, "options": {
+                             "unet_depth": 2, "marks": "fresh", "repair": "unblend", "opacity_weight": 1.0}},
+                         train={"steps": 4, "batch_size": 4, "log_every": 2, "sample_every": 4,
+                                "checkpoint_every": 4})
+    assert "opacity" in (run / "metrics.csv").read_text().splitlines()[0]
+    model = ganforge.load(run)
+    assert model.family.options.repair == "unblend" and model.generator.head[-1].out_channels == 5
+    make_pairs("watermark", source, tmp_path / "pairs", seed=0)
+    with pytest.raises(GanforgeError, match="opacity_weight needs repair=unblend and marks=fresh"):
+        ganforge.train(quiet=True, out=str(tmp_path / "runs"), name="pairs", data={"source": str(tmp_path / "pairs")},
+                       model={"name": "restore", "width": 8, "options": {"unet_depth": 2, "repair": "unblend",
+                                                                         "opacity_weight": 1.0}},
+                       train={"steps": 2, "batch_size": 4})
+
+
+def test_ensemble_and_windows_average_changes_and_keep_untouched_pixels_exact(tmp_path):
+    from ganforge.api import resolve_config
+    from ganforge.families import DataInfo, create
+    from ganforge.families.restore import dihedral, window_starts
+
+    x = torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)
+    assert all(torch.equal(dihedral(dihedral(x, k), k, inverse=True), x) for k in range(8))
+    assert len({tuple(dihedral(x[0, 0], k).flatten().tolist()) for k in range(8)}) == 8  # 8 different copies
+    assert window_starts(128, 64) == [0, 32, 64] and window_starts(100, 64) == [0, 32, 36]
+    assert window_starts(40, 64) == [0]
+
+    def family(**options):
+        config = resolve_config(None, {"model": {"name": "restore", "width": 8,
+                                                 "options": {"unet_depth": 2, **options}},
+                                       "data": {"source": str(tmp_path)}})
+        return create(config, DataInfo(3, 16))
+
+    torch.manual_seed(0)
+    plain = family()
+    with torch.no_grad():  # a network that changes some pixels and not others
+        plain.generator.head[-1].weight.normal_(0, 0.3)
+        plain.generator.head[-1].bias[-1] = 0.0
+    plain.generator.eval()
+    state = plain.generator.state_dict()
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    one, one_mask = plain.restore(plain.generator, images)
+    assert 0.05 < (one_mask > 0).float().mean() < 0.95
+    for options in ({"ensemble": 8}, {"window": 16}, {"ensemble": 4, "window": 16}):
+        model = family(**options)
+        model.generator.load_state_dict(state)
+        model.generator.eval()
+        out, mask = model.restore(model.generator, images)
+        assert out.shape == images.shape and mask.shape == one_mask.shape
+        assert out.min() >= -1 and out.max() <= 1 and 0 <= mask.min() and mask.max() <= 1
+        untouched = (mask == 0).expand_as(images)
+        assert untouched.any() and torch.equal(out[untouched], images[untouched])  # bit for bit where no copy acts
+        assert not torch.allclose(out, one)  # an average of other passes, not the single pass
+    model = family(ensemble=8)
+    model.generator.load_state_dict(state)
+    model.generator.eval()
+    out = model.restore(model.generator, images)[0]
+    mirrored = model.restore(model.generator, images.flip(-1))[0]
+    assert torch.allclose(mirrored, out.flip(-1), atol=1e-5)  # the group average commutes with a flip
+    whole = family(window=32)  # a window as large as the image: the single pass
+    whole.generator.load_state_dict(state)
+    assert torch.equal(whole.restore(whole.generator.eval(), images)[0], one)

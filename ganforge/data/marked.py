@@ -8,7 +8,8 @@ a window of at most MARK_WINDOW x MARK_WINDOW px around the crop (the whole imag
 that window as `make-pairs watermark` sizes them to the image: images of up to 256 px are marked exactly as
 `make-pairs` marks them; on larger photos the marks are those of a 256 px image (text of roughly 25-85 px), not
 scaled up with the photo (drawing marks on a whole large photo every batch would cost more than the training step).
-Batches are reproducible from the batch seed (resume is bit-exact).
+Batches are reproducible from the batch seed (resume is bit-exact). Each batch also holds the marks' combined
+opacity per pixel ("opacity", (N, 1, H, W) in [0, 1]: 0 where unmarked), the target of restore's opacity head.
 """
 
 from __future__ import annotations
@@ -40,15 +41,18 @@ def clean_folder(source: str) -> Path:
     return root
 
 
-def mark(image: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(marked image, mask 0/1 of the changed pixels) for a uint8 (C, H, W) image: `make-pairs watermark`'s marks."""
+def mark(image: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(marked image, mask 0/1 of the changed pixels, the marks' combined opacity as uint8 (1, H, W)) for a uint8
+    (C, H, W) image: `make-pairs watermark`'s marks."""
     array = image.permute(1, 2, 0).cpu().numpy()
     picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert("RGB")
-    marked = np.asarray(watermark_with_mask(picture, rng)[0])
+    marked, opacity = watermark_with_mask(picture, rng)
+    marked = np.asarray(marked)
     if image.shape[0] == 1:
         marked = np.asarray(Image.fromarray(marked).convert("L"))[..., None]
     out = torch.from_numpy(marked.copy()).permute(2, 0, 1).to(image.device)
-    return out, (out != image).any(0, keepdim=True)
+    opacity = torch.from_numpy(np.asarray(opacity).copy())[None].to(image.device)
+    return out, (out != image).any(0, keepdim=True), opacity
 
 
 class MarkedImages(PairedImages):
@@ -91,7 +95,7 @@ class MarkedBatches(PairedBatches):
         rng = torch.Generator().manual_seed(seed)
         marks = np.random.default_rng(seed)
         r = self.data.resolution
-        crops_a, crops_b = [], []
+        crops_a, crops_b, opacities = [], [], []
         for i in index.tolist():
             image = self.b[i]
             h, w = image.shape[-2:]
@@ -102,9 +106,12 @@ class MarkedBatches(PairedBatches):
             y, x, flip = self._place(window, rng)
             clean = window[:, y:y + r, x:x + r]
             if marks.random() < self.data.clean_share:
-                damaged = clean
+                damaged, opacity = clean, torch.zeros_like(clean[:1])
             else:
-                damaged = mark(window, marks)[0][:, y:y + r, x:x + r]
+                damaged, _, opacity = mark(window, marks)
+                damaged, opacity = damaged[:, y:y + r, x:x + r], opacity[:, y:y + r, x:x + r]
             crops_a.append(damaged.flip(-1) if flip else damaged)
             crops_b.append(clean.flip(-1) if flip else clean)
-        return {"a": from_uint8(torch.stack(crops_a)), "b": from_uint8(torch.stack(crops_b))}
+            opacities.append(opacity.flip(-1) if flip else opacity)
+        return {"a": from_uint8(torch.stack(crops_a)), "b": from_uint8(torch.stack(crops_b)),
+                "opacity": torch.stack(opacities).float() / 255}

@@ -10,6 +10,11 @@ lightly, can only act inside the mask, so it adds no texture where nothing was d
 
 m = max(0, tanh(logit / 2)) = max(0, 2 sigmoid(logit) - 1): the mask is exactly 0 wherever the mask head says
 "undamaged" with probability above 1/2, and the mask head is trained with binary cross-entropy on sigmoid(logit).
+
+Options beyond that: `repair=unblend` (the head predicts the mark's opacity and colour and the change inverts the
+alpha blend; `opacity_weight` supervises the opacity with the true one of freshly drawn marks), and, at inference
+only, `window` (overlapping windows of the training crop, averaged) and `ensemble` (the mean change over flipped and
+transposed copies): the `photos` preset uses the last two.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from ganforge.nn.unet import UNetGenerator
 PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 MASK_LOSSES = ("bce", "dice", "focal")
 MASK_BIAS = -3.0  # the mask head starts at sigmoid(-3) = 0.05: the untrained model is the identity
+REPAIRS = ("residual", "unblend")
+ALPHA_MAX = 0.9  # repair=unblend: largest opacity the head can invert (a 10x gain on the input's error)
 
 
 @dataclass
@@ -62,9 +69,21 @@ class RestoreOptions:
     marks: str = option("pairs", choices=("pairs", "fresh"))  # pairs: the data's A/B pairs as made; fresh: new
     # `make-pairs watermark` marks on the clean images (B/, or a plain folder) every batch (ganforge.data.marked)
     clean_share: float = option(0.0, interval="[0, 1)")  # marks=fresh: share of training crops left unmarked
+    repair: str = option("residual", choices=REPAIRS)  # residual: the head outputs the change (x + m r);
+    # unblend: it outputs the mark's opacity a and colour c per pixel and inverts the alpha blend,
+    # r = a (x - c) / (1 - a) (a mark drawn over x = (1 - a) y + a c is exactly undone; ALPHA_MAX caps a)
+    opacity_weight: float = option(0.0, interval="[0, inf)")  # repair=unblend with marks=fresh: weight of a
+    # (soft-target) BCE between the predicted opacity and the marks' true opacity (known when the marks are drawn);
+    # 0: the opacity learns only through the pixel losses (measured to stall: a -> 0 starves the colour's gradient)
     mask_seed: float = option(0.0, interval="[0, 1)")  # at inference keep only the mask's connected regions
     # (p(damaged) > 1/2, 8-neighbours) that hold a pixel with p >= mask_seed: unsure blobs are dropped, whole
     # marks kept; 0: off (training never uses it; measured neutral to slightly worse on photos, docs/results.md)
+    ensemble: int = option(1, choices=(1, 2, 4, 8))  # at inference average the changes made to this many flipped
+    # and transposed copies of the image (the dihedral group: 2 = + mirror, 4 = + flips, 8 = + transposes; a
+    # self-ensemble, Timofte et al. 2016); pixels every copy leaves alone still come back bit for bit
+    window: int = option(0, interval="[0, inf)")  # at inference run the network on windows of this side every half
+    # window and average their changes (e.g. the training crop: what it saw in training, instance statistics
+    # included); 0: the whole image at once
     d_layers: int = 2  # strided PatchGAN layers
     upsample: str = option("resize", choices=("transpose", "resize"))
     direction: str = option("AtoB", choices=("AtoB", "BtoA"))  # which domain is the damaged input
@@ -73,16 +92,17 @@ class RestoreOptions:
 
 
 class RestoreNet(nn.Module):
-    """U-Net features, then a full-resolution head that also sees the input: a residual (C channels) and a mask
-    logit (1 channel)."""
+    """U-Net features, then a full-resolution head that also sees the input: a residual (C channels; or a mark
+    colour, with `extra` = 1 an opacity logit too), then a mask logit (1 channel)."""
 
-    def __init__(self, channels: int, depth: int, width: int, norm: str, upsample: str, context: int = 0):
+    def __init__(self, channels: int, depth: int, width: int, norm: str, upsample: str, context: int = 0,
+                 extra: int = 0):
         super().__init__()
         self.body = UNetGenerator(channels, width, depth, width, norm, 0.0, upsample, tanh=False)
         layers: list[nn.Module] = [nn.LeakyReLU(0.2), nn.Conv2d(width + channels, width, 3, 1, 1)]
         for i in range(context):
             layers += [nn.LeakyReLU(0.2), nn.Conv2d(width, width, 3, 1, 2 ** (i + 1), dilation=2 ** (i + 1))]
-        self.head = nn.Sequential(*layers, nn.LeakyReLU(0.2), nn.Conv2d(width, channels + 1, 3, 1, 1))
+        self.head = nn.Sequential(*layers, nn.LeakyReLU(0.2), nn.Conv2d(width, channels + 1 + extra, 3, 1, 1))
         self.stride = self.body.stride
         last = self.head[-1]
         nn.init.zeros_(last.weight)  # start as the identity: no residual, mask near 0
@@ -92,6 +112,12 @@ class RestoreNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat([self.body(x), x], 1))
+
+
+def unblend(x: torch.Tensor, colour: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """The change that undoes a mark of colour tanh(colour) and opacity `alpha` (< 1) blended over y:
+    x = (1 - a) y + a c, so y - x = a (x - c) / (1 - a) (several marks over one pixel compose to one such blend)."""
+    return alpha / (1 - alpha) * (x - torch.tanh(colour))
 
 
 def damage_mask(damaged: torch.Tensor, clean: torch.Tensor, tolerance: float) -> torch.Tensor:
@@ -139,6 +165,27 @@ def seeded_regions(logit: torch.Tensor, seed: float) -> torch.Tensor:
     return kept.float()
 
 
+def dihedral(images: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
+    """The k-th of the 8 flips/transposes of (..., H, W) images (0: as they are; 1: mirrored; 2: upside down; 3:
+    both; 4-7: the same after a transpose), or its inverse."""
+    flip = [(), (-1,), (-2,), (-2, -1)][k % 4]
+    if k < 4:
+        return images.flip(flip) if flip else images
+    if inverse:
+        images = images.flip(flip) if flip else images
+        return images.transpose(-1, -2)
+    images = images.transpose(-1, -2)
+    return images.flip(flip) if flip else images
+
+
+def window_starts(length: int, side: int) -> list[int]:
+    """Starts of windows of `side` every side // 2 along `length`, the last one ending at the border."""
+    if length <= side:
+        return [0]
+    starts = list(range(0, length - side + 1, max(1, side // 2)))
+    return starts if starts[-1] == length - side else starts + [length - side]
+
+
 def psnr_gain(output: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """10 log10(MSE(source) / MSE(output)) against `target`: dB won over the damaged input (batch-pooled)."""
     before = F.mse_loss(source, target).clamp_min(1e-12)
@@ -166,9 +213,10 @@ class Restore(ImageToImage):
         # photos of 128 px and up: native-scale 64 px crops (4 a batch: the CPU cost of 16 at 32 px), instance norm
         # (statistics of each image, not of a batch of 4), a 4x4 bottleneck, fresh marks every batch on the clean
         # images (B/) with a fifth of the crops left unmarked
+        # (window, ensemble: at inference the mean change over 64 px windows every 32 px and the 8 flips/transposes)
         "photos": {**preset, "model": {**preset["model"], "g_norm": "instance",
                                        "options": {"crop": 64, "bottleneck": 4, "marks": "fresh",
-                                                   "clean_share": 0.2}},
+                                                   "clean_share": 0.2, "window": 64, "ensemble": 8}},
                    "train": {**preset["train"], "batch_size": 4}},
     }
 
@@ -190,6 +238,10 @@ class Restore(ImageToImage):
             data = open_paired(d, options.load_size or None, native=True)
             if d.resolution is None and options.crop:  # the data's own crop, capped: native-scale patches
                 data.resolution = min(data.resolution, crop_resolution([options.crop]))
+        if options.opacity_weight > 0 and (options.marks != "fresh" or options.repair != "unblend"):
+            raise GanforgeError("model.options.opacity_weight needs repair=unblend and marks=fresh (the marks' "
+                                f"opacity is known only when they are drawn), got repair={options.repair}, "
+                                f"marks={options.marks}")
         if options.perceptual_weight > 0:  # training needs it: fail now, not after the first checkpoint
             from ganforge.nn.perceptual import check_available
 
@@ -211,7 +263,8 @@ class Restore(ImageToImage):
         m = config.model
         self.discriminator = PatchDiscriminator(2 * info.channels, m.width, o.d_layers, m.d_norm)
         init_dcgan_weights(self.discriminator)
-        self.generator = RestoreNet(info.channels, depth, m.width, m.g_norm, o.upsample, o.context)
+        self.generator = RestoreNet(info.channels, depth, m.width, m.g_norm, o.upsample, o.context,
+                                    extra=int(o.repair == "unblend"))
         self.stride = self.generator.stride
         self.__dict__["_perceptual"] = None  # built on first use; kept out of sub-modules and checkpoints
         self._fake: torch.Tensor | None = None
@@ -225,13 +278,53 @@ class Restore(ImageToImage):
 
     def _run(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(residual, mask logit, mask) of damaged images; without the mask option the mask is all ones."""
+        return self._heads(generator, images)[:3]
+
+    def _heads(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(residual, mask logit, mask, opacity logit): the opacity, ALPHA_MAX sigmoid(opacity logit), is there only
+        with repair=unblend (None otherwise)."""
         raw = generator(images)
-        residual, logit = raw[:, :-1], raw[:, -1:]
+        c = images.shape[1]
+        residual, logit, alpha = raw[:, :c], raw[:, -1:], None
+        if self.options.repair == "unblend":
+            alpha = raw[:, c:c + 1]
+            residual = unblend(images, residual, ALPHA_MAX * torch.sigmoid(alpha))
         mask = F.relu(torch.tanh(logit / 2)) if self.options.mask else torch.ones_like(logit)
-        return residual, logit, mask
+        return residual, logit, mask, alpha
 
     def restore(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(restored images, mask in [0, 1]) for damaged images in [-1, 1] of any size."""
+        """(restored images, mask in [0, 1]) for damaged images in [-1, 1] of any size; with the ensemble and window
+        options the mean change (and mask) over flipped copies and overlapping windows."""
+        o = self.options
+        if o.ensemble == 1 and not o.window:
+            return self._restore(generator, images)
+        change, masks = torch.zeros_like(images), torch.zeros_like(images[:, :1])
+        for k in range(o.ensemble):
+            copy = dihedral(images, k)
+            out, mask = self._windows(generator, copy)
+            change += dihedral(out - copy, k, inverse=True)  # exactly 0 where the copy's mask is 0
+            masks += dihedral(mask, k, inverse=True)
+        return images + change / o.ensemble, masks / o.ensemble
+
+    def _windows(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """restore() on windows of side `window` every half window (the last one flush with the border), averaged."""
+        side = self.options.window
+        h, w = images.shape[-2:]
+        if not side or (h <= side and w <= side):
+            return self._restore(generator, images)
+        change, masks = torch.zeros_like(images), torch.zeros_like(images[:, :1])
+        count = torch.zeros_like(images[:1, :1])
+        for top in window_starts(h, side):
+            for left in window_starts(w, side):
+                part = images[..., top:top + side, left:left + side]
+                out, mask = self._restore(generator, part)
+                change[..., top:top + side, left:left + side] += out - part
+                masks[..., top:top + side, left:left + side] += mask
+                count[..., top:top + side, left:left + side] += 1
+        return images + change / count, masks / count
+
+    def _restore(self, generator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass of the network: (restored images, mask)."""
         residual, logit, mask = self._run(generator, images)
         if self.options.mask and self.options.mask_seed > 0:
             mask = mask * seeded_regions(logit, self.options.mask_seed)
@@ -270,7 +363,7 @@ class Restore(ImageToImage):
         o = self.options
         kind = self.config.model.loss
         if phase == "G":
-            residual, logit, mask = self._run(self.generator, source)
+            residual, logit, mask, alpha = self._heads(self.generator, source)
             fake = (source + mask * residual).clamp(-1, 1)
             self._fake = fake.detach()
             reference = source if o.per_image else None
@@ -285,6 +378,16 @@ class Restore(ImageToImage):
                 union = ((mask > 0).float() + truth).clamp(max=1).sum()
                 logs |= {"guided": guided.detach(), "mask_loss": bce.detach(),
                          "mask_iou": (hit / union.clamp_min(1)).detach()}
+            if o.opacity_weight > 0:
+                if "opacity" not in batch:
+                    raise GanforgeError("model.options.opacity_weight needs batches that carry the marks' opacity "
+                                        "(marks=fresh)")
+                # BCE on the logit against opacity / ALPHA_MAX (soft targets): its gradient does not vanish when the
+                # sigmoid saturates (an MSE on the opacity was measured to stall at a = 0 everywhere)
+                truth = (batch["opacity"].to(alpha) / ALPHA_MAX).clamp(max=1)
+                opacity = F.binary_cross_entropy_with_logits(alpha, truth)
+                total = total + o.opacity_weight * opacity
+                logs["opacity"] = opacity.detach()
             if o.adversarial_weight > 0:
                 adversarial = adversarial_losses(kind, None, self.discriminator(torch.cat([source, fake], 1)), "G")
                 total = total + o.adversarial_weight * adversarial
