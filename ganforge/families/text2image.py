@@ -151,7 +151,7 @@ class Discriminator(nn.Module):
     Koyama 2018, with the sentence vector in place of a class embedding). It owns its own caption encoder."""
 
     def __init__(self, vocabulary: int, embed_dim: int, text_dim: int, encoder: str, channels: int,
-                 resolution: int, width: int, norm: str, projection: bool = False):
+                 resolution: int, width: int, norm: str, projection: bool = False, word_head: bool = False):
         super().__init__()
         self.text = TextEncoder(vocabulary, embed_dim, text_dim, encoder)
         chans = _widths(resolution, width)[::-1]
@@ -160,17 +160,25 @@ class Discriminator(nn.Module):
         self.joint = spectral(nn.Sequential(nn.Conv2d(chans[-1] + text_dim, chans[-1], 3, padding=1),
                                             nn.LeakyReLU(0.2, True), nn.Conv2d(chans[-1], 1, 4)), norm)
         self.project = spectral(nn.Linear(text_dim, chans[-1], bias=False), norm) if projection else None
+        # with `word_head`: logits of each vocabulary word being in the image's caption, from the pooled features
+        self.words = nn.Linear(chans[-1], vocabulary) if word_head else None
 
     def encode(self, caption: torch.Tensor) -> torch.Tensor:
         return self.text(caption)
 
     def score(self, images: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        return self.score_and_words(images, sentence)[0]
+
+    def score_and_words(self, images: torch.Tensor, sentence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The matching score and (with the word head, else None) the word logits (N, vocabulary) of the images."""
         h = self.blocks(F.leaky_relu(self.from_rgb(images), 0.2))
         tiled = sentence.view(*sentence.shape, 1, 1).expand(-1, -1, *h.shape[-2:])
         out = self.joint(torch.cat([h, tiled], 1)).flatten()
+        pooled = F.leaky_relu(h, 0.2).sum((2, 3)) if self.project is not None or self.words is not None else None
         if self.project is not None:
-            out = out + (F.leaky_relu(h, 0.2).sum((2, 3)) * self.project(sentence)).sum(1)
-        return out
+            out = out + (pooled * self.project(sentence)).sum(1)
+        words = self.words(pooled) if self.words is not None else None
+        return out, words
 
     def forward(self, images: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
         return self.score(images, self.encode(caption))
@@ -195,6 +203,21 @@ def word_swapped(captions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     swapped = captions.clone()
     swapped[rows, place] = other[rows, place]
     return swapped, differ.any(1)
+
+
+def bag_of_words(captions: torch.Tensor, vocabulary: int) -> torch.Tensor:
+    """(N, vocabulary) 0/1 targets: which words each caption (token ids, 0-padded) has; <pad> (0) and <unk> (1)
+    are never targets."""
+    bag = torch.zeros(len(captions), vocabulary, device=captions.device).scatter_(1, captions, 1.0)
+    bag[:, :2] = 0
+    return bag
+
+
+def word_loss(logits: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
+    """Multi-label binary cross-entropy of word logits (N, vocabulary) against the captions' bags of words, summed
+    over the words (without <pad>, <unk>) and averaged over the images."""
+    bag = bag_of_words(captions, logits.shape[1])
+    return F.binary_cross_entropy_with_logits(logits[:, 2:], bag[:, 2:], reduction="none").sum(1).mean()
 
 
 def matching_aware_d_loss(kind: str, real_right: torch.Tensor, fake_right: torch.Tensor,
@@ -228,6 +251,9 @@ class Text2ImageOptions(NoiseOptions):
     g_text: str = option("own", choices=("shared", "own"))  # G's caption encoder: D's (copied) or its own
     projection: bool = option(False)  # D adds the inner product of its pooled features and the sentence vector
     caption_start: bool = option(False)  # G's 4x4 start features see the sentence vector too, not only the noise
+    # weight of D's word head (0: no head): it learns on real images which words their captions have (bag-of-words
+    # BCE), and G's loss asks it to find its caption's words in G's images (AC-GAN's auxiliary classifier for words)
+    word_head: float = option(0.0, interval="[0, inf)")
 
 
 @register
@@ -278,7 +304,8 @@ class Text2Image(NoiseGAN):
         self.generator = Generator(model.latent_dim, size, o.embed_dim, o.text_dim, o.text_encoder, info.channels,
                                    info.resolution, model.width, model.g_norm, o.g_text == "shared", o.caption_start)
         self.discriminator = Discriminator(size, o.embed_dim, o.text_dim, o.text_encoder, info.channels,
-                                           info.resolution, model.width, model.d_norm, o.projection)
+                                           info.resolution, model.width, model.d_norm, o.projection,
+                                           o.word_head > 0)
         if o.g_text == "shared":
             self.share_text()
 
@@ -302,7 +329,13 @@ class Text2Image(NoiseGAN):
         """D's logits for images (augmented when DiffAugment is on) paired with sentence vectors."""
         return self.critic(images, {"sentence": sentence})
 
+    def judge_words(self, images: torch.Tensor, sentence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logits and word logits (same augmentation) for images paired with sentence vectors."""
+        return self.critic(images, {"sentence": sentence, "words": True})
+
     def discriminate(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if "words" in batch:
+            return self.discriminator.score_and_words(images, batch["sentence"])
         if "sentence" in batch:
             return self.discriminator.score(images, batch["sentence"])
         return self.discriminator(images, batch["caption"])
@@ -317,13 +350,21 @@ class Text2Image(NoiseGAN):
         captions = inputs["caption"]
         if phase == "G":
             fake = self.generate(self.generator, inputs)
+            if o.word_head > 0:
+                scores, words = self.judge_words(fake, self.discriminator.encode(captions))
+                loss = losses.generator_loss(model.loss, scores)
+                g_words = word_loss(words, captions)
+                return loss + o.word_head * g_words, {"g_loss": loss.detach(), "g_words": g_words.detach()}
             loss = losses.generator_loss(model.loss, self.judge(fake, self.discriminator.encode(captions)))
             return loss, {"g_loss": loss.detach()}
         with torch.no_grad():
             fake = self.generate(self.generator, inputs)
         real = batch["image"].detach().requires_grad_(o.magp_weight > 0)
         sentence = self.discriminator.encode(captions)
-        real_right = self.judge(real, sentence)
+        if o.word_head > 0:
+            real_right, words = self.judge_words(real, sentence)
+        else:
+            real_right, words = self.judge(real, sentence), None
         fake_right = self.judge(fake, sentence)
         wrong = mismatched(captions)
         keep = wrong >= 0
@@ -342,6 +383,10 @@ class Text2Image(NoiseGAN):
             penalty = matching_aware_penalty(real_right, real, sentence, o.magp_power)
             loss = loss + o.magp_weight * penalty
             logs["magp"] = penalty.detach()
+        if words is not None:
+            d_words = word_loss(words, captions)
+            loss = loss + o.word_head * d_words
+            logs["d_words"] = d_words.detach()
         return loss, logs
 
     def encode_captions(self, texts: list[str]) -> torch.Tensor:
