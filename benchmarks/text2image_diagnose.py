@@ -74,7 +74,7 @@ def main() -> None:
                 logits = d.score_and_words(pictures, d.encode(encode(right[:len(pictures)])))[1]
                 for kind, names in (("colour", COLOURS), ("shape", SHAPES)):
                     ids = torch.tensor([words.index(n) for n in names])
-                    best = [names[i] for i in logits[:, ids].argmax(1).tolist()]
+                    best = [list(names)[i] for i in logits[:, ids].argmax(1).tolist()]
                     hits = np.mean([b in [getattr(t, kind) for t in ts] for b, ts in zip(best, things)])
                     print(f"D's word head on {who}: top {kind} word is a {kind} in the scene for {hits:.2f}")
     g.train(), d.train()

@@ -14,8 +14,8 @@ from ganforge import media
 from ganforge.data.captions import CaptionSet, Vocabulary, load_captioned, read_captions, tokenize
 from ganforge.data.shapes import HELD_OUT, make_scenes, parse_caption, shapes_captions
 from ganforge.errors import GanforgeError
-from ganforge.families.text2image import (Discriminator, bag_of_words, matching_aware_d_loss, matching_aware_penalty,
-                                           mismatched, word_loss, word_swapped)
+from ganforge.families.text2image import (Discriminator, WordNet, bag_of_words, matching_aware_d_loss,
+                                           matching_aware_penalty, mismatched, word_loss, word_swapped)
 from ganforge.training import checkpoint as ckpt
 
 
@@ -196,19 +196,20 @@ def test_word_head_learns_caption_words_from_real_images_and_scores_the_generato
     # the head learns which words real images' captions have (here each 16 px render with its first caption)
     data = shapes_captions(64, 16, seed=3)
     images, tokens = media.from_uint8(data.images), data.tokens[data.first]
-    torch.manual_seed(0)
-    d = Discriminator(len(data.vocabulary), 8, 8, "bag", 3, 16, 4, "spectral", word_head=True)
     assert Discriminator(len(data.vocabulary), 8, 8, "bag", 3, 16, 4, "spectral").words is None  # off: no layer
-    optimiser = torch.optim.Adam(d.parameters(), 4e-3)
-    sentence = torch.zeros(len(images), 8)
-    losses = []
-    for _ in range(40):
-        loss = word_loss(d.score_and_words(images, sentence)[1], tokens)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.7 * losses[0]
+    for trunk in ("shared", "own"):  # on D's pooled features, or a batch-normed trunk of its own
+        torch.manual_seed(0)
+        d = Discriminator(len(data.vocabulary), 8, 8, "bag", 3, 16, 4, "spectral", word_head=trunk)
+        optimiser = torch.optim.Adam(d.parameters(), 4e-3)
+        sentence = torch.zeros(len(images), 8)
+        losses = []
+        for _ in range(40):
+            loss = word_loss(d.score_and_words(images, sentence)[1], tokens)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+        assert losses[-1] < 0.7 * losses[0], trunk
     # in the family: D's loss adds the head's loss on real images, G's loss the head's loss on G's images
     family = ganforge.load(trained).family
     family.options.word_head = 0.5
@@ -231,6 +232,14 @@ def test_word_head_learns_caption_words_from_real_images_and_scores_the_generato
     family.zero_grad(set_to_none=True)
     loss.backward()  # G is pushed towards images whose words the head finds
     assert family.generator.to_rgb.weight.grad.abs().sum() > 0
+    # an own trunk reads G's images with real images' batch statistics, and G's images leave those alone
+    family.discriminator.words = WordNet(3, 16, 4, len(family.vocabulary))
+    family.loss("D", batch)
+    stats = {k: v.clone() for k, v in family.discriminator.words.state_dict().items() if "running" in k}
+    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in stats.items() if "mean" in k)
+    _, logs = family.loss("G", batch)
+    assert family.discriminator.words.training and "g_words" in logs
+    assert all(torch.equal(v, family.discriminator.words.state_dict()[k]) for k, v in stats.items())
     recipes = ganforge.families.get("text2image")
     assert recipes.Options().word_head == 0 and recipes.recipe("paper")["model"]["options"].get("word_head", 0) == 0
 
@@ -264,7 +273,8 @@ def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):
 
 
 def test_resume_is_bit_exact(tmp_path):
-    options = {"model.options": {"embed_dim": 8, "text_dim": 8, "hard_wrong": 0.5}}  # its draws resume too
+    options = {"model.options": {"embed_dim": 8, "text_dim": 8, "hard_wrong": 0.5,  # its draws resume too
+                                 "word_head": 1.0, "word_trunk": "own"}}  # and the trunk's batch statistics
     straight = ganforge.train(quiet=True, **tiny_run(tmp_path / "a", **options))
     ganforge.train(quiet=True, **tiny_run(tmp_path / "b", **{"train.steps": 2}, **options))
     resumed = ganforge.train(resume=tmp_path / "b" / "run", quiet=True, **{"train.steps": 4})

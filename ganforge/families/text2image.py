@@ -144,6 +144,25 @@ class DownBlock(nn.Module):
         return F.avg_pool2d(self.shortcut(x), 2) + self.body(x)
 
 
+class WordNet(nn.Module):
+    """Image -> word logits through its own small trunk ((3x3 conv, batch norm, ReLU, 2x2 max pool) per halving
+    down to 4x4, flattened, two linear layers): batch norm makes it learn shapes many times faster than D's body
+    (issue 16: 0.86 vs 0.59 of shape words right after 300 steps on real renders)."""
+
+    def __init__(self, channels: int, resolution: int, width: int, vocabulary: int):
+        super().__init__()
+        layers, cin = [], channels
+        for cout in _widths(resolution, width)[::-1][:-1]:
+            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            cin = cout
+        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(cin * 16, 128), nn.ReLU(inplace=True),
+                                 nn.Linear(128, vocabulary))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+
 class Discriminator(nn.Module):
     """(image, sentence vector) -> one logit: down-blocks to 4x4 image features, the sentence vector tiled over
     them, a 3x3 conv and a 4x4 conv (DF-GAN's one-way output); with `projection`, plus the inner product of the
@@ -151,7 +170,7 @@ class Discriminator(nn.Module):
     Koyama 2018, with the sentence vector in place of a class embedding). It owns its own caption encoder."""
 
     def __init__(self, vocabulary: int, embed_dim: int, text_dim: int, encoder: str, channels: int,
-                 resolution: int, width: int, norm: str, projection: bool = False, word_head: bool = False):
+                 resolution: int, width: int, norm: str, projection: bool = False, word_head: str = ""):
         super().__init__()
         self.text = TextEncoder(vocabulary, embed_dim, text_dim, encoder)
         chans = _widths(resolution, width)[::-1]
@@ -161,7 +180,9 @@ class Discriminator(nn.Module):
                                             nn.LeakyReLU(0.2, True), nn.Conv2d(chans[-1], 1, 4)), norm)
         self.project = spectral(nn.Linear(text_dim, chans[-1], bias=False), norm) if projection else None
         # with `word_head`: logits of each vocabulary word being in the image's caption, from the pooled features
-        self.words = nn.Linear(chans[-1], vocabulary) if word_head else None
+        # ("shared") or from a trunk of its own ("own", WordNet)
+        self.words = (nn.Linear(chans[-1], vocabulary) if word_head == "shared" else
+                      WordNet(channels, resolution, width, vocabulary) if word_head == "own" else None)
 
     def encode(self, caption: torch.Tensor) -> torch.Tensor:
         return self.text(caption)
@@ -177,8 +198,9 @@ class Discriminator(nn.Module):
         pooled = F.leaky_relu(h, 0.2).sum((2, 3)) if self.project is not None or self.words is not None else None
         if self.project is not None:
             out = out + (pooled * self.project(sentence)).sum(1)
-        words = self.words(pooled) if self.words is not None else None
-        return out, words
+        if self.words is None:
+            return out, None
+        return out, self.words(images) if isinstance(self.words, WordNet) else self.words(pooled)
 
     def forward(self, images: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
         return self.score(images, self.encode(caption))
@@ -254,6 +276,8 @@ class Text2ImageOptions(NoiseOptions):
     # weight of D's word head (0: no head): it learns on real images which words their captions have (bag-of-words
     # BCE), and G's loss asks it to find its caption's words in G's images (AC-GAN's auxiliary classifier for words)
     word_head: float = option(0.0, interval="[0, inf)")
+    # where the word head reads the image: D's pooled features (shared) or a small batch-normed trunk of its own
+    word_trunk: str = option("shared", choices=("shared", "own"))
 
 
 @register
@@ -305,7 +329,7 @@ class Text2Image(NoiseGAN):
                                    info.resolution, model.width, model.g_norm, o.g_text == "shared", o.caption_start)
         self.discriminator = Discriminator(size, o.embed_dim, o.text_dim, o.text_encoder, info.channels,
                                            info.resolution, model.width, model.d_norm, o.projection,
-                                           o.word_head > 0)
+                                           o.word_trunk if o.word_head > 0 else "")
         if o.g_text == "shared":
             self.share_text()
 
@@ -351,7 +375,10 @@ class Text2Image(NoiseGAN):
         if phase == "G":
             fake = self.generate(self.generator, inputs)
             if o.word_head > 0:
+                head = self.discriminator.words
+                head.eval()  # G's images are read with the batch statistics of real images (own trunk)
                 scores, words = self.judge_words(fake, self.discriminator.encode(captions))
+                head.train(self.discriminator.training)
                 loss = losses.generator_loss(model.loss, scores)
                 g_words = word_loss(words, captions)
                 return loss + o.word_head * g_words, {"g_loss": loss.detach(), "g_words": g_words.detach()}
