@@ -242,6 +242,7 @@ def test_word_head_learns_caption_words_from_real_images_and_scores_the_generato
     assert all(torch.equal(v, family.discriminator.words.state_dict()[k]) for k, v in stats.items())
     recipes = ganforge.families.get("text2image")
     assert recipes.Options().word_head == 0 and recipes.recipe("paper")["model"]["options"].get("word_head", 0) == 0
+    assert recipes.recipe("default")["model"]["options"]["word_head"] > 0  # old runs store no word_head: no head
 
 
 def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):

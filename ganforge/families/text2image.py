@@ -4,7 +4,10 @@ pairs: real images with wrong captions count as fake (GAN-CLS, Reed et al. 2016)
 matching-aware gradient penalty (MA-GP) on real images and their captions (`--preset paper`). The default differs
 where a small CPU budget showed it must (issue 16): G reads captions with a copy of D's encoder (its own, trained
 only by G's loss, collapsed to one vector for all captions), D adds a projection term (Miyato & Koyama 2018), G's
-start layer sees the caption too, and spectral norm in D replaces MA-GP."""
+start layer sees the caption too, spectral norm in D replaces MA-GP, and a word head with a small trunk of its own
+learns from real images which words their captions have while G's loss asks it to find its caption's words in G's
+images (an auxiliary classifier as in AC-GAN, for the caption's bag of words: D's matching score alone gave G
+almost no signal about shapes)."""
 
 from __future__ import annotations
 
@@ -290,11 +293,12 @@ class Text2Image(NoiseGAN):
     capabilities = Capabilities(captioned=True)
     # Tuned on shapes-captions (issue 16): hinge loss, spectral norm in D instead of MA-GP (a third of a step's
     # CPU time, and with the projection term its p=6 power kept D at chance), Adam(2e-4 G, 4e-4 D, betas 0, 0.9);
-    # and the networks (options): G reads captions with D's encoder, D's projection term, caption at G's start
+    # and the networks (options): G reads captions with D's encoder, D's projection term, caption at G's start,
+    # a word head on its own batch-normed trunk (issue 16, session 4)
     preset = {"model": {"loss": "hinge", "d_norm": "spectral", "g_norm": "batch", "latent_dim": 100,
                         # the option defaults are the networks before issue 16's third session (old runs load)
                         "options": {"magp_weight": 0.0, "g_text": "shared", "projection": True,
-                                    "caption_start": True}},
+                                    "caption_start": True, "word_head": 1.0, "word_trunk": "own"}},
               "train": {"lr_g": 2e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9}}
     # --preset paper: DF-GAN's recipe (hinge, Adam 1e-4 G / 4e-4 D, betas 0, 0.9, no norm in D, MA-GP k=2 p=6,
     # z of 100) on the networks as first built here: G trains its own caption encoder, D only concatenates
