@@ -130,13 +130,14 @@ def test_family_d_loss_scores_real_images_with_wrong_captions(trained):
     family.train()
     batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
     calls = []
-    judge = family.judge
+    judge, judge_words = family.judge, family.judge_words
 
-    def recording(images, sentence):
+    def recording(images, sentence, judge=judge):
         calls.append((images.detach().clone(), sentence.detach().clone()))
         return judge(images, sentence)
 
     family.judge = recording
+    family.judge_words = lambda images, sentence: recording(images, sentence, judge_words)  # the default's word head
     family.options.magp_weight = 2.0  # the paper's MA-GP (off by default)
     loss, logs = family.loss("D", batch)
     assert torch.isfinite(loss) and {"d_wrong", "magp"} <= set(logs)
