@@ -4,7 +4,9 @@
   thing's colour (or shape) changed, and vs another scene's caption (share of images where the right one wins);
 - sentence-vector collapse: mean pairwise cosine of G's and D's sentence vectors over the 24 one-thing captions;
 - how much G's images change when the caption is swapped vs when the noise is swapped;
-- gradient norms of G's loss reaching G's caption encoder, affine (FiLM) layers, convolutions and start layer.
+- gradient norms of G's loss reaching G's caption encoder, affine (FiLM) layers, convolutions and start layer;
+- with D's word head (`--opt word_head=W`): how often its highest-scoring shape (colour) word is the first thing's
+  shape (colour) or the second's, on real renders and on G's images of one-thing captions.
 
     OMP_NUM_THREADS=1 python benchmarks/text2image_diagnose.py runs-bench/t2i-shapes [step_000400]
 """
@@ -64,6 +66,17 @@ def main() -> None:
         swap_caption = (base - g(z, single[torch.randperm(len(single))])).abs().mean()
         swap_noise = (base - g(z[torch.randperm(len(z))], single)).abs().mean()
         print(f"G: mean pixel change, caption swapped {swap_caption:.3f}, noise swapped {swap_noise:.3f}")
+        if d.words is not None:
+            words = family.vocabulary.words
+            one_thing = [[Thing(c, s, "small")] for c in COLOURS for s in SHAPES]
+            for who, pictures, things in (("real renders", images, [[s.first, s.second or s.first] for s in scenes]),
+                                          ("G's images", base, one_thing)):
+                logits = d.score_and_words(pictures, d.encode(encode(right[:len(pictures)])))[1]
+                for kind, names in (("colour", COLOURS), ("shape", SHAPES)):
+                    ids = torch.tensor([words.index(n) for n in names])
+                    best = [list(names)[i] for i in logits[:, ids].argmax(1).tolist()]
+                    hits = np.mean([b in [getattr(t, kind) for t in ts] for b, ts in zip(best, things)])
+                    print(f"D's word head on {who}: top {kind} word is a {kind} in the scene for {hits:.2f}")
     g.train(), d.train()
     captions = encode(right[:32])
     fake = g(torch.randn(32, family.config.model.latent_dim), captions)

@@ -14,8 +14,8 @@ from ganforge import media
 from ganforge.data.captions import CaptionSet, Vocabulary, load_captioned, read_captions, tokenize
 from ganforge.data.shapes import HELD_OUT, make_scenes, parse_caption, shapes_captions
 from ganforge.errors import GanforgeError
-from ganforge.families.text2image import (Discriminator, matching_aware_d_loss, matching_aware_penalty, mismatched,
-                                           word_swapped)
+from ganforge.families.text2image import (Discriminator, WordNet, bag_of_words, matching_aware_d_loss,
+                                           matching_aware_penalty, mismatched, word_loss, word_swapped)
 from ganforge.training import checkpoint as ckpt
 
 
@@ -130,13 +130,14 @@ def test_family_d_loss_scores_real_images_with_wrong_captions(trained):
     family.train()
     batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
     calls = []
-    judge = family.judge
+    judge, judge_words = family.judge, family.judge_words
 
-    def recording(images, sentence):
+    def recording(images, sentence, judge=judge):
         calls.append((images.detach().clone(), sentence.detach().clone()))
         return judge(images, sentence)
 
     family.judge = recording
+    family.judge_words = lambda images, sentence: recording(images, sentence, judge_words)  # the default's word head
     family.options.magp_weight = 2.0  # the paper's MA-GP (off by default)
     loss, logs = family.loss("D", batch)
     assert torch.isfinite(loss) and {"d_wrong", "magp"} <= set(logs)
@@ -188,6 +189,63 @@ def test_projection_term_is_the_inner_product_with_the_caption():
     assert not torch.allclose(d.score(images, other) - d.score(images, sentence), without - without)
 
 
+def test_word_head_learns_caption_words_from_real_images_and_scores_the_generator(trained):
+    captions = torch.tensor([[5, 3, 4, 0], [1, 2, 0, 0]])  # 1 is <unk>: never a target, nor is <pad>
+    bag = bag_of_words(captions, 7)
+    assert bag.tolist() == [[0, 0, 0, 1, 1, 1, 0], [0, 0, 1, 0, 0, 0, 0]]
+    assert word_loss(20 * (2 * bag - 1), captions) < 1e-6 < 20 < word_loss(-20 * (2 * bag - 1), captions)
+    # the head learns which words real images' captions have (here each 16 px render with its first caption)
+    data = shapes_captions(64, 16, seed=3)
+    images, tokens = media.from_uint8(data.images), data.tokens[data.first]
+    assert Discriminator(len(data.vocabulary), 8, 8, "bag", 3, 16, 4, "spectral").words is None  # off: no layer
+    for trunk in ("shared", "own"):  # on D's pooled features, or a batch-normed trunk of its own
+        torch.manual_seed(0)
+        d = Discriminator(len(data.vocabulary), 8, 8, "bag", 3, 16, 4, "spectral", word_head=trunk)
+        optimiser = torch.optim.Adam(d.parameters(), 4e-3)
+        sentence = torch.zeros(len(images), 8)
+        losses = []
+        for _ in range(40):
+            loss = word_loss(d.score_and_words(images, sentence)[1], tokens)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+        assert losses[-1] < 0.7 * losses[0], trunk
+    # in the family: D's loss adds the head's loss on real images, G's loss the head's loss on G's images
+    family = ganforge.load(trained).family
+    family.options.word_head = 0.5
+    family.discriminator.words = torch.nn.Linear(family.discriminator.project.out_features, len(family.vocabulary))
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    loss, logs = family.loss("D", batch)
+    blank = torch.zeros(8, family.options.text_dim)  # the word logits do not depend on the caption
+    d_words = word_loss(family.discriminator.score_and_words(batch["image"], blank)[1], batch["caption"])
+    # (rel=1e-3: spectral norm's power iteration moves a little with every forward pass in training mode)
+    assert logs["d_words"].item() == pytest.approx(d_words.item(), rel=1e-3)
+    assert loss.item() == pytest.approx(logs["d_loss"].item() + 0.5 * logs["d_words"].item(), rel=1e-5)
+    torch.manual_seed(7)
+    loss, logs = family.loss("G", batch)
+    torch.manual_seed(7)
+    fake = family.generate(family.generator, family.generator_inputs(batch))
+    g_words = word_loss(family.discriminator.score_and_words(fake, blank)[1], batch["caption"])
+    assert logs["g_words"].item() == pytest.approx(g_words.item(), rel=1e-3)
+    assert loss.item() == pytest.approx(logs["g_loss"].item() + 0.5 * logs["g_words"].item(), rel=1e-5)
+    family.zero_grad(set_to_none=True)
+    loss.backward()  # G is pushed towards images whose words the head finds
+    assert family.generator.to_rgb.weight.grad.abs().sum() > 0
+    # an own trunk reads G's images with real images' batch statistics, and G's images leave those alone
+    family.discriminator.words = WordNet(3, 16, 4, len(family.vocabulary))
+    family.loss("D", batch)
+    stats = {k: v.clone() for k, v in family.discriminator.words.state_dict().items() if "running" in k}
+    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in stats.items() if "mean" in k)
+    _, logs = family.loss("G", batch)
+    assert family.discriminator.words.training and "g_words" in logs
+    assert all(torch.equal(v, family.discriminator.words.state_dict()[k]) for k, v in stats.items())
+    recipes = ganforge.families.get("text2image")
+    assert recipes.Options().word_head == 0 and recipes.recipe("paper")["model"]["options"].get("word_head", 0) == 0
+    assert recipes.recipe("default")["model"]["options"]["word_head"] > 0  # old runs store no word_head: no head
+
+
 def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):
     run = ganforge.train(quiet=True, **tiny_run(tmp_path, **{"train.ema": 0}))
     earlier, family = ganforge.load(run, "step_000002").family, ganforge.load(run).family
@@ -217,7 +275,8 @@ def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):
 
 
 def test_resume_is_bit_exact(tmp_path):
-    options = {"model.options": {"embed_dim": 8, "text_dim": 8, "hard_wrong": 0.5}}  # its draws resume too
+    options = {"model.options": {"embed_dim": 8, "text_dim": 8, "hard_wrong": 0.5,  # its draws resume too
+                                 "word_head": 1.0, "word_trunk": "own"}}  # and the trunk's batch statistics
     straight = ganforge.train(quiet=True, **tiny_run(tmp_path / "a", **options))
     ganforge.train(quiet=True, **tiny_run(tmp_path / "b", **{"train.steps": 2}, **options))
     resumed = ganforge.train(resume=tmp_path / "b" / "run", quiet=True, **{"train.steps": 4})
