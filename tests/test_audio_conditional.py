@@ -155,3 +155,40 @@ def test_fake_class_makes_the_critic_learn_generated_clips_as_one_more_class(tmp
     assert torch.allclose(logs["aux_generated"], F.cross_entropy(fake_classes, torch.full((6,), 10)))
     _, logs = family.loss("G", batch)  # G: its clips against the digit asked for, "generated" counting as wrong
     assert torch.allclose(logs["aux_fake"], F.cross_entropy(fake_classes, inputs["label"]))
+
+
+def test_mode_seeking_pairs_labels_and_pushes_the_generator_to_use_its_noise(tmp_path):
+    from ganforge.families.wavegan import mode_spread
+
+    torch.manual_seed(0)
+    clip = torch.randn(1, 1, 64)
+    noise = torch.randn(4, 8)
+    assert mode_spread(clip.expand(4, 1, 64), noise).item() == 0  # one clip whatever the noise
+    assert mode_spread(torch.cat([clip, clip, 3 * clip, 3 * clip]), noise).item() > 0
+    run = ganforge.train(quiet=True, **run_config(tmp_path, {"aux_weight": 1.0, "class_norm": True,
+                                                             "mode_seeking": 1.0},
+                                                  **{"train.steps": 2, "train.log_every": 1}))
+    last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
+    assert float(last["mode_spread"]) > 0
+    family = ganforge.load(run).family
+    family.train()
+    batch = {"audio": torch.zeros(8, 1, 8192), "label": torch.tensor([0, 1, 2, 3, 4, 5, 6, 7])}
+    inputs = family.generator_inputs(batch)
+    assert inputs["label"].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]  # pairs (i, i + 4): same class, other noise
+    assert not torch.equal(inputs["noise"][:4], inputs["noise"][4:])
+    generator = family.generator
+    with torch.no_grad():  # a generator that ignores its noise: the dense layer's noise columns at zero
+        generator.dense.weight[:, :8].zero_()
+    family.discriminator.requires_grad_(False)
+    optimizer = torch.optim.Adam(generator.parameters(), 1e-2)
+    spreads = []
+    for _ in range(8):  # G's own phase against a fixed critic: the term makes clips of one class differ
+        loss, logs = family.loss("G", batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        spreads.append(logs["mode_spread"].item())
+    assert spreads[0] < 1e-3 and spreads[-1] > 10 * max(spreads[0], 1e-4), spreads
+    family.options.mode_seeking = 0.0  # off: the batch keeps the real batch's labels and no spread is logged
+    assert torch.equal(family.generator_inputs(batch)["label"], batch["label"])
+    assert "mode_spread" not in family.loss("G", batch)[1]

@@ -35,6 +35,20 @@ class WaveGANOptions(AudioOptions):
     # that class, so G must make clips D's classifier takes for the requested digit rather than for a generated one
     # (K+1 classes: Salimans et al. 2016; AM-GAN, Zhou et al. 2018); without it the classifier sees real clips only
     # and G can satisfy it without making the digit
+    mode_seeking: float = option(0.0, interval="[0, inf)")  # mode-seeking term (MSGAN, Mao et al. 2019) in G's
+    # loss, this weight: conditional GANs learn to ignore the noise (one clip per class); G's batch is made of pairs
+    # with the same class and different noise, and G minimises weight / (d_x / d_z + 1e-5), d_x the mean absolute
+    # difference of a pair's clips relative to their mean absolute amplitude (loudness does not count as diversity),
+    # d_z that of their noise; logged as `mode_spread` (d_x / d_z); 0 off
+
+
+def mode_spread(clips: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """MSGAN's ratio for pairs (i, i + n // 2): mean |x_i - x_j| relative to the pair's mean |x|, over
+    mean |z_i - z_j|."""
+    half = clips.shape[0] // 2
+    a, b = clips[:half], clips[half:2 * half]
+    relative = (a - b).abs().mean() / (0.5 * (a.abs().mean() + b.abs().mean()) + 1e-8)
+    return relative / (noise[:half] - noise[half:2 * half]).abs().mean()
 
 
 @register
@@ -85,8 +99,21 @@ class WaveGAN(AudioGAN):
                                                model.d_norm == "spectral", o.projection, self.aux_weight > 0, o.init,
                                                fake_class=o.aux_fake_class)
         self._class_logits: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._generated: tuple[torch.Tensor, torch.Tensor] | None = None  # (clips, noise) of the latest fake call
+
+    def generator_inputs(self, batch: Batch) -> Batch:
+        """The training batch's noise and labels; with `mode_seeking`, the second half of the batch repeats the
+        first half's labels (pairs i, i + n // 2: same class, different noise)."""
+        inputs = super().generator_inputs(batch)
+        if self.options.mode_seeking and "label" in inputs:
+            labels, half = inputs["label"].clone(), inputs["label"].shape[0] // 2
+            labels[half:2 * half] = labels[:half]
+            inputs["label"] = labels
+        return inputs
 
     def discriminate(self, x: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if "noise" in batch:
+            self._generated = (x, batch["noise"])
         if not self.aux_weight:
             return super().discriminate(x, batch)
         labels = self.labels(batch)
@@ -99,7 +126,13 @@ class WaveGAN(AudioGAN):
         the real clips in the D phase (D learns to classify real digits), the generated ones in the G phase (G makes
         clips D classifies as the class asked for)."""
         self._class_logits.clear()
+        self._generated = None
         loss, logs = super().loss(phase, batch)
+        if phase == "G" and self.options.mode_seeking and self._generated is not None:
+            spread = mode_spread(*self._generated)
+            loss = loss + self.options.mode_seeking / (spread + 1e-5)
+            logs["mode_spread"] = spread.detach()
+        self._generated = None
         if self.aux_weight:
             classes, labels = self._class_logits[0]
             term = F.cross_entropy(classes, labels)
