@@ -192,3 +192,54 @@ def test_mode_seeking_pairs_labels_and_pushes_the_generator_to_use_its_noise(tmp
     family.options.mode_seeking = 0.0  # off: the batch keeps the real batch's labels and no spread is logged
     assert torch.equal(family.generator_inputs(batch)["label"], batch["label"])
     assert "mode_spread" not in family.loss("G", batch)[1]
+
+
+def test_spectrogram_classifier_reads_what_the_clip_sounds_like():
+    from ganforge.nn.audio import SpectrogramClassifier
+
+    torch.manual_seed(0)
+    t = torch.arange(8192) / 8000
+    tone = lambda hz: torch.sin(2 * math.pi * hz * t).view(1, 1, -1)  # noqa: E731
+    critic = WaveDiscriminator(8192, 2, n_classes=3, shuffle=0, aux=True, init="he", fake_class=True,
+                               aux_input="spectrogram")
+    assert isinstance(critic.classify, SpectrogramClassifier) and critic.classify.body[-1].out_features == 4
+    clips = torch.cat([tone(440), tone(1200), 0.3 * torch.randn(1, 1, 8192)])
+    _, classes = critic(clips, torch.tensor([0, 1, 2]), classes=True)
+    _, flipped = critic(-clips, torch.tensor([0, 1, 2]), classes=True)
+    assert torch.allclose(classes, flipped, atol=1e-5)  # the magnitude spectrum: a sign flip is the same sound
+    assert (classes[0] - classes[1]).abs().max() > 1e-3  # ... and two pitches are not
+    spectrogram = critic.classify.log_magnitude(tone(1000))
+    assert spectrogram.shape == (1, 129, 65) and spectrogram[0, :, 30].argmax() == 32  # 1 kHz: bin 1000 / 31.25
+    optimizer = torch.optim.Adam(critic.classify.parameters(), 1e-3)
+    labels = torch.tensor([0, 1])
+    for _ in range(30):  # it learns two pitches apart from the spectrogram alone
+        loss = F.cross_entropy(critic.classify(clips[:2] * (0.5 + torch.rand(2, 1, 1))), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1
+    with pytest.raises(GanforgeError, match="aux_input"):
+        WaveDiscriminator(8192, 2, n_classes=3, aux=True, aux_input="mel")
+
+
+def test_spectrogram_aux_input_trains_and_aux_g_factor_scales_only_the_generators_term(tmp_path):
+    torch.manual_seed(0)
+    options = {"aux_weight": 1.0, "aux_fake_class": True, "aux_input": "spectrogram", "phase_shuffle": 0}
+    run = ganforge.train(quiet=True, **run_config(tmp_path, options, **{"train.steps": 2, "train.log_every": 1}))
+    last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
+    assert all(last.get(k, "") != "" for k in ("aux_real", "aux_generated", "aux_fake"))
+    family = ganforge.load(run).family
+    family.eval()
+    batch = {"audio": 0.1 * torch.randn(4, 1, 8192), "label": torch.tensor([0, 1, 2, 3])}
+    results = {}
+    for factor in (1.0, 3.0):
+        family.options.aux_g_factor = factor
+        for phase in ("D", "G"):
+            torch.manual_seed(1)  # the same noise for both factors
+            family._pending = None
+            loss, logs = family.loss(phase, batch)
+            results[factor, phase] = (loss.item(), logs)
+    assert results[1.0, "D"][0] == pytest.approx(results[3.0, "D"][0])  # D's term keeps aux_weight
+    g1, logs1 = results[1.0, "G"]
+    g3, _ = results[3.0, "G"]
+    assert g3 - g1 == pytest.approx(2.0 * logs1["aux_fake"].item(), rel=1e-4)
