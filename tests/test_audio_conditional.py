@@ -243,3 +243,38 @@ def test_spectrogram_aux_input_trains_and_aux_g_factor_scales_only_the_generator
     g1, logs1 = results[1.0, "G"]
     g3, _ = results[3.0, "G"]
     assert g3 - g1 == pytest.approx(2.0 * logs1["aux_fake"].item(), rel=1e-4)
+
+
+def test_mismatch_teaches_the_projection_to_check_the_class(tmp_path):
+    run = ganforge.train(quiet=True, **run_config(tmp_path, {"mismatch": 1.0, "phase_shuffle": 0},
+                                                  **{"train.steps": 1, "train.log_every": 1}))
+    assert list(csv.DictReader((run / "metrics.csv").open()))[-1].get("d_mismatch", "") != ""
+    t = torch.arange(8192) / 8000
+    pitches = torch.tensor([300.0, 600, 900, 1200])
+    labels = torch.arange(8) % 4
+    clips = 0.5 * torch.sin(2 * math.pi * pitches[labels, None] * t).unsqueeze(1)
+    logits = {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        family = ganforge.load(run).family
+        family.train()
+        family.options.mismatch = weight
+        family.generator.requires_grad_(False)
+        optimizer = torch.optim.Adam(family.discriminator.parameters(), 2e-3)
+        for _ in range(12):  # D's own phase on clips whose pitch is their class
+            loss, logs = family.loss("D", {"audio": clips, "label": labels})
+            assert ("d_mismatch" in logs) == (weight > 0)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            right = family.discriminator(clips, labels).mean()
+            wrong = family.discriminator(clips, (labels + 1) % 4).mean()
+        logits[weight] = (right.item(), wrong.item())
+    (right_off, wrong_off), (right_on, wrong_on) = logits[0.0], logits[1.0]
+    assert wrong_on < -1 < 1 < right_on, logits  # real clips: above the hinge margin with their class, below it with
+    # another
+    assert wrong_on < wrong_off - 2, logits  # ... pushed there by the mismatch term
+    with pytest.raises(GanforgeError, match="mismatch"):
+        ganforge.train(quiet=True, **run_config(tmp_path, {"mismatch": 1.0, "projection": False, "aux_weight": 1.0},
+                                                **{"train.steps": 1, "name": "refused"}))
