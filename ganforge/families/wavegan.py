@@ -37,8 +37,8 @@ class WaveGANOptions(AudioOptions):
     # and G can satisfy it without making the digit
     aux_input: str = option("wave", choices=("wave", "spectrogram"))  # what the AC classifier reads: the critic's
     # waveform features (wave), or the clip's log-magnitude spectrogram through its own small network
-    # (spectrogram: G cannot satisfy it with sample-level detail that the waveform critic reads as the digit but
-    # the ear does not hear; learns FSDD's digits ~6x faster)
+    # (spectrogram: what the clip sounds like; learns FSDD's real digits ~6x faster, yet in a pilot G still learnt
+    # to satisfy it without making the digit: docs/results.md, audio)
     aux_g_factor: float = option(1.0, interval="[0, inf)")  # G's AC-GAN term is aux_weight x this (D's stays
     # aux_weight): > 1 lets the class pull on G match the adversarial one (whose gradient on the clips is ~3x the
     # AC term's in the default run)
