@@ -62,6 +62,19 @@ def overrides_from(pairs: list[str]) -> dict:
     return out
 
 
+def within_class_spread(clips: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean over classes of mean |a - b| / mean |x| for pairs of clips of one class (the first half of the class's
+    clips against the second): ~0 when the generator ignores its noise (one clip per class); real FSDD clips: ~1.5."""
+    spreads = []
+    for label in labels.unique():
+        group = clips[labels == label]
+        half = group.shape[0] // 2
+        if half:
+            a, b = group[:half], group[half:2 * half]
+            spreads.append(((a - b).abs().mean() / (0.5 * (a.abs().mean() + b.abs().mean()) + 1e-8)).item())
+    return sum(spreads) / max(1, len(spreads))
+
+
 class Curve:
     """Trainer callback: every `every` steps, requested-digit accuracy and near-silent share of `n` clips (n/10 per
     digit, fixed noise); stops the run when its training CPU time reaches the budget."""
@@ -106,6 +119,7 @@ class Curve:
         return {"accuracy": hits.mean().item(),
                 "near_silent": near_silent_share(audio.tensor, audio.sample_rate),
                 "classes_predicted": int(predicted.unique().numel()),
+                "spread": round(within_class_spread(audio.tensor, self.labels), 3),
                 "per_digit": [round(hits[self.labels == d].mean().item(), 2) for d in range(10)]}
 
     def __call__(self, trainer: Trainer) -> None:

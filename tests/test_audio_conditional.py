@@ -155,3 +155,126 @@ def test_fake_class_makes_the_critic_learn_generated_clips_as_one_more_class(tmp
     assert torch.allclose(logs["aux_generated"], F.cross_entropy(fake_classes, torch.full((6,), 10)))
     _, logs = family.loss("G", batch)  # G: its clips against the digit asked for, "generated" counting as wrong
     assert torch.allclose(logs["aux_fake"], F.cross_entropy(fake_classes, inputs["label"]))
+
+
+def test_mode_seeking_pairs_labels_and_pushes_the_generator_to_use_its_noise(tmp_path):
+    from ganforge.families.wavegan import mode_spread
+
+    torch.manual_seed(0)
+    clip = torch.randn(1, 1, 64)
+    noise = torch.randn(4, 8)
+    assert mode_spread(clip.expand(4, 1, 64), noise).item() == 0  # one clip whatever the noise
+    assert mode_spread(torch.cat([clip, clip, 3 * clip, 3 * clip]), noise).item() > 0
+    run = ganforge.train(quiet=True, **run_config(tmp_path, {"aux_weight": 1.0, "class_norm": True,
+                                                             "mode_seeking": 1.0},
+                                                  **{"train.steps": 2, "train.log_every": 1}))
+    last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
+    assert float(last["mode_spread"]) > 0
+    family = ganforge.load(run).family
+    family.train()
+    batch = {"audio": torch.zeros(8, 1, 8192), "label": torch.tensor([0, 1, 2, 3, 4, 5, 6, 7])}
+    inputs = family.generator_inputs(batch)
+    assert inputs["label"].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]  # pairs (i, i + 4): same class, other noise
+    assert not torch.equal(inputs["noise"][:4], inputs["noise"][4:])
+    generator = family.generator
+    with torch.no_grad():  # a generator that ignores its noise: the dense layer's noise columns at zero
+        generator.dense.weight[:, :8].zero_()
+    family.discriminator.requires_grad_(False)
+    optimizer = torch.optim.Adam(generator.parameters(), 1e-2)
+    spreads = []
+    for _ in range(8):  # G's own phase against a fixed critic: the term makes clips of one class differ
+        loss, logs = family.loss("G", batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        spreads.append(logs["mode_spread"].item())
+    assert spreads[0] < 1e-3 and spreads[-1] > 10 * max(spreads[0], 1e-4), spreads
+    family.options.mode_seeking = 0.0  # off: the batch keeps the real batch's labels and no spread is logged
+    assert torch.equal(family.generator_inputs(batch)["label"], batch["label"])
+    assert "mode_spread" not in family.loss("G", batch)[1]
+
+
+def test_spectrogram_classifier_reads_what_the_clip_sounds_like():
+    from ganforge.nn.audio import SpectrogramClassifier
+
+    torch.manual_seed(0)
+    t = torch.arange(8192) / 8000
+    tone = lambda hz: torch.sin(2 * math.pi * hz * t).view(1, 1, -1)  # noqa: E731
+    critic = WaveDiscriminator(8192, 2, n_classes=3, shuffle=0, aux=True, init="he", fake_class=True,
+                               aux_input="spectrogram")
+    assert isinstance(critic.classify, SpectrogramClassifier) and critic.classify.body[-1].out_features == 4
+    clips = torch.cat([tone(440), tone(1200), 0.3 * torch.randn(1, 1, 8192)])
+    _, classes = critic(clips, torch.tensor([0, 1, 2]), classes=True)
+    _, flipped = critic(-clips, torch.tensor([0, 1, 2]), classes=True)
+    assert torch.allclose(classes, flipped, atol=1e-5)  # the magnitude spectrum: a sign flip is the same sound
+    assert (classes[0] - classes[1]).abs().max() > 1e-3  # ... and two pitches are not
+    spectrogram = critic.classify.log_magnitude(tone(1000))
+    assert spectrogram.shape == (1, 129, 65) and spectrogram[0, :, 30].argmax() == 32  # 1 kHz: bin 1000 / 31.25
+    optimizer = torch.optim.Adam(critic.classify.parameters(), 1e-3)
+    labels = torch.tensor([0, 1])
+    for _ in range(30):  # it learns two pitches apart from the spectrogram alone
+        loss = F.cross_entropy(critic.classify(clips[:2] * (0.5 + torch.rand(2, 1, 1))), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1
+    with pytest.raises(GanforgeError, match="aux_input"):
+        WaveDiscriminator(8192, 2, n_classes=3, aux=True, aux_input="mel")
+
+
+def test_spectrogram_aux_input_trains_and_aux_g_factor_scales_only_the_generators_term(tmp_path):
+    torch.manual_seed(0)
+    options = {"aux_weight": 1.0, "aux_fake_class": True, "aux_input": "spectrogram", "phase_shuffle": 0}
+    run = ganforge.train(quiet=True, **run_config(tmp_path, options, **{"train.steps": 2, "train.log_every": 1}))
+    last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
+    assert all(last.get(k, "") != "" for k in ("aux_real", "aux_generated", "aux_fake"))
+    family = ganforge.load(run).family
+    family.eval()
+    batch = {"audio": 0.1 * torch.randn(4, 1, 8192), "label": torch.tensor([0, 1, 2, 3])}
+    results = {}
+    for factor in (1.0, 3.0):
+        family.options.aux_g_factor = factor
+        for phase in ("D", "G"):
+            torch.manual_seed(1)  # the same noise for both factors
+            family._pending = None
+            loss, logs = family.loss(phase, batch)
+            results[factor, phase] = (loss.item(), logs)
+    assert results[1.0, "D"][0] == pytest.approx(results[3.0, "D"][0])  # D's term keeps aux_weight
+    g1, logs1 = results[1.0, "G"]
+    g3, _ = results[3.0, "G"]
+    assert g3 - g1 == pytest.approx(2.0 * logs1["aux_fake"].item(), rel=1e-4)
+
+
+def test_mismatch_teaches_the_projection_to_check_the_class(tmp_path):
+    run = ganforge.train(quiet=True, **run_config(tmp_path, {"mismatch": 1.0, "phase_shuffle": 0},
+                                                  **{"train.steps": 1, "train.log_every": 1}))
+    assert list(csv.DictReader((run / "metrics.csv").open()))[-1].get("d_mismatch", "") != ""
+    t = torch.arange(8192) / 8000
+    pitches = torch.tensor([300.0, 600, 900, 1200])
+    labels = torch.arange(8) % 4
+    clips = 0.5 * torch.sin(2 * math.pi * pitches[labels, None] * t).unsqueeze(1)
+    logits = {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        family = ganforge.load(run).family
+        family.train()
+        family.options.mismatch = weight
+        family.generator.requires_grad_(False)
+        optimizer = torch.optim.Adam(family.discriminator.parameters(), 2e-3)
+        for _ in range(12):  # D's own phase on clips whose pitch is their class
+            loss, logs = family.loss("D", {"audio": clips, "label": labels})
+            assert ("d_mismatch" in logs) == (weight > 0)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            right = family.discriminator(clips, labels).mean()
+            wrong = family.discriminator(clips, (labels + 1) % 4).mean()
+        logits[weight] = (right.item(), wrong.item())
+    (right_off, wrong_off), (right_on, wrong_on) = logits[0.0], logits[1.0]
+    assert wrong_on < -1 < 1 < right_on, logits  # real clips: above the hinge margin with their class, below it with
+    # another
+    assert wrong_on < wrong_off - 2, logits  # ... pushed there by the mismatch term
+    with pytest.raises(GanforgeError, match="mismatch"):
+        ganforge.train(quiet=True, **run_config(tmp_path, {"mismatch": 1.0, "projection": False, "aux_weight": 1.0},
+                                                **{"train.steps": 1, "name": "refused"}))

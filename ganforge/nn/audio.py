@@ -161,13 +161,53 @@ class WaveGenerator(nn.Module):
         return wave if self.post_filter is None else self.post_filter(wave).clamp(-1, 1)
 
 
+class SpectrogramClassifier(nn.Module):
+    """Class logits of clips read from their log-magnitude STFT (n_fft 256, hop 128: frequency bins as channels)
+    by three strided 1-D convolutions over time and a linear layer: a classifier of what the clip sounds like
+    (its magnitude spectrum), which a generator cannot satisfy with sample-level detail the ear does not hear."""
+
+    N_FFT, HOP = 256, 128
+    # magnitude floor of the log: ~56 dB under a full-scale sine's peak (64), so that quiet parts do not dominate the
+    # gradient (d log(m + floor) / dm <= 1 / floor; with 1e-3 G's class gradient was ~100x the adversarial one and G
+    # went near-silent)
+    FLOOR = 0.1
+
+    def __init__(self, length: int, n_out: int, width: int = 64, init: str = "he", spectral: bool = False):
+        super().__init__()
+        wrap = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
+        self.register_buffer("window", torch.hann_window(self.N_FFT), persistent=False)
+        bins, frames = self.N_FFT // 2 + 1, length // self.HOP + 1
+        convs = []
+        for cin, cout in ((bins, width), (width, width), (width, 2 * width)):
+            convs.append(nn.Conv1d(cin, cout, 5, 2, 2))
+            frames = (frames - 1) // 2 + 1
+        initialise([(conv, math.sqrt(2 / (1 + 0.2 ** 2))) for conv in convs], init)
+        layers = []
+        for conv in convs:
+            layers += [wrap(conv), nn.LeakyReLU(0.2, True)]
+        self.body = nn.Sequential(*layers, nn.Flatten(), wrap(nn.Linear(2 * width * frames, n_out)))
+
+    def log_magnitude(self, wave: torch.Tensor) -> torch.Tensor:
+        """(N, 1, L) clips -> (N, bins, frames) log-magnitude spectrogram, roughly in [-0.7, 2.5]."""
+        spec = torch.stft(wave.flatten(0, 1).float(), self.N_FFT, self.HOP, window=self.window, center=True,
+                          return_complex=True)
+        magnitude = (spec.real.square() + spec.imag.square() + 1e-10).sqrt()
+        return (torch.log(magnitude + self.FLOOR) + 1.0) / 2.0
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.body(self.log_magnitude(wave))
+
+
 class WaveDiscriminator(nn.Module):
     """(conv stride 4, LeakyReLU 0.2, phase shuffle) x layers -> dense logit; with classes, a projection head
     (`projection`, Miyato & Koyama 2018) and/or an auxiliary classifier of the features (`aux`, AC-GAN: Odena et
-    al. 2017) whose class logits `forward(..., classes=True)` returns too (with `fake_class`, one more: generated)."""
+    al. 2017) whose class logits `forward(..., classes=True)` returns too (with `fake_class`, one more: generated);
+    the classifier reads the critic's features (`aux_input="wave"`) or the clip's spectrogram through its own small
+    network (`"spectrogram"`: `SpectrogramClassifier`)."""
 
     def __init__(self, length: int, width: int, n_classes: int = 0, shuffle: int = 2, spectral: bool = False,
-                 projection: bool = True, aux: bool = False, init: str = "torch", fake_class: bool = False):
+                 projection: bool = True, aux: bool = False, init: str = "torch", fake_class: bool = False,
+                 aux_input: str = "wave"):
         super().__init__()
         _, strides = layout(length)
         chans = channel_widths(width, len(strides))[::-1]
@@ -184,7 +224,14 @@ class WaveDiscriminator(nn.Module):
         features = chans[-1] * layout(length)[0]
         self.head = ProjectionHead(features, n_classes if projection else 0, "spectral" if spectral else "none")
         # with fake_class one more output, the "generated" class (index n_classes)
-        self.classify = wrap(nn.Linear(features, n_classes + int(fake_class))) if aux and n_classes else None
+        if aux_input not in ("wave", "spectrogram"):
+            raise GanforgeError(f"model.options.aux_input must be wave or spectrogram, got '{aux_input}'")
+        self.classify, self.classify_spectrogram = None, aux_input == "spectrogram"
+        if aux and n_classes:
+            outputs = n_classes + int(fake_class)
+            self.classify = (SpectrogramClassifier(length, outputs, init=init if init != "torch" else "he",
+                                                   spectral=spectral)
+                             if self.classify_spectrogram else wrap(nn.Linear(features, outputs)))
 
     def forward(self, wave: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False):
         h = self.features(wave)
@@ -193,4 +240,4 @@ class WaveDiscriminator(nn.Module):
             return logit
         if self.classify is None:
             raise ValueError("this discriminator has no auxiliary classifier (aux=False or no classes)")
-        return logit, self.classify(h)
+        return logit, self.classify(wave if self.classify_spectrogram else h)
