@@ -118,8 +118,10 @@ class ProDiscriminator(Growing):
 
 @dataclass
 class ProGANOptions(NoiseOptions):
-    stage_steps: int = option(0, interval="[0, inf)")  # steps per fade-in and per stable phase; 0: train.steps split evenly over all phases
+    stage_steps: int = option(0, interval="[0, inf)")  # steps per fade-in and per stable phase; 0: grow_share of train.steps split evenly over the phases
+    grow_share: float = option(1.0, interval="(0, 1]")  # with stage_steps 0: share of train.steps spent growing (4 px, then a fade-in and a stable phase per doubling, all equal); the rest trains fully grown. 1: the paper's equal phases
     drift: float = 0.001  # epsilon_drift * E[D(x)^2] keeps critic outputs near zero (paper sec. A.1)
+    r1_every: int = option(16, interval="[1, inf)")  # with model.penalty r1: lazy R1 every N D steps with gamma times N (StyleGAN2 sec. 3.1); 1: every D step
 
 
 @register
@@ -143,7 +145,8 @@ class ProGAN(NoiseGAN):
         self.discriminator = ProDiscriminator(info.channels, info.resolution, model.width)
         self.max_depth = self.generator.max_depth
         periods = 1 + 2 * self.max_depth  # 4x4 stable, then a fade-in and a stable phase per doubling
-        self.stage_steps = self.options.stage_steps or max(1, config.train.steps // periods)
+        growing = int(config.train.steps * self.options.grow_share)
+        self.stage_steps = self.options.stage_steps or max(1, growing // periods)
 
     def schedule(self, step: int) -> tuple[int, float]:
         """(depth, alpha) at `step`: depth 0 is 4x4; alpha rises linearly from 0 to 1 while a new depth fades in."""
@@ -155,6 +158,9 @@ class ProGAN(NoiseGAN):
             return self.max_depth, 1.0
         fading = period % 2 == 1
         return depth, (step - period * self.stage_steps) / self.stage_steps if fading else 1.0
+
+    def r1_interval(self) -> int:
+        return self.options.r1_every
 
     def on_step(self, step: int) -> None:
         super().on_step(step)
@@ -170,5 +176,6 @@ class ProGAN(NoiseGAN):
 
     def loss(self, phase, batch):
         loss, logs = super().loss(phase, batch)
-        logs["resolution"] = torch.tensor(4.0 * 2 ** self.generator.stage()[0])
+        if phase == "G":  # once per step: the trainer adds up the phases' logs (both phases gave 2x the size)
+            logs["resolution"] = torch.tensor(4.0 * 2 ** self.generator.stage()[0])
         return loss, logs
