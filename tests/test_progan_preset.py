@@ -74,3 +74,15 @@ def test_a_progan_checkpoint_from_before_the_new_preset_loads_samples_and_resume
     shutil.copytree(OLD_RUN, run)
     ganforge.train(resume=run, quiet=True, **{"train.steps": 4})
     assert ganforge.load(run).step == 4
+
+
+def test_default_preset_is_the_small_budget_recipe_and_paper_the_papers():
+    default = build(**{"train.steps": 100})
+    model, train = default.config.model, default.config.train
+    assert (model.loss, model.penalty, default.r1_interval(), train.lr_g > 1e-3, train.lr_d > 1e-3) == (
+        "nonsaturating", "r1", 16, True, True)
+    assert default.stage_steps == 10  # fully grown after half the run
+    paper = build(**{"train.steps": 100, "model.preset": "paper"})
+    model, train = paper.config.model, paper.config.train
+    assert (model.loss, model.penalty, train.lr_g, train.lr_d, paper.stage_steps) == ("wasserstein", "gp", 1e-3,
+                                                                                      1e-3, 20)

@@ -131,12 +131,21 @@ class ProGAN(NoiseGAN):
     name = "progan"
     Options = ProGANOptions
     tiny = {"model": {"options": {"stage_steps": 1}}}
-    # Karras et al. 2018 sec. A.1: WGAN-GP (lambda 10) + drift 0.001, Adam(0.001, 0, 0.99), n_critic 1, 512-d z,
-    # generator EMA 0.999, no batch norm (pixel norm in G)
-    preset = {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 512,
-                        "width": 64},
-              "train": {"lr_g": 0.001, "lr_d": 0.001, "beta1": 0.0, "beta2": 0.99, "n_critic": 1, "ema": 0.999,
+    # ganforge's default for small budgets (issue 20): a `ganforge tune` search on digits (docs/tuning.md, "ProGAN's
+    # preset for small budgets"): half the run grows (4 px, fade-in and stable phases), the other half trains fully
+    # grown; non-saturating loss with lazy R1 (gamma 10 every 16 D steps, ~0.6x the cost of a WGAN-GP step); Adam
+    # rates ~4x the paper's. Same networks, batch, betas, drift and EMA as the paper's recipe below
+    preset = {"model": {"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 10.0, "latent_dim": 512,
+                        "width": 64, "options": {"grow_share": 0.5, "r1_every": 16}},
+              "train": {"lr_g": 0.0033, "lr_d": 0.0046, "beta1": 0.0, "beta2": 0.99, "n_critic": 1, "ema": 0.999,
                         "batch_size": 16}}
+    # Karras et al. 2018 sec. A.1: WGAN-GP (lambda 10) + drift 0.001, Adam(0.001, 0, 0.99), n_critic 1, 512-d z,
+    # generator EMA 0.999, no batch norm (pixel norm in G), equal growth phases over the whole run; the default
+    # before issue 20 (`--preset paper`)
+    presets = {"paper": {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 512,
+                                   "width": 64},
+                         "train": {"lr_g": 0.001, "lr_d": 0.001, "beta1": 0.0, "beta2": 0.99, "n_critic": 1,
+                                   "ema": 0.999, "batch_size": 16}}}
 
     def __init__(self, config, info):
         super().__init__(config, info)
