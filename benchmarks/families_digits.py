@@ -40,9 +40,8 @@ def config_for(family: str, args, steps: int, name: str, options: dict | None = 
                  "train": {"steps": steps, "seed": args.seed, "device": "cpu", "log_every": max(1, steps // 20),
                            "sample_every": 10 ** 9, "checkpoint_every": 10 ** 9, "keep_checkpoints": 0},
                  "out": str(args.out), "name": name}
-    if family == "progan":  # grow through every resolution within the run, as the paper does
-        periods = 1 + 2 * (args.resolution.bit_length() - 3)
-        overrides["model"]["options"].setdefault("stage_steps", max(1, steps // periods))
+    # ProGAN's growth schedule is its preset's (model.options.grow_share of train.steps, which is this run's steps):
+    # the script no longer sets stage_steps itself, which overrode the preset (the same steps // 5 as grow_share 1)
     return resolve_config(overrides=overrides)
 
 

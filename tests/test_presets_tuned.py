@@ -24,6 +24,11 @@ BEFORE = {
                            "width": 64, "options": {"r1_every": 1}},
                  "train": {"lr_g": 0.002, "lr_d": 0.002, "beta1": 0.0, "beta2": 0.99, "n_critic": 1,
                            "batch_size": 32, "ema": 0.999}},
+    # progan.py at 6f1fc1f (its default then; issue 20 retuned it for small budgets)
+    "progan": {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 512,
+                         "width": 64},
+               "train": {"lr_g": 0.001, "lr_d": 0.001, "beta1": 0.0, "beta2": 0.99, "n_critic": 1, "ema": 0.999,
+                         "batch_size": 16}},
 }
 
 

@@ -160,7 +160,8 @@ def test_progan_stage_is_cached_on_the_host_and_follows_every_buffer_write():
 
 
 def test_progan_drift_uses_the_d_losses_real_logits():
-    family = build("progan", 8, **{"model.options": {"drift": 0.5}})
+    # the paper recipe (WGAN-GP, the penalty on every call); the default's lazy R1 would be due on the first call only
+    family = build("progan", 8, **{"model.options": {"drift": 0.5}, "model.preset": "paper"})
     family.on_step(10 ** 6)
     data = batch()
     torch.manual_seed(0)
@@ -209,12 +210,14 @@ def test_compiled_networks_run_a_training_step(tmp_path, capsys, monkeypatch):
                                                                              after.values() if v.is_floating_point())
 
 
-@pytest.mark.parametrize("name", ["dcgan", "sngan", "stylegan", "biggan", "progan"])
+@pytest.mark.parametrize("name", ["dcgan", "sngan", "stylegan", "biggan", "progan", "progan:paper"])
 def test_a_training_step_reads_no_value_back_from_the_device(name, monkeypatch):
     """On the meta device any host read (.item(), int(), float(), bool() of a tensor) raises: every phase's loss
     and backward, R1 included (step 16 * k), run without one, so a GPU step never waits for the GPU."""
     monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: contextlib.nullcontext())  # none for meta
-    family = build(name, 16, **({"model.options": {"n_mapping": 1}} if name == "stylegan" else {}))
+    name, _, preset = name.partition(":")
+    family = build(name, 16, **({"model.options": {"n_mapping": 1}} if name == "stylegan" else {}),
+                   **({"model.preset": preset} if preset else {}))
     family.to("meta")
     family.on_step(16 * 4)
     data = {"image": torch.empty(4, 3, 16, 16, device="meta"), "label": torch.zeros(4, dtype=torch.long, device="meta")}
@@ -225,7 +228,9 @@ def test_a_training_step_reads_no_value_back_from_the_device(name, monkeypatch):
             loss.backward()
             assert loss.device.type == "meta"
             logged |= set(logs)
-    assert ("r1" in logged) == (name == "stylegan") and ("gp" in logged) == (name == "progan")
+    # R1 for stylegan and progan's default (lazy, due at step 16 * 4), the gradient penalty for progan's paper recipe
+    assert ("r1" in logged) == (name in ("stylegan", "progan") and not preset)
+    assert ("gp" in logged) == (preset == "paper")
 
 
 def test_lazy_r1_resumes_bit_exactly(tmp_path):

@@ -118,8 +118,10 @@ class ProDiscriminator(Growing):
 
 @dataclass
 class ProGANOptions(NoiseOptions):
-    stage_steps: int = option(0, interval="[0, inf)")  # steps per fade-in and per stable phase; 0: train.steps split evenly over all phases
+    stage_steps: int = option(0, interval="[0, inf)")  # steps per fade-in and per stable phase; 0: grow_share of train.steps split evenly over the phases
+    grow_share: float = option(1.0, interval="(0, 1]")  # with stage_steps 0: share of train.steps spent growing (4 px, then a fade-in and a stable phase per doubling, all equal); the rest trains fully grown. 1: the paper's equal phases
     drift: float = 0.001  # epsilon_drift * E[D(x)^2] keeps critic outputs near zero (paper sec. A.1)
+    r1_every: int = option(16, interval="[1, inf)")  # with model.penalty r1: lazy R1 every N D steps with gamma times N (StyleGAN2 sec. 3.1); 1: every D step
 
 
 @register
@@ -129,12 +131,21 @@ class ProGAN(NoiseGAN):
     name = "progan"
     Options = ProGANOptions
     tiny = {"model": {"options": {"stage_steps": 1}}}
-    # Karras et al. 2018 sec. A.1: WGAN-GP (lambda 10) + drift 0.001, Adam(0.001, 0, 0.99), n_critic 1, 512-d z,
-    # generator EMA 0.999, no batch norm (pixel norm in G)
-    preset = {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 512,
-                        "width": 64},
-              "train": {"lr_g": 0.001, "lr_d": 0.001, "beta1": 0.0, "beta2": 0.99, "n_critic": 1, "ema": 0.999,
+    # ganforge's default for small budgets (issue 20): a `ganforge tune` search on digits (docs/tuning.md, "ProGAN's
+    # preset for small budgets"): half the run grows (4 px, fade-in and stable phases), the other half trains fully
+    # grown; non-saturating loss with lazy R1 (gamma 10 every 16 D steps, ~0.6x the cost of a WGAN-GP step); Adam
+    # rates ~4x the paper's. Same networks, batch, betas, drift and EMA as the paper's recipe below
+    preset = {"model": {"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 10.0, "latent_dim": 512,
+                        "width": 64, "options": {"grow_share": 0.5, "r1_every": 16}},
+              "train": {"lr_g": 0.0033, "lr_d": 0.0046, "beta1": 0.0, "beta2": 0.99, "n_critic": 1, "ema": 0.999,
                         "batch_size": 16}}
+    # Karras et al. 2018 sec. A.1: WGAN-GP (lambda 10) + drift 0.001, Adam(0.001, 0, 0.99), n_critic 1, 512-d z,
+    # generator EMA 0.999, no batch norm (pixel norm in G), equal growth phases over the whole run; the default
+    # before issue 20 (`--preset paper`)
+    presets = {"paper": {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 512,
+                                   "width": 64},
+                         "train": {"lr_g": 0.001, "lr_d": 0.001, "beta1": 0.0, "beta2": 0.99, "n_critic": 1,
+                                   "ema": 0.999, "batch_size": 16}}}
 
     def __init__(self, config, info):
         super().__init__(config, info)
@@ -143,7 +154,8 @@ class ProGAN(NoiseGAN):
         self.discriminator = ProDiscriminator(info.channels, info.resolution, model.width)
         self.max_depth = self.generator.max_depth
         periods = 1 + 2 * self.max_depth  # 4x4 stable, then a fade-in and a stable phase per doubling
-        self.stage_steps = self.options.stage_steps or max(1, config.train.steps // periods)
+        growing = int(config.train.steps * self.options.grow_share)
+        self.stage_steps = self.options.stage_steps or max(1, growing // periods)
 
     def schedule(self, step: int) -> tuple[int, float]:
         """(depth, alpha) at `step`: depth 0 is 4x4; alpha rises linearly from 0 to 1 while a new depth fades in."""
@@ -155,6 +167,9 @@ class ProGAN(NoiseGAN):
             return self.max_depth, 1.0
         fading = period % 2 == 1
         return depth, (step - period * self.stage_steps) / self.stage_steps if fading else 1.0
+
+    def r1_interval(self) -> int:
+        return self.options.r1_every
 
     def on_step(self, step: int) -> None:
         super().on_step(step)
@@ -170,5 +185,6 @@ class ProGAN(NoiseGAN):
 
     def loss(self, phase, batch):
         loss, logs = super().loss(phase, batch)
-        logs["resolution"] = torch.tensor(4.0 * 2 ** self.generator.stage()[0])
+        if phase == "G":  # once per step: the trainer adds up the phases' logs (both phases gave 2x the size)
+            logs["resolution"] = torch.tensor(4.0 * 2 ** self.generator.stage()[0])
         return loss, logs
