@@ -14,8 +14,9 @@ from ganforge import media
 from ganforge.data.captions import CaptionSet, Vocabulary, load_captioned, read_captions, tokenize
 from ganforge.data.shapes import HELD_OUT, make_scenes, parse_caption, shapes_captions
 from ganforge.errors import GanforgeError
-from ganforge.families.text2image import (Discriminator, WordNet, bag_of_words, matching_aware_d_loss,
-                                           matching_aware_penalty, mismatched, word_loss, word_swapped)
+from ganforge.families.text2image import (bag_of_words, matching_aware_d_loss, matching_aware_penalty, mismatched,
+                                           word_loss, word_swapped)
+from ganforge.nn.text2image import Discriminator, WordNet
 from ganforge.training import checkpoint as ckpt
 
 
