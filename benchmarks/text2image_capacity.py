@@ -4,7 +4,14 @@ network as the family builds: 32 px, `--width`, GRU encoder, caption at the star
 (GLO, Bojanowski et al. 2018). The shipped attribute classifier then reads the fits (eval mode) against their scenes.
 If the fits read as the right shapes, the generator can draw them and what a GAN run lacks is the training signal.
 
+`--against-head RUN` asks the other question: is the word head of a trained run (`--opt word_head=W`) a shape
+signal a generator cannot fake? A fresh generator (default networks, RUN's caption encoder frozen, Adam 2e-4, betas
+0 / 0.9, batch 32) is trained against RUN's frozen head alone (its bag-of-words loss, no GAN loss); every `--every`
+steps, 256 of its images of training captions are read by the head (is its top shape word one of the caption's?) and
+by the shipped classifier.
+
     OMP_NUM_THREADS=1 python benchmarks/text2image_capacity.py --width 16 --steps 600 --images 32
+    OMP_NUM_THREADS=1 python benchmarks/text2image_capacity.py --against-head runs-bench/t2i-shapes --steps 300
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ganforge import media
-from ganforge.data.shapes import make_scenes, shapes_captions
+from ganforge.data.shapes import SHAPES, make_scenes, parse_caption, shapes_captions
 from ganforge.metrics.captions import attribute_accuracy, load_classifier, read_scenes
 from ganforge.nn.text2image import Generator
 
@@ -28,8 +35,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--every", type=int, default=200)
     parser.add_argument("--figure", default="", help="save the last fits (up to 64) to this PNG")
+    parser.add_argument("--against-head", default="", metavar="RUN", help="train against RUN's word head instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.against_head:
+        return against_head(args)
     n = args.images
     data, scenes = shapes_captions(n, 32, seed=0), make_scenes(n, 0)
     images, tokens = media.from_uint8(data.images), data.tokens[data.first]
@@ -55,6 +65,45 @@ def main() -> None:
                   f"CPU {time.process_time() - start:.0f} s", flush=True)
     if args.figure:
         media.save(media.Images(fits[:64]), args.figure, zoom=2, nrow=8)
+
+
+def against_head(args) -> None:
+    import ganforge
+    from ganforge.families.text2image import bag_of_words, word_loss
+
+    family = ganforge.load(args.against_head).family
+    head = family.discriminator.words
+    if head is None:
+        raise SystemExit(f"{args.against_head}: this run has no word head (--opt word_head=W)")
+    head.eval().requires_grad_(False)
+    data = shapes_captions(2000, 32, seed=5)
+    size, shape_ids = len(data.vocabulary), torch.tensor([data.vocabulary.index[s] for s in SHAPES])
+    torch.manual_seed(0)
+    g = Generator(100, size, 64, 128, "gru", 3, 32, args.width, "batch", True, True)
+    g.text.load_state_dict(family.discriminator.text.state_dict())
+    opt = torch.optim.Adam([p for n, p in g.named_parameters() if not n.startswith("text.")], 2e-4, betas=(0.0, 0.9))
+    classifier, draw, start = load_classifier(), torch.Generator().manual_seed(1), time.process_time()
+    test = torch.arange(0, len(data.texts), 7)[:256]
+    scenes = [parse_caption(data.texts[i]) for i in test.tolist()]
+    for step in range(1, args.steps + 1):
+        tokens = data.tokens[torch.randint(0, len(data.texts), (32,), generator=draw)]
+        loss = word_loss(head(g(torch.randn(32, 100), tokens)), tokens)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % args.every == 0 or step == args.steps:
+            g.eval()
+            with torch.no_grad():
+                tokens = data.tokens[test]
+                images = g(torch.randn(len(test), 100, generator=torch.Generator().manual_seed(2)), tokens)
+                logits = head(images)
+            g.train()
+            top = shape_ids[logits[:, shape_ids].argmax(1)]
+            named = bag_of_words(tokens, size)[torch.arange(len(top)), top].mean().item()
+            acc = attribute_accuracy(read_scenes(classifier, images), scenes)
+            print(f"step {step} head loss {loss.item():.2f}; head: top shape word in the caption {named:.2f}; "
+                  f"classifier: colour {acc['colour']:.3f} shape {acc['shape']:.3f}; "
+                  f"CPU {time.process_time() - start:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
