@@ -39,8 +39,8 @@ def trial_rows(study, objective: str, second: str | None) -> tuple[list[str], li
         row["note"] = t.user_attrs.get("pruned") or t.user_attrs.get("error") or (
             "interrupted" if t.user_attrs.get("interrupted") else "")
         rows.append(row)
-    columns = ["number", "state", *names, *(["pareto"] if second else []), *keys, "seconds", "cpu_seconds", "train_cpu_seconds", "steps",
-               "note"]
+    columns = ["number", "state", *names, *(["pareto"] if second else []), *keys, "seconds", "cpu_seconds",
+               "train_cpu_seconds", "steps", "note"]
     return columns, rows
 
 

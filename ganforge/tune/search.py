@@ -90,7 +90,8 @@ class _Objective:
     """Trains one trial's config and returns its final score (and second objective); prunes on the way."""
 
     def __init__(self, params: list[Param], config_file, base: dict[str, Any], out: Path, objective: str,
-                 second: str | None, callbacks: list[Callable] | None, quiet: bool, budget: CpuBudget | None = None):
+                 second: str | None, callbacks: list[Callable] | None, quiet: bool,
+                 budget: CpuBudget | None = None):
         self.params, self.config_file, self.base, self.out = params, config_file, base, out
         self.objective, self.second, self.callbacks, self.quiet = objective, second, callbacks or [], quiet
         self.budget = budget
