@@ -97,3 +97,28 @@ def test_paper_preset_trains_as_the_code_before_issue_19(tmp_path, name):
     if name in NEW_MATHS:  # the comparison can fail: the new arithmetic moves D's state measurably in 3 steps
         new = weight_sums(tmp_path / "new", name, **NEW_MATHS[name])
         assert abs(new[1] - old[1]) / old[1] > 2e-5
+
+
+def test_named_presets_are_not_inherited_across_a_new_default_recipe():
+    """wgan and wgan-gp subclass DCGAN with their own preset: their `--preset paper` is their own paper recipe, not
+    DCGAN's (it was, from DCGAN's retune until issue 20's session 5: a non-saturating DCGAN without the penalty)."""
+    from ganforge.families import get
+
+    for name in ("wgan", "wgan-gp"):
+        paper = resolve_config(overrides={"model.name": name, "model.preset": "paper"})
+        assert paper.model.loss == "wasserstein" and paper.train.n_critic == 5
+    assert resolve_config(overrides={"model.name": "wgan-gp", "model.preset": "paper"}).model.penalty == "gp"
+    assert get("dcgan").recipe("paper") != get("dcgan").recipe()  # a family's own named presets still count
+
+    class Child(get("dcgan")):  # no own preset: inherits the recipe and the named presets beside it
+        pass
+
+    class Own(get("dcgan")):
+        preset = {"train": {"lr_g": 1e-3}}
+
+    class OwnNamed(Own):
+        presets = {"fast": {"train": {"steps": 10}}}
+
+    assert Child.recipe("paper") == get("dcgan").recipe("paper")
+    assert Own.recipe("paper") == Own.preset
+    assert OwnNamed.recipe("fast") == {"train": {"steps": 10}} and OwnNamed.recipe("paper") == Own.preset
