@@ -24,6 +24,14 @@ BEFORE = {
                            "width": 64, "options": {"r1_every": 1}},
                  "train": {"lr_g": 0.002, "lr_d": 0.002, "beta1": 0.0, "beta2": 0.99, "n_critic": 1,
                            "batch_size": 32, "ema": 0.999}},
+    # wgan.py and sngan.py at f75c02c (their defaults then; issue 20's session 5 retuned them for small budgets with
+    # `ganforge tune --trial-cpu-seconds`); sngan's paper preset keeps naming the two D passes, as before
+    "wgan-gp": {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "g_norm": "batch",
+                          "d_norm": "none"},
+                "train": {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}},
+    "sngan": {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 128, "width": 128, "d_norm": "spectral",
+                        "g_norm": "batch", "options": {"joint_critic": "off"}},
+              "train": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}},
     # progan.py at 6f1fc1f (its default then; issue 20 retuned it for small budgets)
     "progan": {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 512,
                          "width": 64},
