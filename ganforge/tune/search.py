@@ -161,7 +161,7 @@ class _Objective:
             holder["trainer"] = trainer
             used = train_cpu()
             final = used >= self.budget.seconds or trainer.step >= trainer.config.train.steps
-            if not final and used < marks[0]:
+            if not final and (not marks or used < marks[0]):
                 return
             trainer.evaluate()
             value = trainer.last_eval.get(self.objective)
