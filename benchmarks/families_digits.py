@@ -87,20 +87,25 @@ def class_accuracy(model, extractor, per_class: int) -> float:
 def run_family(family: str, args, options: dict | None = None, tag: str = "") -> dict:
     options = options or {}
     label = family + (f"+{tag}" if tag else "")
-    steps = args.steps or max(10, int(steps_per_second(family, args, options) * args.budget))
+    if args.cpu_seconds:  # a fixed CPU budget, no probe: train until it is spent (or --steps, if given, is reached)
+        steps = args.steps or 10 ** 6
+    else:
+        steps = args.steps or max(10, int(steps_per_second(family, args, options) * args.budget))
     name = (re.sub(r"[^A-Za-z0-9_.-]+", "-", label) + (f"-{args.preset}" if args.preset != "default" else "")
             + (f"-s{args.seed}" if args.seed else ""))
     shutil.rmtree(Path(args.out) / name, ignore_errors=True)
     config = config_for(family, args, steps, name, options)
     # a guard against a probe that misjudged the speed; with --steps the run gets exactly its steps (under load a
     # CPU second buys fewer steps, and comparisons at fixed steps must not be cut short by it)
+    started = time.process_time()
     deadline = time.process_time() + 1.2 * args.budget + 10 if not args.steps else math.inf
+    if args.cpu_seconds:
+        deadline = started + args.cpu_seconds  # checked after every step: the run stops within one step of it
 
     def guard(trainer):
-        if time.process_time() > deadline:
+        if time.process_time() >= deadline:
             trainer.stop_reason = "time budget"
 
-    started = time.process_time()
     run = ganforge.train(config, quiet=True, callbacks=[guard])
     seconds = time.process_time() - started
     model = ganforge.load(run)
@@ -112,6 +117,8 @@ def run_family(family: str, args, options: dict | None = None, tag: str = "") ->
            "train_cpu_seconds": round(seconds, 1),
            "fd": round(scores["fid"], 2), "kid": round(scores["kid"], 4), "precision": round(scores["precision"], 3),
            "recall": round(scores["recall"], 3), "record": scores["record"].to_dict()}
+    if args.cpu_seconds:
+        row["cpu_budget"] = args.cpu_seconds
     if model.family.conditional:
         row["class_accuracy"] = round(class_accuracy(model, load_extractor(args.extractor), 100), 3)
         grid = model.sample(100, seed=2, labels=torch.arange(10).repeat(10) % len(model.classes))
@@ -175,6 +182,9 @@ def main() -> None:
     parser.add_argument("--extractor", default="digits")
     parser.add_argument("--n", type=int, default=2000, help="generated samples scored")
     parser.add_argument("--probe-steps", type=int, default=5)
+    parser.add_argument("--cpu-seconds", type=float, default=0.0,
+                        help="train each family until it has used this many process CPU seconds (no probe; with "
+                             "--steps, at most that many steps): old and new presets at exactly the same CPU")
     parser.add_argument("--steps", type=int, default=0, help="train this many steps instead of probing the speed "
                         "(no CPU-time guard then)")
     parser.add_argument("--diffaugment", default="", help="also run these families with DiffAugment (comma list)")

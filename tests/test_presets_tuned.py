@@ -24,6 +24,14 @@ BEFORE = {
                            "width": 64, "options": {"r1_every": 1}},
                  "train": {"lr_g": 0.002, "lr_d": 0.002, "beta1": 0.0, "beta2": 0.99, "n_critic": 1,
                            "batch_size": 32, "ema": 0.999}},
+    # wgan.py and sngan.py at f75c02c (their defaults then; issue 20's session 5 retuned them for small budgets with
+    # `ganforge tune --trial-cpu-seconds`); sngan's paper preset keeps naming the two D passes, as before
+    "wgan-gp": {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "g_norm": "batch",
+                          "d_norm": "none"},
+                "train": {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}},
+    "sngan": {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 128, "width": 128, "d_norm": "spectral",
+                        "g_norm": "batch", "options": {"joint_critic": "off"}},
+              "train": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}},
     # progan.py at 6f1fc1f (its default then; issue 20 retuned it for small budgets)
     "progan": {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 512,
                          "width": 64},
@@ -97,3 +105,28 @@ def test_paper_preset_trains_as_the_code_before_issue_19(tmp_path, name):
     if name in NEW_MATHS:  # the comparison can fail: the new arithmetic moves D's state measurably in 3 steps
         new = weight_sums(tmp_path / "new", name, **NEW_MATHS[name])
         assert abs(new[1] - old[1]) / old[1] > 2e-5
+
+
+def test_named_presets_are_not_inherited_across_a_new_default_recipe():
+    """wgan and wgan-gp subclass DCGAN with their own preset: their `--preset paper` is their own paper recipe, not
+    DCGAN's (it was, from DCGAN's retune until issue 20's session 5: a non-saturating DCGAN without the penalty)."""
+    from ganforge.families import get
+
+    for name in ("wgan", "wgan-gp"):
+        paper = resolve_config(overrides={"model.name": name, "model.preset": "paper"})
+        assert paper.model.loss == "wasserstein" and paper.train.n_critic == 5
+    assert resolve_config(overrides={"model.name": "wgan-gp", "model.preset": "paper"}).model.penalty == "gp"
+    assert get("dcgan").recipe("paper") != get("dcgan").recipe()  # a family's own named presets still count
+
+    class Child(get("dcgan")):  # no own preset: inherits the recipe and the named presets beside it
+        pass
+
+    class Own(get("dcgan")):
+        preset = {"train": {"lr_g": 1e-3}}
+
+    class OwnNamed(Own):
+        presets = {"fast": {"train": {"steps": 10}}}
+
+    assert Child.recipe("paper") == get("dcgan").recipe("paper")
+    assert Own.recipe("paper") == Own.preset
+    assert OwnNamed.recipe("fast") == {"train": {"steps": 10}} and OwnNamed.recipe("paper") == Own.preset

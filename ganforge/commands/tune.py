@@ -29,7 +29,11 @@ def tune_command(
     second_objective: Optional[str] = typer.Option(None, "--second-objective",
                                                    help="time | params: a second objective to minimise (multi-objective)"),
     pruner: str = typer.Option("median", help="median | hyperband | none (pruning on intermediate scores)"),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="evaluate every N steps (default steps/4)"),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="evaluate every N steps (default steps/4); "
+                                             "with --trial-cpu-seconds every N CPU seconds (default a quarter)"),
+    trial_cpu_seconds: Optional[float] = typer.Option(
+        None, "--trial-cpu-seconds", help="CPU budget per trial: each trial trains until it has used N process CPU "
+        "seconds (evaluations not counted) or reaches --steps, and is scored there"),
     eval_n: Optional[int] = typer.Option(None, "--eval-n", help="samples per evaluation"),
     eval_extractor: Optional[str] = typer.Option(None, "--eval-extractor", help="feature extractor for the scores"),
     sampler_seed: int = typer.Option(0, "--sampler-seed", help="seed of the sampler (train's --seed seeds each trial)"),
@@ -56,7 +60,7 @@ def tune_command(
     result = tuning.tune(space, overrides, trials, sampler, storage=storage, study_name=study, n_jobs=n_jobs,
                          out=tune_folder(out, name, study), objective=objective, config_file=config,
                          pruner=pruner, second_objective=second_objective, eval_every=eval_every, seed=sampler_seed,
-                         plots=plots, quiet=quiet)
+                         plots=plots, quiet=quiet, trial_cpu_seconds=trial_cpu_seconds)
     console = Console()
     columns, rows = tuning.trial_rows(result.study, objective, second_objective)
     table = Table(title=f"study {result.study.study_name}: {len(rows)} trials")

@@ -90,8 +90,13 @@ class Family(nn.Module):
 
     @classmethod
     def recipe(cls, name: str = "default") -> dict[str, Any]:
-        """The config overrides of the preset called `name`: "default", "paper" or one of `presets`."""
-        named = {"default": cls.preset, "paper": cls.preset} | cls.presets
+        """The config overrides of the preset called `name`: "default", "paper" or one of `presets`. Named presets
+        go with the default recipe they sit beside: a subclass with its own `preset` does not inherit its parent's
+        `presets` (WGAN-GP's paper recipe is its own preset, not DCGAN's paper recipe)."""
+        mro = cls.__mro__
+        owner = next(i for i, k in enumerate(mro) if "preset" in vars(k))  # where the default recipe comes from
+        own = next((vars(k)["presets"] for k in mro[:owner + 1] if "presets" in vars(k)), {})
+        named = {"default": cls.preset, "paper": cls.preset} | own
         if name not in named:
             raise GanforgeError(f"model.preset: {cls.name} has the presets {', '.join(named)}, got {name!r}")
         return named[name]

@@ -51,10 +51,16 @@ class WGANGP(DCGAN):
 
     name = "wgan-gp"
     Options = DCGANOptions
-    # Algorithm 1 of the paper: lambda = 10, n_critic = 5, Adam(1e-4, 0, 0.9); the critic has no batch norm
+    # ganforge's default, tuned for small budgets (issue 20): the best trial of a `ganforge tune` search on digits at
+    # 60 CPU seconds per trial (benchmarks/presets/tune-wgan-gp-digits, docs/tuning.md): the paper's loss, penalty
+    # and networks with one critic step per generator step and Adam rates 3.6e-4 / 2.2e-4
     preset = {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "g_norm": "batch",
                         "d_norm": "none"},
-              "train": {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}}
+              "train": {"lr_g": 3.6e-4, "lr_d": 2.2e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 1}}
+    # Algorithm 1 of the paper: lambda = 10, n_critic = 5, Adam(1e-4, 0, 0.9); the critic has no batch norm (the
+    # default before issue 20's retune)
+    presets = {"paper": {"model": preset["model"],
+                         "train": {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}}}
 
     def __init__(self, config, info):
         super().__init__(config, info)

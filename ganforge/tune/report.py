@@ -19,7 +19,7 @@ def _value_names(objective: str, second: str | None) -> list[str]:
 
 
 def trial_rows(study, objective: str, second: str | None) -> tuple[list[str], list[dict[str, Any]]]:
-    """All trials as flat rows: number, state, objective value(s), params, seconds, steps, note."""
+    """All trials as flat rows: number, state, objective value(s), params, wall and CPU seconds, steps, note."""
     names = _value_names(objective, second)
     keys = sorted({k for t in study.trials for k in t.params})
     pareto = {t.number for t in study.best_trials} if second and any(
@@ -32,12 +32,15 @@ def trial_rows(study, objective: str, second: str | None) -> tuple[list[str], li
         if second:
             row["pareto"] = t.number in pareto
         row |= {k: t.params.get(k) for k in keys}
-        row["seconds"] = t.user_attrs.get("seconds")
+        row["seconds"] = t.user_attrs.get("seconds")  # wall time
+        row["cpu_seconds"] = t.user_attrs.get("cpu_seconds")  # process CPU time, evaluations included
+        row["train_cpu_seconds"] = t.user_attrs.get("train_cpu_seconds")  # without them: what a CPU budget counts
         row["steps"] = t.user_attrs.get("step")
         row["note"] = t.user_attrs.get("pruned") or t.user_attrs.get("error") or (
             "interrupted" if t.user_attrs.get("interrupted") else "")
         rows.append(row)
-    columns = ["number", "state", *names, *(["pareto"] if second else []), *keys, "seconds", "steps", "note"]
+    columns = ["number", "state", *names, *(["pareto"] if second else []), *keys, "seconds", "cpu_seconds",
+               "train_cpu_seconds", "steps", "note"]
     return columns, rows
 
 
