@@ -200,6 +200,7 @@ class Restore(ImageToImage):
     data_kind = "paired"
     Options = RestoreOptions
     capabilities = Capabilities(from_noise=False, translate=("AtoB",), masks=True)
+    inference_options = ("ensemble", "window", "mask_seed")
     tiny = {"model": {"width": 8, "options": {"d_layers": 1, "unet_depth": 2}}}
     preset = {
         "data": {"flip": True},  # resolution from the data: the largest power of two that fits, up to 256
