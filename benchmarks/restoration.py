@@ -147,8 +147,7 @@ def load(path: Path, options: dict | None = None):
     ensemble and window: the network is the run's)."""
     model = ganforge.load(path)
     if options:
-        model.config.model.options = {**model.config.model.options, **options}
-        model.family.options = model.family.parse_options(model.config.model.options)
+        model.set_options(options)
     return model
 
 

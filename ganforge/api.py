@@ -186,6 +186,18 @@ class GAN:
             family, generator, config, meta, path, device)
         self.generator.eval()
 
+    def set_options(self, values: dict[str, Any]) -> None:
+        """Change inference-only model options of the loaded run (its family's `inference_options`, e.g. restore's
+        window and ensemble), checked as at training; one line naming any other key."""
+        allowed = self.family.inference_options
+        for key in values:
+            if key not in allowed:
+                raise GanforgeError(f"model.options.{key} cannot change after training: {self.config.model.name} "
+                                    f"takes at inference only {', '.join(allowed) or 'no options'}")
+        options = {**self.config.model.options, **values}
+        self.family.options = self.family.parse_options(options)
+        self.config.model.options = options
+
     @property
     def classes(self) -> list[str]:
         return list(self.meta["data"].get("classes") or [])

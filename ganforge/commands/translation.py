@@ -25,6 +25,8 @@ def translate(
     domain: Optional[Path] = typer.Option(None, help="target-domain folder: report FID/KID of the translations"),
     extractor: Optional[str] = typer.Option(None, help="feature extractor for --domain (default: by channels)"),
     masks: Optional[Path] = typer.Option(None, help="also write each image's mask of changed pixels here (restore)"),
+    opt: list[str] = typer.Option([], "--opt", help="KEY=VALUE: an inference-only model option of the run "
+                                  "(restore: window, ensemble, mask_seed), repeatable"),
 ) -> None:
     """Translate images with a trained image-to-image run, keeping their sizes and file names."""
     import ganforge
@@ -34,6 +36,10 @@ def translate(
     if direction not in ("AtoB", "BtoA"):
         raise GanforgeError(f"--direction must be AtoB or BtoA, got '{direction}'")
     model = ganforge.load(run, checkpoint, device)
+    if opt:
+        from ganforge.flags import parse_options
+
+        model.set_options({key.removeprefix("model.options."): value for key, value in parse_options(opt).items()})
     written = translate_files(model, inputs, out, direction, tile, overlap, masks)
     typer.echo(f"wrote {len(written)} images to {out}" + (f" and their masks to {masks}" if masks else ""))
     if targets is not None:

@@ -84,6 +84,9 @@ class Family(nn.Module):
     tiny: ClassVar[dict[str, Any]] = {}  # overrides for the smallest run that still exercises the family (tests)
     capabilities: ClassVar[Capabilities] = Capabilities()
     Options: ClassVar[type | None] = None  # dataclass of family-specific model.options
+    # model.options that act at inference only (not on the weights): a loaded run may change them
+    # (GAN.set_options, `ganforge translate --opt`)
+    inference_options: ClassVar[tuple[str, ...]] = ()
 
     generator: nn.Module
     discriminator: nn.Module
