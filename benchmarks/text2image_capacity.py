@@ -28,6 +28,14 @@ from ganforge.metrics.captions import attribute_accuracy, load_classifier, read_
 from ganforge.nn.text2image import Generator
 
 
+def descend(opt, loss):
+    """One optimiser step on `loss`; returns it (for printing)."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--width", type=int, default=16)
@@ -50,10 +58,7 @@ def main() -> None:
     classifier, draw, start = load_classifier(), torch.Generator().manual_seed(1), time.process_time()
     for step in range(1, args.steps + 1):
         idx = torch.randint(0, n, (32,), generator=draw)
-        loss = F.l1_loss(g(latents[idx], tokens[idx]), images[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        loss = descend(opt, F.l1_loss(g(latents[idx], tokens[idx]), images[idx]))
         if step % args.every == 0 or step == args.steps:
             g.eval()
             with torch.no_grad():
@@ -87,10 +92,7 @@ def against_head(args) -> None:
     scenes = [parse_caption(data.texts[i]) for i in test.tolist()]
     for step in range(1, args.steps + 1):
         tokens = data.tokens[torch.randint(0, len(data.texts), (32,), generator=draw)]
-        loss = word_loss(head(g(torch.randn(32, 100), tokens)), tokens)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        loss = descend(opt, word_loss(head(g(torch.randn(32, 100), tokens)), tokens))
         if step % args.every == 0 or step == args.steps:
             g.eval()
             with torch.no_grad():
