@@ -146,9 +146,10 @@ def _remove_unused(run_dir: Path) -> None:
 
 def _prepare_on_main(config: RunConfig) -> Path:
     """Create the run folder; under torchrun only rank 0 does, and every process gets its path (or its error)."""
+    from ganforge.device import resolve_device
     from ganforge.training.distributed import Distributed
 
-    dist = Distributed.from_env()
+    dist = Distributed.from_env(resolve_device(config.train.device, "train.device"))
     if not dist.active:
         return prepare_run(config)
     outcome: tuple[str, str] = ("error", "")

@@ -7,6 +7,23 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cpu_only: checks CPU behaviour (bit-exact resume, reference sums, gloo groups); "
+                                       "on a GPU machine it runs as if the machine had no GPU")
+
+
+@pytest.fixture(autouse=True)
+def _cpu_only(request, monkeypatch):
+    """Tests marked cpu_only train on the CPU on any machine: 'auto' resolves to the CPU in this process, and the
+    processes they start (torchrun) see no GPU. GPU runs are not bit-reproducible (cuDNN autotuning, TF32,
+    atomics), so these checks are CPU facts; the rest of the suite runs on the GPU where there is one."""
+    if request.node.get_closest_marker("cpu_only"):
+        import torch
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
 def tiny_overrides(tmp_path: Path, **extra) -> dict:
     """A config small enough to train in a second or two on one CPU thread."""
     base = {

@@ -60,6 +60,7 @@ def settings(tmp_path, name, steps, **extra):
                                        "model.options": {"ada": True, "ada_kimg": 0.5}, **extra})
 
 
+@pytest.mark.cpu_only
 def test_p_rises_when_d_overfits_is_logged_saved_and_restored(tmp_path):
     straight = ganforge.train(quiet=True, **settings(tmp_path, "straight", 12))
     rows = list(csv.DictReader((straight / "metrics.csv").open()))

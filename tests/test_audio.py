@@ -142,6 +142,7 @@ def _state(run):
     return {k: v for k, v in tensors.items() if k.startswith(("family.", "optim."))}, meta
 
 
+@pytest.mark.cpu_only
 def test_resume_is_bit_exact(tmp_path):
     def interrupt(trainer):
         if trainer.step == 2:

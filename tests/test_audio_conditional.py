@@ -110,6 +110,7 @@ def test_tail_decay_factor_values():
     assert tail_decay(0, 10, 0.0) == pytest.approx(0.9)  # 0: decays from the first step
 
 
+@pytest.mark.cpu_only
 def test_lr_decay_reaches_the_optimisers_and_resume_across_it_is_bit_exact(tmp_path):
     seen = []
 

@@ -84,6 +84,7 @@ def test_unpaired_crops_are_independent(tmp_path):
     assert data.as_float().shape == (3, 3, 16, 16)
 
 
+@pytest.mark.cpu_only
 def test_resume_is_exact_including_pool_and_decay(tmp_path):
     _domains(tmp_path / "data")
     common = dict(data={"source": str(tmp_path / "data"), "resolution": 16},

@@ -32,6 +32,7 @@ def settings(tmp_path, name, steps):
                                        "model.d_norm": "none", "train.batch_size": 16, "train.checkpoint_every": 4})
 
 
+@pytest.mark.cpu_only
 def test_ddp_ranks_agree_match_single_process_and_resume(tmp_path, cli_env):
     torchrun(tmp_path, settings(tmp_path, "ddp", 6), env=cli_env)
     rank0, rank1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
@@ -68,6 +69,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.cpu_only
 def test_two_nodes_on_loopback_train_as_one_group(tmp_path, cli_env):
     # the multi-node form: two torchrun launches (one process each) meet at a c10d rendezvous, so RANK differs
     # from LOCAL_RANK on the second node; together they must match the single-node run of the same global batch
@@ -95,3 +97,28 @@ def test_two_nodes_on_loopback_train_as_one_group(tmp_path, cli_env):
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]) and torch.equal(saved[key], rank0[key]), key
         assert torch.allclose(alone[key], rank0[key], atol=1e-4, rtol=1e-3), key
+
+
+@pytest.mark.parametrize("device, gpus, expected", [("cpu", 4, "gloo"), ("cuda", 4, "nccl"), ("cuda", 1, "error")])
+def test_process_group_backend_follows_the_run_device(monkeypatch, device, gpus, expected):
+    """torchrun on a GPU machine with train.device cpu is a gloo group (it used to pick NCCL whenever CUDA existed);
+    more processes on a node than GPUs is a one-line error, not CUDA's 'invalid device ordinal'."""
+    from ganforge.errors import GanforgeError
+    from ganforge.training.distributed import Distributed
+
+    chosen = []
+    monkeypatch.setenv("WORLD_SIZE", "2"), monkeypatch.setenv("RANK", "1"), monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "is_nccl_available", lambda: True)
+    monkeypatch.setattr(torch.distributed, "init_process_group", chosen.append)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: chosen.append(f"cuda:{index}"))
+    if expected == "error":
+        with pytest.raises(GanforgeError, match="LOCAL_RANK 1, 1 GPU.*--nproc-per-node 1"):
+            Distributed.from_env(torch.device(device))
+        return
+    state = Distributed.from_env(torch.device(device))
+    assert (state.rank, state.world, state.local_rank) == (1, 2, 1)
+    assert chosen == (["cuda:1", "nccl"] if expected == "nccl" else ["gloo"])
+

@@ -22,6 +22,7 @@ def source(tmp_path_factory):
     return ganforge.train(quiet=True, **tiny_overrides(tmp_path_factory.mktemp("src"), **{"train.steps": 2}))
 
 
+@pytest.mark.cpu_only
 def test_init_loads_weights_and_first_samples_equal_the_source(source, tmp_path):
     config = resolve_config(overrides=tiny_overrides(tmp_path, **{"train.init": str(source), "data.limit": 300}))
     trainer = Trainer(config, tmp_path / "run", quiet=True)

@@ -22,6 +22,7 @@ def final_state(tmp_path, name, batch_size, accum, **extra):
     return tensors, run
 
 
+@pytest.mark.cpu_only
 def test_k_micro_batches_update_like_one_large_batch(tmp_path):
     large, _ = final_state(tmp_path, "large", 16, 1)
     split, run = final_state(tmp_path, "split", 8, 2)

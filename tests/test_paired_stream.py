@@ -136,6 +136,7 @@ def test_budget_picks_streaming_and_an_unreadable_file_is_replaced(tmp_path, cap
     assert "03.jpg" in capsys.readouterr().err
 
 
+@pytest.mark.cpu_only
 def test_streamed_pix2pix_resumes_bit_exact_and_matches_in_memory(tmp_path):
     source = str(make_sets(tmp_path) / "sbs")
     common = {"model.name": "pix2pix", "data.source": source, "data.stream": True, "data.workers": 0,
@@ -186,6 +187,7 @@ def test_streamed_super_resolution_batches_equal_in_memory_and_resume(tmp_path, 
     assert torch.equal(stream.fixed_pairs(3, rng[0])["lr"], memory.fixed_pairs(3, rng[1])["lr"])
 
 
+@pytest.mark.cpu_only
 def test_streamed_srresnet_resumes_bit_exact(tmp_path):
     common = {"model.name": "srresnet", "data.source": str(make_hr(tmp_path / "hr")), "data.stream": True,
               "data.workers": 0, "data.flip": True, "train.batch_size": 4, "train.checkpoint_every": 2,

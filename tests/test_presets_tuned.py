@@ -94,6 +94,7 @@ def weight_sums(tmp_path, name, **extra):
                      if v.is_floating_point()) for part in ("generator", "discriminator"))
 
 
+@pytest.mark.cpu_only
 @pytest.mark.parametrize("name", sorted(OLD_CODE))
 def test_paper_preset_trains_as_the_code_before_issue_19(tmp_path, name):
     torch.set_num_threads(1)

@@ -92,6 +92,7 @@ def test_tiny_budget_streams_and_trains_without_decoding_the_whole_folder(tmp_pa
     assert ckpt.read_meta(run / "checkpoints" / "last.safetensors")["data"]["n"] == 64
 
 
+@pytest.mark.cpu_only
 def test_streamed_training_resumes_bit_exact_streamed_or_in_memory(tmp_path):
     folder = make_folder(tmp_path / "pics", n=20)  # 16 a batch: each epoch drops 4, resume lands mid-epoch
     common = {"data.source": str(folder), "data.stream": True, "data.workers": 0, "data.flip": True,

@@ -13,6 +13,7 @@ from test_stream import make_folder
 pytestmark = pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs torch.distributed with gloo")
 
 
+@pytest.mark.cpu_only
 def test_two_processes_cover_each_image_once_per_epoch(tmp_path, cli_env):
     folder = make_folder(tmp_path / "pics", n=32, classes=("a",))
     # one epoch: 4 steps of a global batch of 8, 4 images a process a step

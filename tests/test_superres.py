@@ -108,6 +108,7 @@ def test_network_interpolation():
 
 # --- training ------------------------------------------------------------------------------------------------
 
+@pytest.mark.cpu_only
 def test_srresnet_learns_and_resumes_exactly(tmp_path):
     torch.manual_seed(0)
     config = apply_overrides(tiny(tmp_path), {"train.steps": 30, "train.log_every": 10, "train.checkpoint_every": 30,
@@ -134,6 +135,7 @@ def test_srgan_and_esrgan_train_with_adversarial_losses(tmp_path):
         assert (run / "samples" / "step_000004.png").exists()
 
 
+@pytest.mark.cpu_only
 def test_esrgan_pretraining_then_gan(tmp_path):
     psnr = ganforge.train(tiny(tmp_path, "esrgan", name="psnr", growth=4, adversarial_weight=0.0,
                                perceptual="none", pixel_weight=1.0), quiet=True)

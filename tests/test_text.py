@@ -171,6 +171,7 @@ def trained_state(run):
     return {k: v for k, v in tensors.items() if k.startswith(("family.", "optim.", "rng."))}, meta
 
 
+@pytest.mark.cpu_only
 @pytest.mark.parametrize("name", ["seqgan", "gumbelgan"])
 def test_resume_is_bit_exact_in_every_stage(name, tmp_path):
     """Steps 0-1 MLE, 2-3 D pretraining (seqgan), then adversarial; stopping inside each stage and resuming gives

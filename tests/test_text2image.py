@@ -275,6 +275,7 @@ def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):
         ganforge.families.get("text2image").recipe("default")["model"]["options"].items()
 
 
+@pytest.mark.cpu_only
 def test_resume_is_bit_exact(tmp_path):
     options = {"model.options": {"embed_dim": 8, "text_dim": 8, "hard_wrong": 0.5,  # its draws resume too
                                  "word_head": 1.0, "word_trunk": "own"}}  # and the trunk's batch statistics

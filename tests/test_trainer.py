@@ -32,6 +32,7 @@ def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
     assert not torch.equal(first, ganforge.load(run).sample(10, seed=4).tensor)
 
 
+@pytest.mark.cpu_only
 def test_resume_equals_uninterrupted(tmp_path):
     straight = ganforge.train(quiet=True, **tiny_overrides(tmp_path / "a", **{"train.steps": 8}))
     ganforge.train(quiet=True, **tiny_overrides(tmp_path / "b", **{"train.steps": 4}))

@@ -124,6 +124,7 @@ def test_npz_arrays_including_ganforges_own_samples_are_clips(tmp_path):
         load_video(str(tmp_path / "bad.npy"), 8, None, None, None, frames=4)
 
 
+@pytest.mark.cpu_only
 def test_sample_frames_flag_and_exact_resume(tmp_path, monkeypatch, capsys):
     from ganforge.cli import main
 

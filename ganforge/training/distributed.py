@@ -32,15 +32,23 @@ class Distributed:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls) -> "Distributed":
-        """The process group torchrun describes in the environment (a no-op single process otherwise)."""
+    def from_env(cls, device: torch.device | None = None) -> "Distributed":
+        """The process group torchrun describes in the environment (a no-op single process otherwise). The backend
+        follows the device the run trains on (NCCL for CUDA, gloo for the CPU: `train.device cpu` on a GPU machine
+        is a CPU group); `device` None means CUDA where it is available."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
         state = cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
         if not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+            cuda = device.type == "cuda" if device is not None else torch.cuda.is_available()
+            backend = "nccl" if cuda and dist.is_nccl_available() else "gloo"
             if backend == "nccl":
+                gpus = torch.cuda.device_count()
+                if state.local_rank >= gpus:
+                    raise GanforgeError(
+                        f"torchrun started more processes on this node than it has GPUs (LOCAL_RANK "
+                        f"{state.local_rank}, {gpus} GPU(s)): use --nproc-per-node {gpus}, or train.device cpu")
                 torch.cuda.set_device(state.local_rank)
             dist.init_process_group(backend)
         return state

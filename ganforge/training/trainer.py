@@ -64,8 +64,9 @@ class Trainer:
         self.quiet = quiet
         self.callbacks = callbacks or []
         train = config.train
-        self.dist = Distributed.from_env()
-        self.device = self.dist.device(resolve_device(train.device, "train.device"))
+        requested = resolve_device(train.device, "train.device")
+        self.dist = Distributed.from_env(requested)
+        self.device = self.dist.device(requested)
         if self.device.type == "cuda":  # fixed shapes every step: let cuDNN pick its fastest convolution kernels
             torch.backends.cudnn.benchmark = True
         if not self.dist.is_main:
