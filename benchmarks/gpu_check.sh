@@ -19,7 +19,10 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_T
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 workers=$(( $(nproc) - 2 ))
-timeout "$tests_s" python3 -m pytest -n "$workers" -q -p no:cacheprovider --timeout "$tests_s" -rfEs \
-    --durations 15 tests 2>&1 | tee "$out/pytest_gpu.log" | tail -120
+# -v: each outcome is printed as it happens (xdist prints failures only at the end, lost if the call is cut off);
+# a per-test timeout: the first try of this script (per-test limit = the whole budget) hung past 300 s at 85%
+timeout "$tests_s" python3 -m pytest -n "$workers" -v -p no:cacheprovider --timeout 60 --tb=line -rfE \
+    tests > "$out/pytest_gpu.log" 2>&1
+grep -E "FAILED|ERROR|passed|failed|^E " "$out/pytest_gpu.log" | tail -150
 python3 benchmarks/gpu_throughput.py --families biggan --resolutions 256 --seconds 1.0 --rounds 2 \
     --deadline "$bench_s" --markdown "$out/biggan256.md" 2>&1 | tail -40
