@@ -6,14 +6,19 @@ within 60 CPU-minutes (single-threaded process CPU time).
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/audio_conditional.py --out runs/audio-cond/NAME
         [--data ../shared/data/fsdd-5-speakers.tar] [--cpu-minutes 60] [--steps N] [--eval-every 500]
-        [--n-eval 200] [--set model.options.aux_weight=1 ...] [--preset paper]
+        [--n-eval 200] [--set model.options.aux_weight=1 ...] [--preset paper] [--extra-ema 0.999@1500 ...]
 
 The recipe is wavegan's default conditional preset (see ganforge/families/wavegan.py) plus the `--set` overrides;
 `--steps` overrides the preset's train.steps (which the learning-rate decay's schedule is a fraction of). Training
 stops at the run's steps or when its training CPU time (time.process_time of this process, evaluation excluded, data
 loading included) reaches `--cpu-minutes`; a checkpoint (step_N, all kept) is written at every evaluation; `--device cuda` runs the same recipe on a GPU (step
 counts only; its CPU time means nothing). WORK/curve.jsonl holds the curve; the run folder is a normal ganforge run
-(`ganforge sample OUT --class 7`, `ganforge evaluate OUT`).
+(`ganforge sample OUT --class 7`, `ganforge evaluate OUT`). `--extra-ema D@S ...` also keeps a moving average of G
+with the constant decay D from step S on (a copy of G before; no warm-up, unlike train.ema, whose decay is
+min(train.ema, (1 + k) / (10 + k)) after k averaged steps, i.e. below 0.999 for the first 8,990 steps) beside the
+run's own and scores it at every evaluation (`ema_D@S` in the curve's rows; with `--report`, on the report's number
+of clips too): averages do not feed back into training, so one run measures several on the same trajectory (their
+updates count as evaluation CPU; a resumed run restarts them from the live weights).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 
 from audio_fsdd import recordings  # this folder: the shared FSDD tar, extracted
 from ganforge.api import resolve_config, resume_config
@@ -31,6 +37,7 @@ from ganforge.config import validate
 from ganforge.families import get as get_family
 from ganforge.media import Audio
 from ganforge.metrics.audio import at_rate, near_silent_share, resolve_audio_extractor
+from ganforge.training.ema import EMA, refresh_norm_stats
 from ganforge.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,8 +86,11 @@ class Curve:
     """Trainer callback: every `every` steps, requested-digit accuracy and near-silent share of `n` clips (n/10 per
     digit, fixed noise); stops the run when its training CPU time reaches the budget."""
 
-    def __init__(self, path: Path, every: int, n: int, cpu_budget: float, spent_before: float, started: float):
+    def __init__(self, path: Path, every: int, n: int, cpu_budget: float, spent_before: float, started: float,
+                 extra_ema: tuple[tuple[float, int], ...] = ()):
         self.path, self.every, self.n, self.cpu_budget = path, every, n, cpu_budget
+        self.extra_decays = tuple(extra_ema)
+        self.extra: dict[tuple[float, int], nn.Module] = {}  # made at the first step from the live G
         self.classifier = resolve_audio_extractor(None)
         self.spent_before, self.started, self.eval_cpu = spent_before, started, 0.0
         self.labels = torch.arange(n) % 10
@@ -100,35 +110,74 @@ class Curve:
     def train_cpu(self) -> float:
         return self.spent_before + time.process_time() - self.started - self.eval_cpu
 
+    def update_extra(self, trainer: Trainer) -> None:
+        """One step of every extra EMA (the trainer's own updated before the step counter moved on)."""
+        if not self.extra_decays:
+            return
+        begun = time.process_time()
+        live = trainer.family.generator
+        if not self.extra:
+            self.extra = {spec: EMA(live, spec[0]).module for spec in self.extra_decays}
+        theirs = [p.detach() for p in live.parameters()]
+        with torch.no_grad():
+            for (decay, start), module in self.extra.items():  # the step just taken is trainer.step - 1
+                weight = 1.0 - decay if trainer.step - 1 >= start else 1.0
+                torch._foreach_lerp_(list(module.parameters()), theirs, weight)
+                torch._foreach_copy_(list(module.buffers()), list(live.buffers()))
+        self.eval_cpu += time.process_time() - begun
+
+    def extra_generator(self, trainer: Trainer, spec: tuple[float, int]) -> nn.Module:
+        """The extra average `spec` with fresh norm statistics (as the trainer's `sampling_generator`)."""
+        module, family, rng = self.extra[spec], trainer.family, torch.Generator().manual_seed(12345)
+
+        def forward(_: int) -> None:
+            size = trainer.config.train.batch_size
+            inputs = family.sample_inputs(size, rng, labels=torch.randint(0, family.n_classes, (size,), generator=rng))
+            family.generate(module, {k: v.to(trainer.device) for k, v in inputs.items()})
+
+        refresh_norm_stats(module, forward)
+        return module
+
     @torch.no_grad()
-    def score(self, trainer: Trainer) -> dict:
-        generator = trainer.sampling_generator()
+    def score(self, trainer: Trainer, generator: nn.Module | None = None, n: int | None = None) -> dict:
+        generator = generator if generator is not None else trainer.sampling_generator()
         generator.eval()
-        family = trainer.family
+        family, n = trainer.family, n or self.n
+        labels = torch.arange(n) % 10
         rng = torch.Generator().manual_seed(1234)
-        inputs = family.sample_inputs(self.n, rng, labels=self.labels)
+        inputs = family.sample_inputs(n, rng, labels=labels)
         clips = family.generate(generator, {k: v.to(trainer.device) for k, v in inputs.items()}).float().cpu()
         if generator is family.generator:
             generator.train()
-        audio = Audio(clips.clamp(-1, 1), family.sample_rate, self.labels)
+        audio = Audio(clips.clamp(-1, 1), family.sample_rate, labels)
         _, logits = self.classifier.extract(at_rate(audio, self.classifier), 250)
         wanted = torch.tensor([self.classifier.classes.index(c) for c in (trainer.data.classes[i]
-                                                                          for i in self.labels.tolist())])
+                                                                          for i in labels.tolist())])
         predicted = logits.argmax(1)
         hits = (predicted == wanted).float()
         return {"accuracy": hits.mean().item(),
                 "near_silent": near_silent_share(audio.tensor, audio.sample_rate),
                 "classes_predicted": int(predicted.unique().numel()),
-                "spread": round(within_class_spread(audio.tensor, self.labels), 3),
-                "per_digit": [round(hits[self.labels == d].mean().item(), 2) for d in range(10)]}
+                "spread": round(within_class_spread(audio.tensor, labels), 3),
+                "per_digit": [round(hits[labels == d].mean().item(), 2) for d in range(10)]}
+
+    def score_extra(self, trainer: Trainer, n: int | None = None) -> dict:
+        """{"ema_D@S": score} for every extra average."""
+        rounded = {}
+        for spec in self.extra:
+            row = self.score(trainer, self.extra_generator(trainer, spec), n)
+            rounded[f"ema_{spec[0]:g}@{spec[1]}"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+        return rounded
 
     def __call__(self, trainer: Trainer) -> None:
+        self.update_extra(trainer)
         at_budget = self.train_cpu() >= self.cpu_budget
         if trainer.step % self.every and trainer.step != trainer.config.train.steps and not at_budget:
             return
         begun = time.process_time()
         row = {"step": trainer.step, "train_cpu_min": round(self.train_cpu() / 60, 2),
                **{k: round(v, 4) if isinstance(v, float) else v for k, v in self.score(trainer).items()},
+               **self.score_extra(trainer),
                **{k: round(v, 3) for k, v in self.losses.items() if k not in ("img_per_s", "lr_scale")}}
         self.eval_cpu += time.process_time() - begun
         row["eval_cpu_min"] = round(self.eval_cpu / 60, 2)
@@ -153,6 +202,8 @@ def main() -> None:
     parser.add_argument("--report", type=int, default=0, help="after training, score this many clips (N/10 per digit) "
                         "with every audio metric, write OUT/report.json, OUT/digits.wav and --figure")
     parser.add_argument("--figure", type=Path, default=None, help="spectrograms of digits 0-9 (with --report)")
+    parser.add_argument("--extra-ema", nargs="*", default=[], help="DECAY@START: also keep and score a moving "
+                        "average of G with this constant decay from this step on (curve rows' ema_DECAY@START)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.process_time()
@@ -174,7 +225,17 @@ def main() -> None:
             config = resolve_config(None, {**overrides, "model.options": options})
             validate(config)
         data = get_family("wavegan").load_data(config)
-    curve = Curve(args.out / "curve.jsonl", args.eval_every, args.n_eval, args.cpu_minutes * 60, spent, started)
+    extra_ema = []
+    for spec in args.extra_ema:
+        decay, _, start = spec.partition("@")
+        try:
+            extra_ema.append((float(decay), int(start or 0)))
+        except ValueError:
+            parser.error(f"--extra-ema: expected DECAY@START such as 0.999@1500, got '{spec}'")
+        if not 0 < extra_ema[-1][0] < 1 or extra_ema[-1][1] < 0:
+            parser.error(f"--extra-ema: the decay must be in (0, 1) and the start >= 0, got '{spec}'")
+    curve = Curve(args.out / "curve.jsonl", args.eval_every, args.n_eval, args.cpu_minutes * 60, spent, started,
+                  tuple(extra_ema))
     trainer = Trainer(config, args.out, resume=resume, quiet=True, data=data, callbacks=[curve])
     curve.watch(trainer)
     try:
@@ -186,6 +247,12 @@ def main() -> None:
           f"(+{curve.eval_cpu / 60:.1f} evaluating)", flush=True)
     if args.report:
         report(args.out, data, args.report, args.figure, curve.train_cpu())
+        if curve.extra:  # the extra EMAs on as many clips (requested-digit accuracy, near-silent share, per digit)
+            extra = {"ema_train": {k: round(v, 4) if isinstance(v, float) else v
+                                   for k, v in curve.score(trainer, n=args.report).items()},  # the same clips' noise
+                     **curve.score_extra(trainer, args.report)}
+            (args.out / "report_extra_ema.json").write_text(json.dumps(extra, indent=1) + "\n")
+            print(json.dumps(extra), flush=True)
 
 
 def report(run: Path, data, n: int, figure: Path | None, train_cpu: float) -> None:
