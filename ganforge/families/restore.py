@@ -49,7 +49,8 @@ class RestoreOptions:
     mask_weight: float = option(0.1, interval="[0, inf)")  # weight of the mask's loss
     repair_weight: float = option(1.0, interval="[0, inf)")  # weight of the guided pixel loss (input + TRUE mask x
     # residual against the clean image: nonzero only on the marked pixels, so this weighs the repair of the marks
-    # against the output's loss and the mask's); 0: the residual learns only through the predicted mask
+    # against the output's loss and the mask's); 0: the residual learns only through the predicted mask; 3 scored
+    # lower in a 2,000-step photo pilot (docs/results.md, issue 21 sixth session)
     mask_loss: str = option("bce", choices=MASK_LOSSES)  # bce; dice: bce + soft Dice per image (sparse marks
     # count as much as the clean background); focal: focal BCE (gamma 2, Lin et al. 2017)
     tolerance: float = option(1.0, interval="[0, 255)")  # 8-bit levels by which A and B must differ for a pixel
