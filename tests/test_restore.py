@@ -447,3 +447,29 @@ def test_ensemble_and_windows_average_changes_and_keep_untouched_pixels_exact(tm
     whole = family(window=32)  # a window as large as the image: the single pass
     whole.generator.load_state_dict(state)
     assert torch.equal(whole.restore(whole.generator.eval(), images)[0], one)
+
+
+def test_repair_weight_scales_the_guided_loss_on_the_marked_pixels():
+    from ganforge.api import resolve_config
+    from ganforge.families import DataInfo, create
+
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.rand(2, 3, 16, 16, generator=gen) * 2 - 1
+    marked = clean.clone()
+    marked[:, :, 4:9, 2:12] = 0.9  # an opaque bar: the only damaged pixels
+    batch = {"a": marked, "b": clean}
+
+    def step(weight):
+        config = resolve_config(None, {"model": {"name": "restore", "width": 8, "options": {
+            "unet_depth": 2, "repair_weight": weight}}, "data": {"source": "unused"}})
+        torch.manual_seed(1)
+        family = create(config, DataInfo(3, 16))
+        total, logs = family.loss("G", batch)
+        total.backward()
+        return total, logs, family.generator.head[-1].weight.grad[:3]  # the residual channels
+
+    (one, logs, grad1), (three, _, grad3), (_, _, grad0) = step(1.0), step(3.0), step(0.0)
+    assert logs["guided"] > 0 and torch.isclose(three - one, 2 * logs["guided"])
+    # the untrained mask is 0 everywhere, so without the guided loss the residual gets no gradient at all; the
+    # guided loss's gradient is 3x as large at weight 3
+    assert torch.all(grad0 == 0) and grad1.abs().sum() > 0 and torch.allclose(grad3, 3 * grad1, rtol=1e-4, atol=1e-9)

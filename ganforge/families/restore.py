@@ -47,6 +47,10 @@ ALPHA_MAX = 0.9  # repair=unblend: largest opacity the head can invert (a 10x ga
 class RestoreOptions:
     mask: bool = True  # predict the damaged pixels and change only those; false: output = input + residual everywhere
     mask_weight: float = option(0.1, interval="[0, inf)")  # weight of the mask's loss
+    repair_weight: float = option(1.0, interval="[0, inf)")  # weight of the guided pixel loss (input + TRUE mask x
+    # residual against the clean image: nonzero only on the marked pixels, so this weighs the repair of the marks
+    # against the output's loss and the mask's); 0: the residual learns only through the predicted mask; 3 scored
+    # lower in a 2,000-step photo pilot (docs/results.md, issue 21 sixth session)
     mask_loss: str = option("bce", choices=MASK_LOSSES)  # bce; dice: bce + soft Dice per image (sparse marks
     # count as much as the clean background); focal: focal BCE (gamma 2, Lin et al. 2017)
     tolerance: float = option(1.0, interval="[0, 255)")  # 8-bit levels by which A and B must differ for a pixel
@@ -376,7 +380,7 @@ class Restore(ImageToImage):
                 truth = damage_mask(source, target, o.tolerance)
                 guided = pixel_loss(o.pixel_loss, (source + truth * residual).clamp(-1, 1), target, reference)
                 bce = mask_loss(o.mask_loss, logit, truth)
-                total = total + guided + o.mask_weight * bce
+                total = total + o.repair_weight * guided + o.mask_weight * bce
                 hit = ((mask > 0).float() * truth).sum()
                 union = ((mask > 0).float() + truth).clamp(max=1).sum()
                 logs |= {"guided": guided.detach(), "mask_loss": bce.detach(),
