@@ -16,6 +16,8 @@ of G's images and of real renders whose captions have that word (G draws the rea
 
     OMP_NUM_THREADS=1 python benchmarks/text2image_capacity.py --width 16 --steps 600 --images 32
     OMP_NUM_THREADS=1 python benchmarks/text2image_capacity.py --against-head runs-bench/t2i-shapes --steps 300
+    OMP_NUM_THREADS=1 python benchmarks/text2image_capacity.py --against-head runs-bench/t2i-shapes --head-match
+    OMP_NUM_THREADS=1 python benchmarks/text2image_capacity.py --against-head runs-bench/t2i-shapes --head-fake 0.01
 """
 
 from __future__ import annotations
