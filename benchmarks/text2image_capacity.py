@@ -10,9 +10,10 @@ signal a generator cannot fake? A fresh generator (default networks, RUN's capti
 steps, 256 of its images of training captions are read by the head (is its top shape word one of the caption's?) and
 by the shipped classifier. With `--head-fake W` the head keeps learning while G trains (Adam 4e-4, betas 0 / 0.9,
 as D): on real renders which words their captions have, and, with weight W, that G's images have none (a per-word
-real/fake head, as Omni-GAN's multi-label discriminator); W = 0 keeps it learning on real renders only. With `--head-match`, G's loss is instead the
-family's `word_match` term: per word, the distance between the mean head features (the 128 its logits are read from)
-of G's images and of real renders whose captions have that word (G draws the real batch's captions).
+real/fake head, as Omni-GAN's multi-label discriminator); W = 0 keeps it learning on real renders only. With
+`--head-match`, G's loss is instead the family's `word_match` term: per word, the distance between the mean head
+features (the 128 its logits are read from) of G's images and of real renders whose captions have that word (G draws
+the real batch's captions).
 
     OMP_NUM_THREADS=1 python benchmarks/text2image_capacity.py --width 16 --steps 600 --images 32
     OMP_NUM_THREADS=1 python benchmarks/text2image_capacity.py --against-head runs-bench/t2i-shapes --steps 300
