@@ -283,6 +283,34 @@ def test_word_match_pulls_the_generators_head_features_towards_real_ones_per_wor
         ganforge.train(quiet=True, **tiny_run(tmp_path, **{"model.options": {"word_match": 1.0, "word_head": 0}}))
 
 
+def test_word_fake_teaches_the_head_that_generated_images_have_none_of_the_words(trained):
+    family = ganforge.load(trained).family
+    family.options.word_head, family.options.word_fake = 0.5, 0.1
+    family.discriminator.words = WordNet(3, 16, 4, len(family.vocabulary))
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    head = family.discriminator.words
+    torch.manual_seed(3)
+    loss, logs = family.loss("D", batch)
+    # the batch statistics are updated by real images only (twice: D's score with their own captions and with wrong
+    # ones also runs the head), G's images go through it in eval mode
+    assert head.net[1].num_batches_tracked.item() == 2
+    torch.manual_seed(3)
+    with torch.no_grad():
+        fake = family.generate(family.generator, family.generator_inputs(batch))
+    head.eval()  # G's images are read with real images' statistics, as in G's step
+    none = word_loss(head(fake), torch.zeros_like(batch["caption"]))  # all-zero targets: no word is in them
+    head.train()
+    # (rel=1e-3: the wrong captions' pass moved the running statistics a little after the head read G's images)
+    assert logs["d_fake_words"].item() == pytest.approx(none.item(), rel=1e-3) and none > 0
+    assert loss.item() == pytest.approx(logs["d_loss"].item() + 0.5 * logs["d_words"].item()
+                                        + 0.5 * 0.1 * logs["d_fake_words"].item(), rel=1e-5)
+    family.zero_grad(set_to_none=True)
+    loss.backward()  # the head learns from it; G gets nothing from D's loss
+    assert head.net[0].weight.grad.abs().sum() > 0 and family.generator.to_rgb.weight.grad is None
+    assert ganforge.families.get("text2image").Options().word_fake == 0
+
+
 def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):
     run = ganforge.train(quiet=True, **tiny_run(tmp_path, **{"train.ema": 0}))
     earlier, family = ganforge.load(run, "step_000002").family, ganforge.load(run).family

@@ -121,6 +121,10 @@ class Text2ImageOptions(NoiseOptions):
     # captions); unlike the head's logits, the whole feature vector is hard to reach without the word's look.
     # Needs the head (word_head > 0)
     word_match: float = option(0.0, interval="[0, inf)")
+    # weight of a second term of the word head's loss in D's step: G's images have none of the words (their bag is
+    # all 0), so the head becomes a per-word real/fake judge (as Omni-GAN's multi-label classifier) and G cannot
+    # satisfy it with features it never learnt on real images; 0: the head learns on real images only
+    word_fake: float = option(0.0, interval="[0, inf)")
 
 
 @register
@@ -250,7 +254,14 @@ class Text2Image(NoiseGAN):
             real_right, words = self.judge_words(real, sentence)
         else:
             real_right, words = self.judge(real, sentence), None
-        fake_right = self.judge(fake, sentence)
+        fake_words = None
+        if o.word_head > 0 and o.word_fake > 0:  # the head reads G's images as in G's step (eval mode)
+            head = self.discriminator.words
+            head.eval()
+            fake_right, fake_words = self.judge_words(fake, sentence)
+            head.train(self.discriminator.training)
+        else:
+            fake_right = self.judge(fake, sentence)
         wrong = mismatched(captions)
         keep = wrong >= 0
         wrong_sentence = sentence[wrong.clamp(min=0)]
@@ -272,6 +283,10 @@ class Text2Image(NoiseGAN):
             d_words = word_loss(words, captions)
             loss = loss + o.word_head * d_words
             logs["d_words"] = d_words.detach()
+        if fake_words is not None:
+            d_fake_words = word_loss(fake_words, torch.zeros_like(captions))
+            loss = loss + o.word_head * o.word_fake * d_fake_words
+            logs["d_fake_words"] = d_fake_words.detach()
         return loss, logs
 
     def encode_captions(self, texts: list[str]) -> torch.Tensor:
