@@ -15,7 +15,7 @@ from ganforge.data.captions import CaptionSet, Vocabulary, load_captioned, read_
 from ganforge.data.shapes import HELD_OUT, make_scenes, parse_caption, shapes_captions
 from ganforge.errors import GanforgeError
 from ganforge.families.text2image import (bag_of_words, matching_aware_d_loss, matching_aware_penalty, mismatched,
-                                           word_loss, word_swapped)
+                                           word_feature_gap, word_loss, word_swapped)
 from ganforge.nn.text2image import Discriminator, WordNet
 from ganforge.training import checkpoint as ckpt
 
@@ -245,6 +245,70 @@ def test_word_head_learns_caption_words_from_real_images_and_scores_the_generato
     recipes = ganforge.families.get("text2image")
     assert recipes.Options().word_head == 0 and recipes.recipe("paper")["model"]["options"].get("word_head", 0) == 0
     assert recipes.recipe("default")["model"]["options"]["word_head"] > 0  # old runs store no word_head: no head
+
+
+def test_word_match_pulls_the_generators_head_features_towards_real_ones_per_word(trained, tmp_path):
+    captions = torch.tensor([[2, 3, 0], [2, 4, 0], [5, 0, 0]])  # words 2 (twice), 3, 4, 5
+    real, fake = torch.tensor([[1.0, 0], [3, 0], [0, 4]]), torch.tensor([[0.0, 0], [0, 2], [0, 4]])
+    # word 2: mean (2, 0) vs (0, 1) -> 5; word 3: (1, 0) vs (0, 0) -> 1; word 4: (3, 0) vs (0, 2) -> 13; word 5: 0
+    assert word_feature_gap(fake, real, captions, captions, 6).item() == pytest.approx((5 + 1 + 13 + 0) / 4)
+    other = torch.tensor([[3, 0, 0], [3, 0, 0], [3, 0, 0]])  # only words both batches have count
+    assert word_feature_gap(fake, real, other, captions, 6).item() == pytest.approx(((0 - 1) ** 2 + 2 ** 2) / 1)
+    assert word_feature_gap(real, real, captions, captions.flip(0), 6) > 0 == word_feature_gap(real, real, captions,
+                                                                                              captions, 6)
+    family = ganforge.load(trained).family
+    family.options.word_head, family.options.word_match = 0.5, 0.25
+    family.discriminator.words = WordNet(3, 16, 4, len(family.vocabulary))
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    family.loss("D", batch)  # running statistics of real images
+    stats = {k: v.clone() for k, v in family.discriminator.words.state_dict().items() if "running" in k}
+    torch.manual_seed(7)
+    loss, logs = family.loss("G", batch)
+    torch.manual_seed(7)
+    fake = family.generate(family.generator, family.generator_inputs(batch))
+    head = family.discriminator.words.eval()  # both read with real images' statistics, as in G's step
+    gap = word_feature_gap(head.features(fake), head.features(batch["image"]), batch["caption"], batch["caption"],
+                           len(family.vocabulary))
+    head.train()
+    assert logs["g_match"].item() == pytest.approx(gap.item(), rel=1e-4) and gap > 0
+    assert loss.item() == pytest.approx(logs["g_loss"].item() + 0.5 * logs["g_words"].item() + 0.25 * gap.item(),
+                                        rel=1e-5)
+    family.zero_grad(set_to_none=True)
+    loss.backward()  # G is pulled by it; G's and real images leave the head's statistics alone
+    assert family.generator.to_rgb.weight.grad.abs().sum() > 0
+    assert all(torch.equal(v, family.discriminator.words.state_dict()[k]) for k, v in stats.items())
+    assert ganforge.families.get("text2image").Options().word_match == 0
+    with pytest.raises(GanforgeError, match="word_match"):  # no head, nothing to match
+        ganforge.train(quiet=True, **tiny_run(tmp_path, **{"model.options": {"word_match": 1.0, "word_head": 0}}))
+
+
+def test_word_fake_teaches_the_head_that_generated_images_have_none_of_the_words(trained):
+    family = ganforge.load(trained).family
+    family.options.word_head, family.options.word_fake = 0.5, 0.1
+    family.discriminator.words = WordNet(3, 16, 4, len(family.vocabulary))
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    head = family.discriminator.words
+    torch.manual_seed(3)
+    loss, logs = family.loss("D", batch)
+    # the batch statistics are updated by real images only (twice: D's score with their own captions and with wrong
+    # ones also runs the head), G's images go through it in eval mode
+    assert head.net[1].num_batches_tracked.item() == 2
+    torch.manual_seed(3)
+    with torch.no_grad():
+        fake = family.generate(family.generator, family.generator_inputs(batch))
+    head.eval()  # G's images are read with real images' statistics, as in G's step
+    none = word_loss(head(fake), torch.zeros_like(batch["caption"]))  # all-zero targets: no word is in them
+    head.train()
+    # (rel=1e-3: the wrong captions' pass moved the running statistics a little after the head read G's images)
+    assert logs["d_fake_words"].item() == pytest.approx(none.item(), rel=1e-3) and none > 0
+    assert loss.item() == pytest.approx(logs["d_loss"].item() + 0.5 * logs["d_words"].item()
+                                        + 0.5 * 0.1 * logs["d_fake_words"].item(), rel=1e-5)
+    family.zero_grad(set_to_none=True)
+    loss.backward()  # the head learns from it; G gets nothing from D's loss
+    assert head.net[0].weight.grad.abs().sum() > 0 and family.generator.to_rgb.weight.grad is None
+    assert ganforge.families.get("text2image").Options().word_fake == 0
 
 
 def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ganforge import losses
 from ganforge.config import option
 from ganforge.data.captions import Vocabulary, load_captioned
+from ganforge.data.diffaugment import diff_augment
 from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, Capabilities
@@ -66,6 +67,18 @@ def word_loss(logits: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits[:, 2:], bag[:, 2:], reduction="none").sum(1).mean()
 
 
+def word_feature_gap(fake: torch.Tensor, real: torch.Tensor, fake_captions: torch.Tensor,
+                     real_captions: torch.Tensor, vocabulary: int) -> torch.Tensor:
+    """Feature matching per word: for every word that captions of both batches have, the squared distance between
+    the mean features (N, F) of the images whose captions have it, G's against real ones; summed over the
+    features, averaged over those words."""
+    fake_bag, real_bag = bag_of_words(fake_captions, vocabulary), bag_of_words(real_captions, vocabulary)
+    both = (fake_bag.sum(0) > 0) & (real_bag.sum(0) > 0)
+    fake_bag, real_bag = fake_bag[:, both], real_bag[:, both]
+    gap = fake_bag.T @ fake / fake_bag.sum(0, keepdim=True).T - real_bag.T @ real / real_bag.sum(0, keepdim=True).T
+    return gap.pow(2).sum(1).mean()
+
+
 def matching_aware_d_loss(kind: str, real_right: torch.Tensor, fake_right: torch.Tensor,
                           real_wrong: torch.Tensor, mismatch: float = 0.5) -> torch.Tensor:
     """GAN-CLS's discriminator loss: real images with their captions are real; generated images with their
@@ -102,6 +115,16 @@ class Text2ImageOptions(NoiseOptions):
     word_head: float = option(0.0, interval="[0, inf)")
     # where the word head reads the image: D's pooled features (shared) or a small batch-normed trunk of its own
     word_trunk: str = option("shared", choices=("shared", "own"))
+    # weight of feature matching per word in G's loss: for each word of the batch's captions, the mean of the word
+    # head's features (its 128 hidden units; D's pooled features with a shared trunk) over G's images whose
+    # captions have it should equal that mean over the real images whose captions have it (G draws the real batch's
+    # captions); unlike the head's logits, the whole feature vector is hard to reach without the word's look.
+    # Needs the head (word_head > 0)
+    word_match: float = option(0.0, interval="[0, inf)")
+    # weight of a second term of the word head's loss in D's step: G's images have none of the words (their bag is
+    # all 0), so the head becomes a per-word real/fake judge (as Omni-GAN's multi-label classifier) and G cannot
+    # satisfy it with features it never learnt on real images; 0: the head learns on real images only
+    word_fake: float = option(0.0, interval="[0, inf)")
 
 
 @register
@@ -138,6 +161,9 @@ class Text2Image(NoiseGAN):
         if model.penalty != "none":
             raise GanforgeError(f"model.penalty: text2image uses its matching-aware penalty (--opt magp_weight=K), "
                                 f"not '{model.penalty}'")
+        if o.word_match > 0 and o.word_head == 0:
+            raise GanforgeError(f"model.options.word_match: matches the word head's features, so it needs the head "
+                                f"(word_head > 0), got word_match={o.word_match} with word_head=0")
         check_norm(model.g_norm, "model.g_norm")
         if model.d_norm not in ("none", "spectral"):
             raise GanforgeError(f"model.d_norm: text2image's discriminator takes none or spectral, "
@@ -174,6 +200,10 @@ class Text2Image(NoiseGAN):
         d = config.data
         return load_captioned(d.source, d.resolution, d.channels, d.limit)
 
+    def augmented(self, images: torch.Tensor) -> torch.Tensor:
+        """`images` as D sees them (DiffAugment when it is on)."""
+        return diff_augment(images, self.augment) if self.augment else images
+
     def judge(self, images: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
         """D's logits for images (augmented when DiffAugment is on) paired with sentence vectors."""
         return self.critic(images, {"sentence": sentence})
@@ -203,10 +233,17 @@ class Text2Image(NoiseGAN):
                 head = self.discriminator.words
                 head.eval()  # G's images are read with the batch statistics of real images (own trunk)
                 scores, words = self.judge_words(fake, self.discriminator.encode(captions))
-                head.train(self.discriminator.training)
                 loss = losses.generator_loss(model.loss, scores)
                 g_words = word_loss(words, captions)
-                return loss + o.word_head * g_words, {"g_loss": loss.detach(), "g_words": g_words.detach()}
+                total, logs = loss + o.word_head * g_words, {"g_loss": loss.detach(), "g_words": g_words.detach()}
+                if o.word_match > 0:
+                    with torch.no_grad():
+                        real = self.discriminator.word_features(self.augmented(batch["image"]))
+                    g_match = word_feature_gap(self.discriminator.word_features(self.augmented(fake)), real,
+                                               captions, captions, len(self.vocabulary))
+                    total, logs["g_match"] = total + o.word_match * g_match, g_match.detach()
+                head.train(self.discriminator.training)
+                return total, logs
             loss = losses.generator_loss(model.loss, self.judge(fake, self.discriminator.encode(captions)))
             return loss, {"g_loss": loss.detach()}
         with torch.no_grad():
@@ -217,7 +254,14 @@ class Text2Image(NoiseGAN):
             real_right, words = self.judge_words(real, sentence)
         else:
             real_right, words = self.judge(real, sentence), None
-        fake_right = self.judge(fake, sentence)
+        fake_words = None
+        if o.word_head > 0 and o.word_fake > 0:  # the head reads G's images as in G's step (eval mode)
+            head = self.discriminator.words
+            head.eval()
+            fake_right, fake_words = self.judge_words(fake, sentence)
+            head.train(self.discriminator.training)
+        else:
+            fake_right = self.judge(fake, sentence)
         wrong = mismatched(captions)
         keep = wrong >= 0
         wrong_sentence = sentence[wrong.clamp(min=0)]
@@ -239,6 +283,10 @@ class Text2Image(NoiseGAN):
             d_words = word_loss(words, captions)
             loss = loss + o.word_head * d_words
             logs["d_words"] = d_words.detach()
+        if fake_words is not None:
+            d_fake_words = word_loss(fake_words, torch.zeros_like(captions))
+            loss = loss + o.word_head * o.word_fake * d_fake_words
+            logs["d_fake_words"] = d_fake_words.detach()
         return loss, logs
 
     def encode_captions(self, texts: list[str]) -> torch.Tensor:

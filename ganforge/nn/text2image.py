@@ -146,8 +146,12 @@ class WordNet(nn.Module):
         self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(cin * 16, 128), nn.ReLU(inplace=True),
                                  nn.Linear(128, vocabulary))
 
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The 128 features the word logits are read from (after the first linear layer's ReLU)."""
+        return self.net[:-1](images)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+        return self.net[-1](self.features(images))
 
 
 class Discriminator(nn.Module):
@@ -188,6 +192,12 @@ class Discriminator(nn.Module):
         if self.words is None:
             return out, None
         return out, self.words(images) if isinstance(self.words, WordNet) else self.words(pooled)
+
+    def word_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The features the word head reads (N, F): its own trunk's hidden units, or D's pooled features."""
+        if isinstance(self.words, WordNet):
+            return self.words.features(images)
+        return F.leaky_relu(self.blocks(F.leaky_relu(self.from_rgb(images), 0.2)), 0.2).sum((2, 3))
 
     def forward(self, images: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
         return self.score(images, self.encode(caption))
