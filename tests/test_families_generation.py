@@ -236,22 +236,32 @@ def test_conditional_family_needs_classes():
         create(config_for("cgan"), DataInfo(1, 16, 0))
 
 
-def test_wgan_clips_critic_weights_and_uses_rmsprop():
-    family = build("wgan")
+@pytest.mark.parametrize("preset, n_critic, clip", [("paper", 5, 0.01), ("default", 1, 0.022)])
+def test_wgan_clips_critic_weights_and_uses_rmsprop(preset, n_critic, clip):
+    # the paper's Algorithm 1 (--preset paper) and the default tuned for small budgets (issue 20) both clip
+    family = build("wgan", **{"model.preset": preset})
     assert {p.optimizer for p in family.phases()} == {"rmsprop"}
-    assert family.phases()[0].repeat == 5
+    assert family.phases()[0].repeat == n_critic
     with torch.no_grad():
         for p in family.discriminator.parameters():
             p.fill_(1.0)
     family.after_step("D")
-    assert max(p.abs().max().item() for p in family.discriminator.parameters()) == pytest.approx(0.01)
+    assert max(p.abs().max().item() for p in family.discriminator.parameters()) == pytest.approx(clip)
 
 
 def test_presets_are_the_papers_recipes():
-    # wgan-gp's and sngan's defaults were retuned for small budgets (issue 20): the paper's recipe is --preset paper
+    # wgan's, wgan-gp's, sngan's and vaegan's defaults were retuned for small budgets (issue 20): the paper's recipe
+    # is --preset paper
     gp = config_for("wgan-gp", **{"model.preset": "paper"})
     assert (gp.model.loss, gp.model.penalty, gp.model.penalty_weight) == ("wasserstein", "gp", 10.0)
     assert (gp.train.beta1, gp.train.beta2, gp.train.n_critic, gp.train.lr_g) == (0.0, 0.9, 5, 1e-4)
+    wc = config_for("wgan", **{"model.preset": "paper"})  # retuned in session 6
+    assert (wc.model.loss, wc.model.penalty, wc.train.n_critic, wc.train.lr_g, wc.train.lr_d) == (
+        "wasserstein", "none", 5, 5e-5, 5e-5)
+    vae = config_for("vaegan", **{"model.preset": "paper"})  # retuned in session 6
+    assert (vae.train.lr_g, vae.train.lr_d, vae.train.ema, vae.model.options) == (3e-4, 3e-4, 0.0, {})
+    assert build("vaegan", **{"model.preset": "paper"}).phases()[0].optimizer == "rmsprop"
+    assert build("vaegan").phases()[0].optimizer == "adam"
     sn = config_for("sngan", **{"model.preset": "paper"})
     assert (sn.model.loss, sn.model.d_norm, sn.train.n_critic, sn.train.lr_g) == ("hinge", "spectral", 5, 2e-4)
     style = config_for("stylegan")

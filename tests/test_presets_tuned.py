@@ -32,6 +32,13 @@ BEFORE = {
     "sngan": {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 128, "width": 128, "d_norm": "spectral",
                         "g_norm": "batch", "options": {"joint_critic": "off"}},
               "train": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}},
+    # wgan.py at 411e943 (its default then; issue 20's session 6 retuned it for small budgets)
+    "wgan": {"model": {"loss": "wasserstein", "penalty": "none", "g_norm": "batch", "d_norm": "batch"},
+             "train": {"lr_g": 5e-5, "lr_d": 5e-5, "n_critic": 5, "batch_size": 64}},
+    # vaegan.py at 411e943 (its default then; issue 20's session 6 retuned it for small budgets)
+    "vaegan": {"model": {"loss": "nonsaturating", "penalty": "none", "latent_dim": 128, "g_norm": "batch",
+                         "d_norm": "batch"},
+               "train": {"lr_g": 3e-4, "lr_d": 3e-4, "n_critic": 1, "ema": 0.0}},
     # progan.py at 6f1fc1f (its default then; issue 20 retuned it for small budgets)
     "progan": {"model": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "latent_dim": 512,
                          "width": 64},

@@ -74,10 +74,18 @@ class VAEGAN(NoiseGAN):
     name = "vaegan"
     Options = VAEGANOptions
     capabilities = Capabilities(encode=True)  # DiffAugment (option) reaches D's adversarial inputs only
-    # Larsen et al. 2016: DCGAN-like networks with batch norm, RMSprop at 3e-4 for encoder, decoder and D
+    # ganforge's default, tuned for small budgets (issue 20): the best trial of a `ganforge tune` search on digits at
+    # 60 CPU seconds per trial (benchmarks/presets/tune-vaegan-digits, docs/tuning.md): the paper's networks, losses
+    # and KL weight with Adam (0.5, 0.999) at 1.1e-3 (encoder, decoder) / 9.2e-4 (D), gamma 0.043 and an EMA of the
+    # decoder
     preset = {"model": {"loss": "nonsaturating", "penalty": "none", "latent_dim": 128, "g_norm": "batch",
-                        "d_norm": "batch"},
-              "train": {"lr_g": 3e-4, "lr_d": 3e-4, "n_critic": 1, "ema": 0.0}}
+                        "d_norm": "batch", "options": {"optimizer": "adam", "gamma": 0.043}},
+              "train": {"lr_g": 1.1e-3, "lr_d": 9.2e-4, "beta1": 0.5, "beta2": 0.999, "n_critic": 1, "ema": 0.999}}
+    # Larsen et al. 2016: DCGAN-like networks with batch norm, RMSprop at 3e-4 for encoder, decoder and D, gamma 0.01
+    # (the options' defaults) and no EMA (the default before issue 20's retune; exactly the config it resolved to)
+    presets = {"paper": {"model": {"loss": "nonsaturating", "penalty": "none", "latent_dim": 128, "g_norm": "batch",
+                                   "d_norm": "batch"},
+                         "train": {"lr_g": 3e-4, "lr_d": 3e-4, "n_critic": 1, "ema": 0.0}}}
 
     def __init__(self, config, info):
         super().__init__(config, info)
