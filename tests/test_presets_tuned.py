@@ -130,3 +130,19 @@ def test_named_presets_are_not_inherited_across_a_new_default_recipe():
     assert Child.recipe("paper") == get("dcgan").recipe("paper")
     assert Own.recipe("paper") == Own.preset
     assert OwnNamed.recipe("fast") == {"train": {"steps": 10}} and OwnNamed.recipe("paper") == Own.preset
+
+
+def test_on_and_off_reach_a_string_option_as_words():
+    """`--opt joint_critic=on` (and `joint_critic: off` in a config file): YAML 1.1 reads on/off as booleans; a
+    string option whose choices are those words gets the word (it failed with "got 'True'" before)."""
+    from ganforge.errors import GanforgeError
+    from ganforge.families import get
+    from ganforge.flags import parse_options
+
+    for word in ("on", "off", "auto"):
+        overrides = {"model.name": "biggan", **parse_options([f"joint_critic={word}"])}
+        config = resolve_config(overrides=overrides)
+        assert get("biggan").parse_options(config.model.options).joint_critic == word
+
+    with pytest.raises(GanforgeError, match="modconv"):  # a bool where the choices have no such word: still an error
+        get("stylegan").parse_options({"modconv": True})
