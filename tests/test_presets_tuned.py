@@ -74,8 +74,9 @@ def test_dcgan_paper_preset_builds_the_old_networks_and_default_the_tuned_ones()
 # one CPU thread). `--preset paper` must train exactly as that code did.
 OLD_CODE = {"sngan": (390.4025008213648, 247.66403245672154), "biggan": (1016.1048254818306, 682.0358579282765),
             "stylegan": (45435.57616482071, 6808.120484470244), "progan": (6504.71892734553, 6679.410798927682)}
-# issue 19's arithmetic: the defaults of biggan (joint critic pass) and stylegan (lazy R1); sngan's is an option
-NEW_MATHS = {"sngan": {"model.options": {"joint_critic": "on"}}, "biggan": {}, "stylegan": {}}
+# issue 19's arithmetic: the defaults of biggan (joint critic pass) and stylegan (lazy R1; `--preset stylegan2` since
+# issue 20 retuned the default); sngan's is an option
+NEW_MATHS = {"sngan": {"model.options": {"joint_critic": "on"}}, "biggan": {}, "stylegan": {"model.preset": "stylegan2"}}
 
 
 def weight_sums(tmp_path, name, **extra):
@@ -105,6 +106,20 @@ def test_paper_preset_trains_as_the_code_before_issue_19(tmp_path, name):
     if name in NEW_MATHS:  # the comparison can fail: the new arithmetic moves D's state measurably in 3 steps
         new = weight_sums(tmp_path / "new", name, **NEW_MATHS[name])
         assert abs(new[1] - old[1]) / old[1] > 2e-5
+
+
+def test_stylegan2_preset_is_the_default_that_issue_20_replaced():
+    """stylegan's default before issue 20's retune (config F, lazy R1; stylegan.py at 411e943) is `--preset
+    stylegan2`; `--preset paper` stays R1 on every D step (BEFORE above)."""
+    config_f = {"model": {"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 10.0, "latent_dim": 512,
+                          "width": 64},
+                "train": {"lr_g": 0.002, "lr_d": 0.002, "beta1": 0.0, "beta2": 0.99, "n_critic": 1, "batch_size": 32,
+                          "ema": 0.999}}
+    named = resolve_config(overrides={"model.name": "stylegan", "model.preset": "stylegan2"})
+    before = apply_overrides(RunConfig(), config_f)
+    assert named.to_dict() == apply_overrides(before, {"model.name": "stylegan", "model.preset": "stylegan2"}).to_dict()
+    default = resolve_config(overrides={"model.name": "stylegan"})
+    assert (default.train.batch_size, default.model.penalty_weight, default.model.options) == (16, 3.5, {})
 
 
 def test_named_presets_are_not_inherited_across_a_new_default_recipe():
