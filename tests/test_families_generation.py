@@ -257,5 +257,5 @@ def test_presets_are_the_papers_recipes():
     style = config_for("stylegan", **{"model.preset": "paper"})  # the default was retuned too (issue 20)
     assert (style.model.penalty, style.model.penalty_weight, style.train.beta2) == ("r1", 10.0, 0.99)
     assert (style.model.options["r1_every"], style.train.lr_g, style.train.lr_d) == (1, 0.002, 0.002)
-    big = config_for("biggan")
+    big = config_for("biggan", **{"model.preset": "paper"})  # the default was retuned too (issue 20)
     assert (big.model.loss, big.train.lr_d, big.train.n_critic) == ("hinge", 4e-4, 2)

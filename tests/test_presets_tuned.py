@@ -74,9 +74,10 @@ def test_dcgan_paper_preset_builds_the_old_networks_and_default_the_tuned_ones()
 # one CPU thread). `--preset paper` must train exactly as that code did.
 OLD_CODE = {"sngan": (390.4025008213648, 247.66403245672154), "biggan": (1016.1048254818306, 682.0358579282765),
             "stylegan": (45435.57616482071, 6808.120484470244), "progan": (6504.71892734553, 6679.410798927682)}
-# issue 19's arithmetic: the defaults of biggan (joint critic pass) and stylegan (lazy R1; `--preset stylegan2` since
-# issue 20 retuned the default); sngan's is an option
-NEW_MATHS = {"sngan": {"model.options": {"joint_critic": "on"}}, "biggan": {}, "stylegan": {"model.preset": "stylegan2"}}
+# issue 19's arithmetic: the defaults of biggan (joint critic pass) and stylegan (lazy R1) until issue 20 retuned
+# both (now `--preset stylegan2`, and biggan's paper recipe with the joint pass); sngan's is an option
+NEW_MATHS = {"sngan": {"model.options": {"joint_critic": "on"}}, "stylegan": {"model.preset": "stylegan2"},
+             "biggan": {"model.preset": "paper", "model.options": {"joint_critic": "on"}}}
 
 
 def weight_sums(tmp_path, name, **extra):
