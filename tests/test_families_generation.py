@@ -264,7 +264,8 @@ def test_presets_are_the_papers_recipes():
     assert build("vaegan").phases()[0].optimizer == "adam"
     sn = config_for("sngan", **{"model.preset": "paper"})
     assert (sn.model.loss, sn.model.d_norm, sn.train.n_critic, sn.train.lr_g) == ("hinge", "spectral", 5, 2e-4)
-    style = config_for("stylegan")
+    style = config_for("stylegan", **{"model.preset": "paper"})  # the default was retuned too (issue 20)
     assert (style.model.penalty, style.model.penalty_weight, style.train.beta2) == ("r1", 10.0, 0.99)
-    big = config_for("biggan")
+    assert (style.model.options["r1_every"], style.train.lr_g, style.train.lr_d) == (1, 0.002, 0.002)
+    big = config_for("biggan", **{"model.preset": "paper"})  # the default was retuned too (issue 20)
     assert (big.model.loss, big.train.lr_d, big.train.n_critic) == ("hinge", 4e-4, 2)

@@ -81,8 +81,10 @@ def test_dcgan_paper_preset_builds_the_old_networks_and_default_the_tuned_ones()
 # one CPU thread). `--preset paper` must train exactly as that code did.
 OLD_CODE = {"sngan": (390.4025008213648, 247.66403245672154), "biggan": (1016.1048254818306, 682.0358579282765),
             "stylegan": (45435.57616482071, 6808.120484470244), "progan": (6504.71892734553, 6679.410798927682)}
-# issue 19's arithmetic: the defaults of biggan (joint critic pass) and stylegan (lazy R1); sngan's is an option
-NEW_MATHS = {"sngan": {"model.options": {"joint_critic": "on"}}, "biggan": {}, "stylegan": {}}
+# issue 19's arithmetic: the defaults of biggan (joint critic pass) and stylegan (lazy R1) until issue 20 retuned
+# both (now `--preset stylegan2`, and biggan's paper recipe with the joint pass); sngan's is an option
+NEW_MATHS = {"sngan": {"model.options": {"joint_critic": "on"}}, "stylegan": {"model.preset": "stylegan2"},
+             "biggan": {"model.preset": "paper", "model.options": {"joint_critic": "on"}}}
 
 
 def weight_sums(tmp_path, name, **extra):
@@ -115,6 +117,20 @@ def test_paper_preset_trains_as_the_code_before_issue_19(tmp_path, name):
         assert abs(new[1] - old[1]) / old[1] > 2e-5
 
 
+def test_stylegan2_preset_is_the_default_that_issue_20_replaced():
+    """stylegan's default before issue 20's retune (config F, lazy R1; stylegan.py at 411e943) is `--preset
+    stylegan2`; `--preset paper` stays R1 on every D step (BEFORE above)."""
+    config_f = {"model": {"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 10.0, "latent_dim": 512,
+                          "width": 64},
+                "train": {"lr_g": 0.002, "lr_d": 0.002, "beta1": 0.0, "beta2": 0.99, "n_critic": 1, "batch_size": 32,
+                          "ema": 0.999}}
+    named = resolve_config(overrides={"model.name": "stylegan", "model.preset": "stylegan2"})
+    before = apply_overrides(RunConfig(), config_f)
+    assert named.to_dict() == apply_overrides(before, {"model.name": "stylegan", "model.preset": "stylegan2"}).to_dict()
+    default = resolve_config(overrides={"model.name": "stylegan"})
+    assert (default.train.batch_size, default.model.penalty_weight, default.model.options) == (16, 3.5, {})
+
+
 def test_named_presets_are_not_inherited_across_a_new_default_recipe():
     """wgan and wgan-gp subclass DCGAN with their own preset: their `--preset paper` is their own paper recipe, not
     DCGAN's (it was, from DCGAN's retune until issue 20's session 5: a non-saturating DCGAN without the penalty)."""
@@ -138,3 +154,19 @@ def test_named_presets_are_not_inherited_across_a_new_default_recipe():
     assert Child.recipe("paper") == get("dcgan").recipe("paper")
     assert Own.recipe("paper") == Own.preset
     assert OwnNamed.recipe("fast") == {"train": {"steps": 10}} and OwnNamed.recipe("paper") == Own.preset
+
+
+def test_on_and_off_reach_a_string_option_as_words():
+    """`--opt joint_critic=on` (and `joint_critic: off` in a config file): YAML 1.1 reads on/off as booleans; a
+    string option whose choices are those words gets the word (it failed with "got 'True'" before)."""
+    from ganforge.errors import GanforgeError
+    from ganforge.families import get
+    from ganforge.flags import parse_options
+
+    for word in ("on", "off", "auto"):
+        overrides = {"model.name": "biggan", **parse_options([f"joint_critic={word}"])}
+        config = resolve_config(overrides=overrides)
+        assert get("biggan").parse_options(config.model.options).joint_critic == word
+
+    with pytest.raises(GanforgeError, match="modconv"):  # a bool where the choices have no such word: still an error
+        get("stylegan").parse_options({"modconv": True})

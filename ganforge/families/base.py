@@ -74,6 +74,15 @@ class Capabilities:
     # (in [0, 1]) of the pixels it changed
 
 
+def _yaml_word(value: Any, options: type, key: str) -> Any:
+    """A bool given to a string option whose choices spell it as a word (`on`/`off`, `yes`/`no`): YAML 1.1, which
+    parses --opt values and config files, reads `joint_critic: on` as true; it meant the choice 'on'."""
+    if not isinstance(value, bool):
+        return value
+    choices = next((f.metadata.get("choices") for f in fields(options) if f.name == key), None) or ()
+    words = ("on", "yes", "true", "y") if value else ("off", "no", "false", "n")
+    return next((c for c in choices if isinstance(c, str) and c.lower() in words), value)
+
 class Family(nn.Module):
     """Base class of every GAN family; subclasses register with `@register`."""
 
@@ -124,6 +133,7 @@ class Family(nn.Module):
         if unknown:
             raise GanforgeError(f"model.options: unknown key '{unknown[0]}' for {cls.name} (known: {', '.join(sorted(known))})")
         hints = get_type_hints(cls.Options)
+        given = {k: _yaml_word(v, cls.Options, k) for k, v in given.items()}
         values = {k: coerce(v, hints[k], f"model.options.{k}") for k, v in given.items()}
         for item in fields(cls.Options):
             if item.name in values:

@@ -131,6 +131,13 @@ class BigGANOptions(NoiseOptions):
     # as two passes; at 211 steps on digits it scored FD 7.43 vs 8.59 (one seed each, issue 20)
 
 
+# Brock et al. 2019 sec. 4 / app. B: hinge, G lr 1e-4, D lr 4e-4, Adam(0, 0.999), 2 D steps per G step, 120-d z,
+# ortho reg 1e-4, G EMA 0.9999 starting after 20k iterations (the default until issue 20, with the joint D pass)
+PAPER = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 120, "width": 64},
+         "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.999, "n_critic": 2, "ema": 0.9999,
+                   "ema_start": 20000}}
+
+
 @register
 class BigGAN(Conditional, NoiseGAN):
     """Class-conditional BigGAN; `truncation` in the inputs (psi per sample, 1: off) truncates z."""
@@ -138,13 +145,12 @@ class BigGAN(Conditional, NoiseGAN):
     name = "biggan"
     Options = BigGANOptions
     capabilities = Capabilities(conditional=True, truncation=Truncation("mass"))
-    # Brock et al. 2019 sec. 4 / app. B: hinge, G lr 1e-4, D lr 4e-4, Adam(0, 0.999), 2 D steps per G step,
-    # 120-d z, ortho reg 1e-4, G EMA 0.9999 starting after 20k iterations
-    preset = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 120, "width": 64},
-              "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.999, "n_critic": 2, "ema": 0.9999,
-                        "ema_start": 20000}}
-    # the same recipe with D run twice per update (real, then fake), as ganforge did before issue 19
-    presets = {"paper": {"model": preset["model"] | {"options": {"joint_critic": "off"}}, "train": preset["train"]}}
+    # the default (issue 20): the paper's recipe tuned for small CPU budgets by `ganforge tune --trial-cpu-seconds
+    # 100` on digits (docs/tuning.md): one D step per G step (~1.7x the steps for the CPU), Adam 6.6e-4 / 2.1e-4;
+    # at 120 CPU-s it scored FD 8.19 / 7.91 vs 22.21 / 20.36 for the paper's recipe (docs/results.md)
+    preset = {"model": PAPER["model"], "train": PAPER["train"] | {"lr_g": 6.6e-4, "lr_d": 2.1e-4, "n_critic": 1}}
+    # the paper's recipe with D run twice per update (real, then fake), as ganforge did before issue 19
+    presets = {"paper": {"model": PAPER["model"] | {"options": {"joint_critic": "off"}}, "train": PAPER["train"]}}
 
     def __init__(self, config, info):
         super().__init__(config, info)

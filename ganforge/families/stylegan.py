@@ -147,6 +147,15 @@ def truncation_input(n: int, psi: float) -> dict[str, torch.Tensor]:
     return {} if psi == 1.0 else {"truncation": torch.full((n,), float(psi))}
 
 
+# StyleGAN2 config F: non-saturating loss, R1 gamma 10, Adam(0.002, 0, 0.99), 512-d z and w, 8 mapping layers,
+# style mixing 0.9, EMA over 10k images (0.999 per step at batch 32 here); no path-length regulariser; R1 lazily
+# every 16 D steps (options.r1_every), added to that step's D loss rather than run as a separate optimiser step.
+# The default until issue 20, now `--preset stylegan2`
+CONFIG_F = {"model": {"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 10.0, "latent_dim": 512,
+                      "width": 64},
+            "train": {"lr_g": 0.002, "lr_d": 0.002, "beta1": 0.0, "beta2": 0.99, "n_critic": 1, "batch_size": 32,
+                      "ema": 0.999}}
+
 LAYER_GROUPS = ("coarse", "middle", "fine")
 
 
@@ -158,16 +167,14 @@ class StyleGAN(NoiseGAN):
     Options = StyleGANOptions
     capabilities = Capabilities(truncation=Truncation("psi"), style_mixing=True, latent="w")
     tiny = {"model": {"options": {"n_mapping": 2}}}
-    # StyleGAN2 config F: non-saturating loss, R1 gamma 10, Adam(0.002, 0, 0.99), 512-d z and w, 8 mapping layers,
-    # style mixing 0.9, EMA over 10k images (0.999 per step at batch 32 here); no path-length regulariser; R1 lazily
-    # every 16 D steps (options.r1_every), added to that step's D loss rather than run as a separate optimiser step
-    preset = {"model": {"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 10.0, "latent_dim": 512,
-                        "width": 64},
-              "train": {"lr_g": 0.002, "lr_d": 0.002, "beta1": 0.0, "beta2": 0.99, "n_critic": 1,
-                        "batch_size": 32, "ema": 0.999}}
-    # ganforge's recipe before issue 19: the same with R1 on every D step (options.r1_every 1, as the first
+    # the default (issue 20): config F tuned for small CPU budgets by `ganforge tune --trial-cpu-seconds 60` on
+    # digits (docs/tuning.md): batch 16 (twice the steps for the CPU), R1 gamma 3.5, Adam rates 3.5e-3 / 1.9e-3
+    preset = {"model": CONFIG_F["model"] | {"penalty_weight": 3.5},
+              "train": CONFIG_F["train"] | {"lr_g": 3.5e-3, "lr_d": 1.9e-3, "batch_size": 16}}
+    # ganforge's recipe before issue 19: config F with R1 on every D step (options.r1_every 1, as the first
     # StyleGAN paper did); lazy R1 makes a CPU step ~30% cheaper (issue 20: docs/results.md)
-    presets = {"paper": {"model": preset["model"] | {"options": {"r1_every": 1}}, "train": preset["train"]}}
+    presets = {"paper": {"model": CONFIG_F["model"] | {"options": {"r1_every": 1}}, "train": CONFIG_F["train"]},
+               "stylegan2": CONFIG_F}
 
     def __init__(self, config, info):
         super().__init__(config, info)
