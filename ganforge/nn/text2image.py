@@ -179,17 +179,20 @@ class Discriminator(nn.Module):
         return self.text(caption)
 
     def score(self, images: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
-        return self.score_and_words(images, sentence)[0]
+        """The matching score alone: the word head does not run (its own trunk's batch statistics stay those of the
+        images whose words are asked for, and its cost is not paid for scores that do not use it)."""
+        return self.score_and_words(images, sentence, words=False)[0]
 
-    def score_and_words(self, images: torch.Tensor, sentence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The matching score and (with the word head, else None) the word logits (N, vocabulary) of the images."""
+    def score_and_words(self, images: torch.Tensor, sentence: torch.Tensor,
+                        words: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The matching score and (with the word head and `words`, else None) the word logits (N, vocabulary)."""
         h = self.blocks(F.leaky_relu(self.from_rgb(images), 0.2))
         tiled = sentence.view(*sentence.shape, 1, 1).expand(-1, -1, *h.shape[-2:])
         out = self.joint(torch.cat([h, tiled], 1)).flatten()
         pooled = F.leaky_relu(h, 0.2).sum((2, 3)) if self.project is not None or self.words is not None else None
         if self.project is not None:
             out = out + (pooled * self.project(sentence)).sum(1)
-        if self.words is None:
+        if self.words is None or not words:
             return out, None
         return out, self.words(images) if isinstance(self.words, WordNet) else self.words(pooled)
 
