@@ -83,6 +83,7 @@ def _yaml_word(value: Any, options: type, key: str) -> Any:
     words = ("on", "yes", "true", "y") if value else ("off", "no", "false", "n")
     return next((c for c in choices if isinstance(c, str) and c.lower() in words), value)
 
+
 class Family(nn.Module):
     """Base class of every GAN family; subclasses register with `@register`."""
 
