@@ -78,14 +78,16 @@ class VAEGAN(NoiseGAN):
     # 60 CPU seconds per trial (benchmarks/presets/tune-vaegan-digits, docs/tuning.md): the paper's networks, losses
     # and KL weight with Adam (0.5, 0.999) at 1.1e-3 (encoder, decoder) / 9.2e-4 (D), gamma 0.043 and an EMA of the
     # decoder
-    preset = {"model": {"loss": "nonsaturating", "penalty": "none", "latent_dim": 128, "g_norm": "batch",
-                        "d_norm": "batch", "options": {"optimizer": "adam", "gamma": 0.043}},
-              "train": {"lr_g": 1.1e-3, "lr_d": 9.2e-4, "beta1": 0.5, "beta2": 0.999, "n_critic": 1, "ema": 0.999}}
-    # Larsen et al. 2016: DCGAN-like networks with batch norm, RMSprop at 3e-4 for encoder, decoder and D, gamma 0.01
-    # (the options' defaults) and no EMA (the default before issue 20's retune; exactly the config it resolved to)
+    # (below: Larsen et al. 2016, `--preset paper`)
     presets = {"paper": {"model": {"loss": "nonsaturating", "penalty": "none", "latent_dim": 128, "g_norm": "batch",
                                    "d_norm": "batch"},
                          "train": {"lr_g": 3e-4, "lr_d": 3e-4, "n_critic": 1, "ema": 0.0}}}
+    preset = {"model": presets["paper"]["model"] | {"options": {"optimizer": "adam", "gamma": 0.043}},
+              "train": presets["paper"]["train"] | {"lr_g": 1.1e-3, "lr_d": 9.2e-4, "beta1": 0.5, "beta2": 0.999,
+                                                    "ema": 0.999}}
+    # Larsen et al. 2016 (`presets["paper"]` above): DCGAN-like networks with batch norm, RMSprop at 3e-4 for encoder,
+    # decoder and D, gamma 0.01 (the options' defaults) and no EMA (the default before issue 20's retune; exactly the
+    # config it resolved to)
 
     def __init__(self, config, info):
         super().__init__(config, info)

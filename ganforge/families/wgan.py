@@ -26,16 +26,15 @@ class WGAN(DCGAN):
 
     name = "wgan"
     Options = WGANOptions
-    # ganforge's default, tuned for small budgets (issue 20): the best trial of a `ganforge tune` search on digits at
-    # 60 CPU seconds per trial (benchmarks/presets/tune-wgan-digits, docs/tuning.md): the paper's loss, RMSprop,
-    # clipping and networks with one critic step per generator step, RMSprop rates 5e-4 / 1.7e-3 and c = 0.022
-    preset = {"model": {"loss": "wasserstein", "penalty": "none", "g_norm": "batch", "d_norm": "batch",
-                        "options": {"clip": 0.022}},
-              "train": {"lr_g": 5e-4, "lr_d": 1.7e-3, "n_critic": 1, "batch_size": 64}}
     # Algorithm 1 of the paper: RMSprop, alpha = 5e-5, c = 0.01 (the clip option's default), n_critic = 5, batch 64
     # (the default before issue 20's retune; exactly the config it resolved to)
     presets = {"paper": {"model": {"loss": "wasserstein", "penalty": "none", "g_norm": "batch", "d_norm": "batch"},
                          "train": {"lr_g": 5e-5, "lr_d": 5e-5, "n_critic": 5, "batch_size": 64}}}
+    # ganforge's default, tuned for small budgets (issue 20): the best trial of a `ganforge tune` search on digits at
+    # 60 CPU seconds per trial (benchmarks/presets/tune-wgan-digits, docs/tuning.md): the paper's loss, RMSprop,
+    # clipping and networks with one critic step per generator step, RMSprop rates 5e-4 / 1.7e-3 and c = 0.022
+    preset = {"model": presets["paper"]["model"] | {"options": {"clip": 0.022}},
+              "train": presets["paper"]["train"] | {"lr_g": 5e-4, "lr_d": 1.7e-3, "n_critic": 1}}
 
     def __init__(self, config, info):
         super().__init__(config, info)
