@@ -279,3 +279,37 @@ def test_mismatch_teaches_the_projection_to_check_the_class(tmp_path):
     with pytest.raises(GanforgeError, match="mismatch"):
         ganforge.train(quiet=True, **run_config(tmp_path, {"mismatch": 1.0, "projection": False, "aux_weight": 1.0},
                                                 **{"train.steps": 1, "name": "refused"}))
+
+
+def test_minibatch_std_channel_sees_clips_repeated_within_a_class():
+    from ganforge.nn.audio import MinibatchStd1d
+
+    torch.manual_seed(0)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    prototypes = torch.randn(3, 4, 16)
+    collapsed = prototypes[labels]  # one clip per class: differs across classes, not within
+    varied = collapsed + torch.randn(8, 4, 16)
+    by_class, by_batch = MinibatchStd1d("class"), MinibatchStd1d("batch")
+    out = by_class(collapsed, labels)
+    assert out.shape == (8, 5, 16) and torch.equal(out[:, :4], collapsed)
+    assert out[:, 4].abs().max() < 1e-3  # the class-wise std of a generator that ignores its noise: ~0
+    assert (by_class(varied, labels)[:, 4] > 0.5).all()  # ... and of varied clips: ~1
+    assert (by_batch(collapsed)[:, 4] > 0.5).all()  # the batch-wide std cannot tell: classes differ
+    # one value per class (per group of 4 for "batch"), constant over time
+    std = by_class(varied, labels)[:, 4]
+    assert torch.allclose(std[labels == 0], std[0].expand(3, 16)) and torch.allclose(std, std[:, :1].expand(8, 16))
+    single = by_class(varied[:3], torch.tensor([0, 1, 2]))[:, 4]
+    assert single.abs().max() < 1e-3  # a class with one clip in the batch: ~0
+
+
+def test_minibatch_std_option_trains_and_class_mode_needs_a_conditional_run(tmp_path):
+    run = ganforge.train(quiet=True, **run_config(tmp_path, {"minibatch_std": "class", "aux_weight": 1.0},
+                                                  **{"train.steps": 2}))
+    critic = ganforge.load(run).family.discriminator
+    assert sum(type(m).__name__ == "MinibatchStd1d" for m in critic.modules()) == 1
+    with pytest.raises(GanforgeError, match="minibatch_std"):
+        ganforge.train(quiet=True, **run_config(tmp_path, {"minibatch_std": "class", "conditional": False},
+                                                **{"train.steps": 1, "name": "uncond"}))
+    with pytest.raises(GanforgeError, match="minibatch_std"):
+        ganforge.train(quiet=True, **run_config(tmp_path, {"minibatch_std": "group"}, **{"train.steps": 1,
+                                                                                         "name": "bad"}))

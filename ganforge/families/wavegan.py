@@ -14,7 +14,7 @@ from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, Capabilities
 from ganforge.families.kinds.audio import AudioGAN, AudioOptions
-from ganforge.nn.audio import INITS, WaveDiscriminator, WaveGenerator, layout
+from ganforge.nn.audio import INITS, MINIBATCH_STD, WaveDiscriminator, WaveGenerator, layout
 
 
 @dataclass
@@ -23,6 +23,9 @@ class WaveGANOptions(AudioOptions):
     upsample: str = option("transpose", choices=("transpose", "nearest"))  # transposed conv (paper) or nearest +
     # conv
     post_filter: int = option(0, interval="[0, 2048]")  # taps of a learned output filter (paper's option: 512); 0 off
+    minibatch_std: str = option("off", choices=MINIBATCH_STD)  # a minibatch standard-deviation channel before the
+    # critic's last convolution (ProGAN): batch (groups of 4 clips) or class (the clips of one class in the batch;
+    # conditional runs: against a generator that makes one clip per class); off
     init: str = option("he", choices=INITS)  # convolution weights: he (keeps the activations' scale), glorot (the
     # released WaveGAN code's TensorFlow default) or torch (PyTorch's default, which shrinks them ~2x per layer)
     # conditional runs only (unconditional ones ignore them, like embed_dim):
@@ -112,6 +115,9 @@ class WaveGAN(AudioGAN):
         if model.d_norm not in ("none", "spectral"):
             raise GanforgeError(f"model.d_norm: wavegan's critic takes none or spectral, got '{model.d_norm}'")
         layout(self.length)
+        if o.minibatch_std == "class" and not self.conditional:
+            raise GanforgeError("model.options.minibatch_std: 'class' needs a conditional run (conditional=true); "
+                                "use 'batch' for an unconditional one")
         if self.conditional and o.mismatch and not o.projection:
             raise GanforgeError("model.options.mismatch: the matching-aware term scores wrong classes through the "
                                 "projection head; it needs projection=true")
@@ -123,7 +129,8 @@ class WaveGAN(AudioGAN):
                                        o.upsample, model.g_norm == "batch", o.post_filter, o.class_norm, o.init)
         self.discriminator = WaveDiscriminator(self.length, model.width, self.n_classes, o.phase_shuffle,
                                                model.d_norm == "spectral", o.projection, self.aux_weight > 0, o.init,
-                                               fake_class=o.aux_fake_class, aux_input=o.aux_input)
+                                               fake_class=o.aux_fake_class, aux_input=o.aux_input,
+                                               minibatch_std=o.minibatch_std)
         self._class_logits: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._generated: tuple[torch.Tensor, torch.Tensor] | None = None  # (clips, noise) of the latest fake call
         self._mismatched: torch.Tensor | None = None  # D's logits of real clips with wrong classes (mismatch)
@@ -147,7 +154,7 @@ class WaveGAN(AudioGAN):
             return super().discriminate(x, batch)
         labels = self.labels(batch)
         critic = self.discriminator
-        features = critic.features(x)  # = critic(x, ...), keeping the features for the terms below
+        features = critic.encode(x, labels)  # = critic(x, ...), keeping the features for the terms below
         logit = critic.head(features, labels if self.options.projection else None)
         if self.aux_weight:
             classes = critic.classify(x if critic.classify_spectrogram else features)

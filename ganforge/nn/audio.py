@@ -198,25 +198,71 @@ class SpectrogramClassifier(nn.Module):
         return self.body(self.log_magnitude(wave))
 
 
+MINIBATCH_STD = ("off", "batch", "class")
+
+
+class MinibatchStd1d(nn.Module):
+    """Append one channel holding a standard deviation across the batch (ProGAN, Karras et al. 2018, sec. 3), so
+    the critic can see a generator that makes the same clip again and again. "batch": ProGAN's, the std over groups
+    of `group` clips, per feature, averaged over features and time; "class": the std over the clips of the same
+    class in the batch (conditional critics: a conditional generator that ignores its noise makes one clip per
+    class, which a batch of mixed classes hides), a class with one clip in the batch getting ~0 (real and generated
+    batches hold the same labels, so that bias is the same on both sides)."""
+
+    def __init__(self, mode: str = "batch", group: int = 4):
+        super().__init__()
+        if mode not in MINIBATCH_STD[1:]:
+            raise GanforgeError(f"model.options.minibatch_std must be one of {', '.join(MINIBATCH_STD)}, got '{mode}'")
+        self.mode, self.group = mode, group
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        n, _, length = x.shape
+        if self.mode == "class":
+            if labels is None:
+                raise ValueError("minibatch_std='class' needs the labels")
+            onehot = F.one_hot(labels, int(labels.max()) + 1).to(x.dtype)  # (N, K)
+            counts = onehot.sum(0).clamp(min=1)  # clips per class
+            flat = x.flatten(1)
+            means = (onehot.t() @ flat) / counts[:, None]  # (K, C*L) class means
+            variance = (onehot.t() @ (flat - means[labels]).square()) / counts[:, None]
+            std = (variance + 1e-8).sqrt().mean(1)[labels]  # (N,): the std of each clip's class
+        else:
+            group = min(self.group, n)
+            while n % group:
+                group -= 1
+            y = x.reshape(group, -1, *x.shape[1:])  # clip i is in group i % (n / group)
+            std = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean((1, 2)).repeat(group)
+        return torch.cat([x, std.view(n, 1, 1).expand(n, 1, length)], 1)
+
+
 class WaveDiscriminator(nn.Module):
     """(conv stride 4, LeakyReLU 0.2, phase shuffle) x layers -> dense logit; with classes, a projection head
     (`projection`, Miyato & Koyama 2018) and/or an auxiliary classifier of the features (`aux`, AC-GAN: Odena et
     al. 2017) whose class logits `forward(..., classes=True)` returns too (with `fake_class`, one more: generated);
     the classifier reads the critic's features (`aux_input="wave"`) or the clip's spectrogram through its own small
-    network (`"spectrogram"`: `SpectrogramClassifier`)."""
+    network (`"spectrogram"`: `SpectrogramClassifier`). `minibatch_std` ("batch" | "class") puts a
+    `MinibatchStd1d` channel before the last convolution."""
 
     def __init__(self, length: int, width: int, n_classes: int = 0, shuffle: int = 2, spectral: bool = False,
                  projection: bool = True, aux: bool = False, init: str = "torch", fake_class: bool = False,
-                 aux_input: str = "wave"):
+                 aux_input: str = "wave", minibatch_std: str = "off"):
         super().__init__()
         _, strides = layout(length)
         chans = channel_widths(width, len(strides))[::-1]
         wrap = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
+        if minibatch_std not in MINIBATCH_STD:
+            raise GanforgeError(f"model.options.minibatch_std must be one of {', '.join(MINIBATCH_STD)}, "
+                                f"got '{minibatch_std}'")
+        extra = int(minibatch_std != "off")  # the std channel into the last convolution
+        ins = [1] + chans[:-1]
+        ins[-1] += extra
         convs = [nn.Conv1d(cin, cout, KERNEL, stride, same_padding(stride)[0])
-                 for cin, cout, stride in zip([1] + chans[:-1], chans, strides[::-1])]
+                 for cin, cout, stride in zip(ins, chans, strides[::-1])]
         initialise([(conv, math.sqrt(2 / (1 + 0.2 ** 2))) for conv in convs], init)  # LeakyReLU 0.2's gain
         layers = []
         for i, conv in enumerate(convs):
+            if extra and i == len(convs) - 1:
+                layers.append(MinibatchStd1d(minibatch_std))
             layers += [wrap(conv), nn.LeakyReLU(0.2, True)]
             if i < len(convs) - 1:
                 layers.append(PhaseShuffle(shuffle))
@@ -233,8 +279,15 @@ class WaveDiscriminator(nn.Module):
                                                    spectral=spectral)
                              if self.classify_spectrogram else wrap(nn.Linear(features, outputs)))
 
+    def encode(self, wave: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The flattened features the heads read (`features`, with the labels for a class-wise minibatch std)."""
+        h = wave
+        for layer in self.features:
+            h = layer(h, labels) if isinstance(layer, MinibatchStd1d) else layer(h)
+        return h
+
     def forward(self, wave: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False):
-        h = self.features(wave)
+        h = self.encode(wave, labels)
         logit = self.head(h, labels)
         if not classes:
             return logit
