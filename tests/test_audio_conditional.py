@@ -2,6 +2,7 @@
 norm in the generator, and the AC-GAN term in training (issue 15's CPU recipe)."""
 
 import csv
+import dataclasses
 import math
 
 import pytest
@@ -87,8 +88,11 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
         return resolve_config(None, {"model.name": "wavegan", "model.preset": preset, "data.source": "tones",
                                      "model.options": {"conditional": True}})
 
-    default, paper = resolved("default"), resolved("paper")
-    assert (default.model.loss, default.train.n_critic, default.model.width) == ("hinge", 1, 8)
+    default, paper, s6 = resolved("default"), resolved("paper"), resolved("s6")
+    assert (default.model.loss, default.train.n_critic, default.model.width) == ("hinge", 1, 12)
+    # --preset s6: the session-6 default, the same recipe at width 8
+    assert s6.model.width == 8 and s6.model.options == default.model.options and s6.train == default.train
+    assert dataclasses.replace(s6.model, width=12, preset="default") == default.model
     assert default.model.options["aux_weight"] == 1.0 and default.model.options["class_norm"] is True
     assert (default.model.options["lr_decay"], default.train.steps) == (0.5, 3000)  # decay over the second half
     assert default.model.options["aux_fake_class"] is True

@@ -77,6 +77,19 @@ def mode_spread(clips: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return relative / (noise[:half] - noise[half:2 * half]).abs().mean()
 
 
+# the session-6 default (--preset s6): a recipe for a CPU budget (issue 15; docs/results.md "Audio"): hinge loss
+# with one critic step (5x cheaper per G step than WGAN-GP's five), width 8 (d = 8 instead of 64), batch 32,
+# He-initialised convolutions, batch norm in G, Adam(5e-4 G / 1e-3 D, 0.5, 0.9), EMA of G; conditional runs add
+# class-conditional batch norm in G and the AC-GAN term (weight 1, with a "generated" class) next to the
+# projection head in D; learning rates constant for half the run, then linearly to 0
+S6_PRESET = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 100, "width": 8, "g_norm": "batch",
+                       "d_norm": "none", "options": {"init": "he", "class_norm": True, "aux_weight": 1.0,
+                                                     "aux_fake_class": True, "lr_decay": 0.5,
+                                                     "lr_decay_shape": "linear", "lr_floor": 0.0}},
+             "train": {"lr_g": 5e-4, "lr_d": 1e-3, "beta1": 0.5, "beta2": 0.9, "n_critic": 1, "batch_size": 32,
+                       "ema": 0.999, "steps": 3000}}
+
+
 @register
 class WaveGAN(AudioGAN):
     """Raw-waveform GAN: 1-D transposed convolutions up to 8,192-65,536 samples, phase-shuffled critic, WGAN-GP."""
@@ -84,16 +97,10 @@ class WaveGAN(AudioGAN):
     name = "wavegan"
     Options = WaveGANOptions
     capabilities = Capabilities(modality="audio")  # conditional with --opt conditional=true
-    # the default: a recipe for a CPU budget (issue 15; docs/results.md "Audio"): hinge loss with one critic step
-    # (5x cheaper per G step than WGAN-GP's five), width 8 (d = 8 instead of 64), batch 32, He-initialised
-    # convolutions, batch norm in G, Adam(5e-4 G / 1e-3 D, 0.5, 0.9), EMA of G; conditional runs add class-conditional
-    # batch norm in G and the AC-GAN term (weight 1) next to the projection head in D
-    preset = {"model": {"loss": "hinge", "penalty": "none", "latent_dim": 100, "width": 8, "g_norm": "batch",
-                        "d_norm": "none", "options": {"init": "he", "class_norm": True, "aux_weight": 1.0,
-                                                      "aux_fake_class": True, "lr_decay": 0.5,
-                                                      "lr_decay_shape": "linear", "lr_floor": 0.0}},
-              "train": {"lr_g": 5e-4, "lr_d": 1e-3, "beta1": 0.5, "beta2": 0.9, "n_critic": 1, "batch_size": 32,
-                        "ema": 0.999, "steps": 3000}}
+    # the default: the s6 recipe (above) at width 12 in both networks, ~1.3-1.7x its CPU per step (20.3-20.9
+    # single-threaded CPU-minutes for 3,000 conditional FSDD steps); conditional FSDD, 3 seeds: 52.2 / 70.0 / 60.2%
+    # requested-digit accuracy (s6: 55.6 / 61.0 / 46.2%): docs/results.md, "Conditional WaveGAN ...", session 7
+    preset = {"model": S6_PRESET["model"] | {"width": 12}, "train": S6_PRESET["train"]}
     # --preset paper: the paper's table 4: WGAN-GP (lambda 10), 5 critic steps, Adam(1e-4, 0.5, 0.9), batch 64, z of
     # 100, d = 64, no batch norm, Glorot-initialised convolutions (the released code's TensorFlow default); the
     # conditional variant with a label embedding in G and the projection head alone in D
@@ -102,7 +109,8 @@ class WaveGAN(AudioGAN):
                                    "options": {"init": "glorot", "class_norm": False, "aux_weight": 0.0,
                                                "aux_fake_class": False, "lr_decay": 1.0}},
                          "train": {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5, "beta2": 0.9, "n_critic": 5,
-                                   "batch_size": 64, "ema": 0.0}}}
+                                   "batch_size": 64, "ema": 0.0}},
+               "s6": S6_PRESET}
     tiny = {"data": {"source": "tones", "limit": 16}, "model": {"width": 2, "latent_dim": 8,
                                                                 "options": {"length": 8192}},
             "train": {"n_critic": 1}}
