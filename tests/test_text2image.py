@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import ganforge
@@ -14,9 +15,10 @@ from ganforge import media
 from ganforge.data.captions import CaptionSet, Vocabulary, load_captioned, read_captions, tokenize
 from ganforge.data.shapes import HELD_OUT, make_scenes, parse_caption, shapes_captions
 from ganforge.errors import GanforgeError
-from ganforge.families.text2image import (bag_of_words, matching_aware_d_loss, matching_aware_penalty, mismatched,
-                                           word_feature_gap, word_loss, word_swapped)
-from ganforge.nn.text2image import Discriminator, WordNet
+from ganforge.families.text2image import (bag_of_words, contrastive_loss, matching_aware_d_loss,
+                                           matching_aware_penalty, mismatched, word_feature_gap, word_loss,
+                                           word_swapped)
+from ganforge.nn.text2image import Discriminator, PoolBlock, WordNet
 from ganforge.training import checkpoint as ckpt
 
 
@@ -308,6 +310,77 @@ def test_word_fake_teaches_the_head_that_generated_images_have_none_of_the_words
     loss.backward()  # the head learns from it; G gets nothing from D's loss
     assert head.net[0].weight.grad.abs().sum() > 0 and family.generator.to_rgb.weight.grad is None
     assert ganforge.families.get("text2image").Options().word_fake == 0
+
+
+def test_pooled_body_batch_norms_each_judged_batch_and_feeds_the_shared_word_head(trained):
+    recipes = ganforge.families.get("text2image")
+    assert recipes.Options().d_body == "strided"  # runs saved before the option load with the strided body
+    family = ganforge.load(trained).family
+    family.options.word_head, family.options.word_trunk, family.options.d_body = 1.0, "shared", "pooled"
+    d = family.discriminator = Discriminator(len(family.vocabulary), 8, 8, "gru", 3, 16, 4, "spectral", True,
+                                             "shared", "pooled")
+    assert all(isinstance(b, PoolBlock) for b in d.blocks) and len(d.blocks) == 2  # 16 px -> 8 -> 4
+    assert isinstance(d.words, torch.nn.Linear)  # the head reads the pooled body's features
+    family.train()
+    images = torch.rand(6, 3, 16, 16) * 2 - 1
+    sentence = torch.randn(6, 8)
+    # training mode: each judged batch is normalised by its own statistics, so an image's score depends on the
+    # batch it is judged with (DCGAN's discriminator); the strided body judges each image alone
+    assert not torch.allclose(d.score(images, sentence)[:3], d.score(images[:3], sentence[:3]), atol=1e-4)
+    strided = Discriminator(len(family.vocabulary), 8, 8, "gru", 3, 16, 4, "none", True)
+    assert torch.allclose(strided.score(images, sentence)[:3], strided.score(images[:3], sentence[:3]), atol=1e-5)
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    loss, logs = family.loss("D", batch)
+    assert loss.item() == pytest.approx(logs["d_loss"].item() + logs["d_words"].item(), rel=1e-5)
+    family.zero_grad(set_to_none=True)
+    word_loss(d.score_and_words(batch["image"], torch.zeros(8, 8))[1], batch["caption"]).backward()
+    # the word loss trains the body's batch-normed convolutions
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in d.blocks[0].parameters())
+
+
+def test_contrastive_loss_prefers_own_captions_and_trains_both_players(trained):
+    captions = torch.tensor([[3, 4, 0], [3, 5, 0], [6, 4, 0]])
+    sentences = torch.eye(3) * 5 + 0.1
+    assert contrastive_loss(sentences, sentences, captions) < 0.01  # each image on its own caption
+    assert contrastive_loss(sentences.roll(1, 0), sentences, captions) > 3  # each on another's
+    # by hand: InfoNCE both ways over cosine / 0.1, averaged
+    images, text = torch.randn(3, 4), torch.randn(3, 4)
+    cos = F.normalize(images, dim=1) @ F.normalize(text, dim=1).T / 0.1
+    by_hand = (-cos.diag() + cos.logsumexp(1)).mean() / 2 + (-cos.diag() + cos.logsumexp(0)).mean() / 2
+    assert contrastive_loss(images, text, captions).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    # a row with the same caption text is no negative: rows 0 and 2 share a caption, so each leaves the other out
+    same = torch.tensor([[3, 4, 0], [3, 5, 0], [3, 4, 0]])
+    masked = cos.clone()
+    masked[0, 2] = masked[2, 0] = float("-inf")
+    by_hand = (-masked.diag() + masked.logsumexp(1)).mean() / 2 + (-masked.diag() + masked.logsumexp(0)).mean() / 2
+    assert contrastive_loss(images, text, same).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    # in the family: off by default (no layer, old runs load); on, D's loss and G's loss both add it
+    assert ganforge.families.get("text2image").Options().contrastive == 0
+    family = ganforge.load(trained).family
+    d = family.discriminator
+    assert d.embed_image is None
+    family.options.contrastive, family.options.word_head, d.words = 0.5, 0.0, None
+    d.embed_image = Discriminator(len(family.vocabulary), 8, 8, "gru", 3, 16, 4, "spectral", embed=True).embed_image
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    loss, logs = family.loss("D", batch)
+    sentence = d.encode(batch["caption"])
+    expected = contrastive_loss(d.judge(batch["image"], sentence, embed=True)[2], sentence, batch["caption"])
+    assert logs["d_contrast"].item() == pytest.approx(expected.item(), rel=1e-3)
+    assert loss.item() == pytest.approx(logs["d_loss"].item() + 0.5 * logs["d_contrast"].item(), rel=1e-5)
+    family.zero_grad(set_to_none=True)
+    expected.backward()  # D's encoder and image embedding learn from it
+    assert d.text.embed.weight.grad.abs().sum() > 0 and all(p.grad.abs().sum() > 0 for p in d.embed_image.parameters())
+    torch.manual_seed(7)
+    loss, logs = family.loss("G", batch)
+    torch.manual_seed(7)
+    fake = family.generate(family.generator, family.generator_inputs(batch))
+    expected = contrastive_loss(d.judge(fake, sentence, embed=True)[2], sentence, batch["caption"])
+    assert logs["g_contrast"].item() == pytest.approx(expected.item(), rel=1e-3)
+    assert loss.item() == pytest.approx(logs["g_loss"].item() + 0.5 * logs["g_contrast"].item(), rel=1e-5)
+    family.zero_grad(set_to_none=True)
+    loss.backward()  # G is pushed towards images that match their own captions
+    assert family.generator.to_rgb.weight.grad.abs().sum() > 0
 
 
 def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):

@@ -79,6 +79,20 @@ def word_feature_gap(fake: torch.Tensor, real: torch.Tensor, fake_captions: torc
     return gap.pow(2).sum(1).mean()
 
 
+def contrastive_loss(images: torch.Tensor, sentences: torch.Tensor, captions: torch.Tensor,
+                     temperature: float = 0.1) -> torch.Tensor:
+    """XMC-GAN's image-sentence contrastive loss (Zhang et al. 2021): image i's embedding should be closer (cosine
+    / temperature) to its own caption's sentence vector than to the batch's other captions, and caption i to its own
+    image than to the other images (InfoNCE both ways, averaged). Another row with the same caption text is no
+    negative (left out)."""
+    logits = F.normalize(images, dim=1) @ F.normalize(sentences, dim=1).T / temperature
+    same = (captions.unsqueeze(1) == captions.unsqueeze(0)).all(2)
+    same.fill_diagonal_(False)
+    logits = logits.masked_fill(same, float("-inf"))
+    target = torch.arange(len(captions), device=captions.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
 def matching_aware_d_loss(kind: str, real_right: torch.Tensor, fake_right: torch.Tensor,
                           real_wrong: torch.Tensor, mismatch: float = 0.5) -> torch.Tensor:
     """GAN-CLS's discriminator loss: real images with their captions are real; generated images with their
@@ -125,6 +139,14 @@ class Text2ImageOptions(NoiseOptions):
     # all 0), so the head becomes a per-word real/fake judge (as Omni-GAN's multi-label classifier) and G cannot
     # satisfy it with features it never learnt on real images; 0: the head learns on real images only
     word_fake: float = option(0.0, interval="[0, inf)")
+    # D's body: strided residual blocks without normalisation, or "pooled": per halving a 3x3 conv, batch norm,
+    # LeakyReLU and 2x2 max pool (the word head's trunk's kind of layer, which learns shapes fast), so that D's
+    # realness, matching score and (word_trunk=shared) word head all read shape-aware features
+    d_body: str = option("strided", choices=("strided", "pooled"))
+    # weight of XMC-GAN's image-sentence contrastive loss (contrastive_loss) on D's pooled features mapped into
+    # the sentence space: D learns each real image against the other captions of the batch, G's loss asks the same
+    # of G's images; it rewards every word that tells the batch's captions apart (shape words too). 0: off
+    contrastive: float = option(0.0, interval="[0, inf)")
 
 
 @register
@@ -180,7 +202,8 @@ class Text2Image(NoiseGAN):
                                    info.resolution, model.width, model.g_norm, o.g_text == "shared", o.caption_start)
         self.discriminator = Discriminator(size, o.embed_dim, o.text_dim, o.text_encoder, info.channels,
                                            info.resolution, model.width, model.d_norm, o.projection,
-                                           o.word_trunk if o.word_head > 0 else "")
+                                           o.word_trunk if o.word_head > 0 else "", o.d_body,
+                                           o.contrastive > 0)
         if o.g_text == "shared":
             self.share_text()
 
@@ -212,7 +235,14 @@ class Text2Image(NoiseGAN):
         """D's logits and word logits (same augmentation) for images paired with sentence vectors."""
         return self.critic(images, {"sentence": sentence, "words": True})
 
+    def judge_embedded(self, images: torch.Tensor, sentence: torch.Tensor,
+                       words: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """D's logits, word logits (with `words` and the head) and image embeddings, same augmentation, one pass."""
+        return self.critic(images, {"sentence": sentence, "words": words, "embed": True})
+
     def discriminate(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if "embed" in batch:
+            return self.discriminator.judge(images, batch["sentence"], batch["words"], embed=True)
         if "words" in batch:
             return self.discriminator.score_and_words(images, batch["sentence"])
         if "sentence" in batch:
@@ -229,28 +259,41 @@ class Text2Image(NoiseGAN):
         captions = inputs["caption"]
         if phase == "G":
             fake = self.generate(self.generator, inputs)
-            if o.word_head > 0:
-                head = self.discriminator.words
+            sentence = self.discriminator.encode(captions)
+            head = self.discriminator.words
+            if head is not None:
                 head.eval()  # G's images are read with the batch statistics of real images (own trunk)
-                scores, words = self.judge_words(fake, self.discriminator.encode(captions))
-                loss = losses.generator_loss(model.loss, scores)
+            if o.contrastive > 0:
+                scores, words, embedded = self.judge_embedded(fake, sentence, o.word_head > 0)
+            elif o.word_head > 0:
+                (scores, words), embedded = self.judge_words(fake, sentence), None
+            else:
+                scores, words, embedded = self.judge(fake, sentence), None, None
+            loss = losses.generator_loss(model.loss, scores)
+            total, logs = loss, {"g_loss": loss.detach()}
+            if words is not None:
                 g_words = word_loss(words, captions)
-                total, logs = loss + o.word_head * g_words, {"g_loss": loss.detach(), "g_words": g_words.detach()}
+                total, logs["g_words"] = total + o.word_head * g_words, g_words.detach()
                 if o.word_match > 0:
                     with torch.no_grad():
                         real = self.discriminator.word_features(self.augmented(batch["image"]))
                     g_match = word_feature_gap(self.discriminator.word_features(self.augmented(fake)), real,
                                                captions, captions, len(self.vocabulary))
                     total, logs["g_match"] = total + o.word_match * g_match, g_match.detach()
+            if embedded is not None:  # G's images should match their own captions over the batch's others
+                g_contrast = contrastive_loss(embedded, sentence, captions)
+                total, logs["g_contrast"] = total + o.contrastive * g_contrast, g_contrast.detach()
+            if head is not None:
                 head.train(self.discriminator.training)
-                return total, logs
-            loss = losses.generator_loss(model.loss, self.judge(fake, self.discriminator.encode(captions)))
-            return loss, {"g_loss": loss.detach()}
+            return total, logs
         with torch.no_grad():
             fake = self.generate(self.generator, inputs)
         real = batch["image"].detach().requires_grad_(o.magp_weight > 0)
         sentence = self.discriminator.encode(captions)
-        if o.word_head > 0:
+        embedded = None
+        if o.contrastive > 0:
+            real_right, words, embedded = self.judge_embedded(real, sentence, o.word_head > 0)
+        elif o.word_head > 0:
             real_right, words = self.judge_words(real, sentence)
         else:
             real_right, words = self.judge(real, sentence), None
@@ -283,6 +326,10 @@ class Text2Image(NoiseGAN):
             d_words = word_loss(words, captions)
             loss = loss + o.word_head * d_words
             logs["d_words"] = d_words.detach()
+        if embedded is not None:
+            d_contrast = contrastive_loss(embedded, sentence, captions)
+            loss = loss + o.contrastive * d_contrast
+            logs["d_contrast"] = d_contrast.detach()
         if fake_words is not None:
             d_fake_words = word_loss(fake_words, torch.zeros_like(captions))
             loss = loss + o.word_head * o.word_fake * d_fake_words
