@@ -56,6 +56,15 @@ def main() -> None:
                   f"own wins for {(own > other).float().mean():.2f}")
         other = d.score(images, d.encode(encode([right[i] for i in torch.randperm(len(right))])))
         print(f"D: another scene's caption {other.mean():.3f}; own wins for {(own > other).float().mean():.2f}")
+        if getattr(d, "embed_image", None) is not None:  # --opt contrastive=W: D's image embedding vs captions
+            mine = d.encode(encode(right))
+            embedded = torch.nn.functional.normalize(d.judge(images, mine, words=False, embed=True)[2], dim=1)
+            cos = (embedded * torch.nn.functional.normalize(mine, dim=1)).sum(1)
+            for kind in ("colour", "shape"):
+                wrong = d.encode(encode([changed(s, kind, rng).caption() for s in scenes]))
+                worse = (embedded * torch.nn.functional.normalize(wrong, dim=1)).sum(1)
+                print(f"D's contrastive embedding: own caption nearer than the first thing's {kind} changed for "
+                      f"{(cos > worse).float().mean():.2f}")
         single = encode([f"a {c} {s}" for c in COLOURS for s in SHAPES])
         for who, text in (("G", g.text), ("D", d.text)):
             v = torch.nn.functional.normalize(text(single), dim=1)

@@ -327,8 +327,10 @@ def test_pooled_body_batch_norms_each_judged_batch_and_feeds_the_shared_word_hea
     # training mode: each judged batch is normalised by its own statistics, so an image's score depends on the
     # batch it is judged with (DCGAN's discriminator); the strided body judges each image alone
     assert not torch.allclose(d.score(images, sentence)[:3], d.score(images[:3], sentence[:3]), atol=1e-4)
-    strided = Discriminator(len(family.vocabulary), 8, 8, "gru", 3, 16, 4, "none", True)
-    assert torch.allclose(strided.score(images, sentence)[:3], strided.score(images[:3], sentence[:3]), atol=1e-5)
+    for body in ("strided", "pooled_instance"):  # these judge each image alone
+        alone = Discriminator(len(family.vocabulary), 8, 8, "gru", 3, 16, 4, "none", True, body=body)
+        assert torch.allclose(alone.score(images, sentence)[:3], alone.score(images[:3], sentence[:3]), atol=1e-5)
+    assert isinstance(alone.blocks[0].norm, torch.nn.InstanceNorm2d)
     batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
     loss, logs = family.loss("D", batch)
     assert loss.item() == pytest.approx(logs["d_loss"].item() + logs["d_words"].item(), rel=1e-5)

@@ -141,8 +141,9 @@ class Text2ImageOptions(NoiseOptions):
     word_fake: float = option(0.0, interval="[0, inf)")
     # D's body: strided residual blocks without normalisation, or "pooled": per halving a 3x3 conv, batch norm,
     # LeakyReLU and 2x2 max pool (the word head's trunk's kind of layer, which learns shapes fast), so that D's
-    # realness, matching score and (word_trunk=shared) word head all read shape-aware features
-    d_body: str = option("strided", choices=("strided", "pooled"))
+    # realness, matching score and (word_trunk=shared) word head all read shape-aware features; "pooled_instance":
+    # the same with instance norm (no batch statistics: each image is judged alone)
+    d_body: str = option("strided", choices=("strided", "pooled", "pooled_instance"))
     # weight of XMC-GAN's image-sentence contrastive loss (contrastive_loss) on D's pooled features mapped into
     # the sentence space: D learns each real image against the other captions of the batch, G's loss asks the same
     # of G's images; it rewards every word that tells the batch's captions apart (shape words too). 0: off

@@ -132,13 +132,14 @@ class DownBlock(nn.Module):
 
 
 class PoolBlock(nn.Module):
-    """3x3 conv, batch norm, LeakyReLU, 2x2 max pool: a halving of D's `pooled` body (the word head's trunk's kind of
-    layer, which learns shapes many times faster than the strided DownBlock; issue 16)."""
+    """3x3 conv, batch (or instance) norm, LeakyReLU, 2x2 max pool: a halving of D's `pooled` body (the word head's
+    trunk's kind of layer, which learns shapes many times faster than the strided DownBlock; issue 16: after 300
+    steps on real renders alone, shape words right 0.77 with batch norm, 0.72 with instance norm, 0.59 with none)."""
 
-    def __init__(self, cin: int, cout: int, norm: str):
+    def __init__(self, cin: int, cout: int, norm: str, per_image: bool = False):
         super().__init__()
         self.conv = spectral(nn.Conv2d(cin, cout, 3, padding=1, bias=False), norm)
-        self.norm = nn.BatchNorm2d(cout)
+        self.norm = nn.InstanceNorm2d(cout, affine=True) if per_image else nn.BatchNorm2d(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.max_pool2d(F.leaky_relu(self.norm(self.conv(x)), 0.2), 2)
@@ -173,7 +174,7 @@ class Discriminator(nn.Module):
     pooled image features with a linear map of the sentence vector (the projection discriminator's term, Miyato &
     Koyama 2018, with the sentence vector in place of a class embedding). It owns its own caption encoder. With
     `body="pooled"` its halvings are batch-normed conv/max-pool layers (each batch it judges is normalised by its
-    own statistics, as in DCGAN's discriminator)."""
+    own statistics, as in DCGAN's discriminator); "pooled_instance": the same with instance norm (each image alone)."""
 
     def __init__(self, vocabulary: int, embed_dim: int, text_dim: int, encoder: str, channels: int,
                  resolution: int, width: int, norm: str, projection: bool = False, word_head: str = "",
@@ -183,8 +184,9 @@ class Discriminator(nn.Module):
         chans = _widths(resolution, width)[::-1]
         self.from_rgb = spectral(nn.Conv2d(channels, chans[0], 3, padding=1), norm)
         # the body's halvings: strided residual blocks (no normalisation), or "pooled": conv, batch norm, max pool
-        block = PoolBlock if body == "pooled" else DownBlock
-        self.blocks = nn.Sequential(*[block(a, b, norm) for a, b in zip(chans, chans[1:])])
+        self.blocks = nn.Sequential(*[DownBlock(a, b, norm) if body == "strided" else
+                                      PoolBlock(a, b, norm, body == "pooled_instance")
+                                      for a, b in zip(chans, chans[1:])])
         self.joint = spectral(nn.Sequential(nn.Conv2d(chans[-1] + text_dim, chans[-1], 3, padding=1),
                                             nn.LeakyReLU(0.2, True), nn.Conv2d(chans[-1], 1, 4)), norm)
         self.project = spectral(nn.Linear(text_dim, chans[-1], bias=False), norm) if projection else None
