@@ -385,6 +385,43 @@ def test_contrastive_loss_prefers_own_captions_and_trains_both_players(trained):
     assert family.generator.to_rgb.weight.grad.abs().sum() > 0
 
 
+def test_word_projection_lets_the_matching_score_read_the_word_heads_trunk(trained, tmp_path):
+    family = ganforge.load(trained).family
+    assert family.options.word_trunk == "own" and not family.options.word_projection  # off by default
+    d = family.discriminator
+    assert d.project_words is None
+    family.options.word_projection = True
+    with_words = Discriminator(len(family.vocabulary), 8, 8, "gru", 3, 16, 4, "spectral", True, "own",
+                               word_projection=True)
+    d.project_words = with_words.project_words
+    torch.nn.init.normal_(d.project_words.parametrizations.weight.original)
+    images, sentence = torch.rand(5, 3, 16, 16) * 2 - 1, torch.randn(5, 8)
+    family.eval()
+    both = d.score(images, sentence)
+    # the score is the strided body's matching score plus <the head's 128 features, a map of the sentence>
+    features = d.words.features(images)
+    projected = (features * d.project_words(sentence)).sum(1)
+    d.project_words = None
+    assert torch.allclose(both, d.score(images, sentence) + projected, atol=1e-5)
+    d.project_words = with_words.project_words
+    # D's step: the head's trunk learns from the matching loss, and reads G's images in eval mode (real images'
+    # statistics), so only real images (own and wrong captions) move its running statistics
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    tracked = d.words.net[1].num_batches_tracked.item()
+    family.zero_grad(set_to_none=True)
+    loss, logs = family.loss("D", batch)
+    assert d.words.net[1].num_batches_tracked.item() == tracked + 2
+    loss.backward()  # the matching loss trains the second projection (and through it the trunk)
+    assert all(p.grad.abs().sum() > 0 for p in d.project_words.parameters())
+    family.zero_grad(set_to_none=True)
+    family.loss("G", batch)[0].backward()
+    assert family.generator.to_rgb.weight.grad.abs().sum() > 0 and d.words.training
+    with pytest.raises(GanforgeError, match="word_projection: .* needs word_head > 0 and word_trunk=own"):
+        ganforge.train(quiet=True, **tiny_run(tmp_path, **{"model.options": {
+            "embed_dim": 8, "text_dim": 8, "word_projection": True, "word_trunk": "shared"}}))
+
+
 def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):
     run = ganforge.train(quiet=True, **tiny_run(tmp_path, **{"train.ema": 0}))
     earlier, family = ganforge.load(run, "step_000002").family, ganforge.load(run).family

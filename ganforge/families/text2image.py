@@ -148,6 +148,11 @@ class Text2ImageOptions(NoiseOptions):
     # the sentence space: D learns each real image against the other captions of the batch, G's loss asks the same
     # of G's images; it rewards every word that tells the batch's captions apart (shape words too). 0: off
     contrastive: float = option(0.0, interval="[0, inf)")
+    # D's matching score adds a second projection term: the inner product of the word head's own-trunk features (its
+    # 128 hidden units, batch-normed, shape-aware) with a linear map of the sentence vector, so realness given the
+    # caption depends on what that trunk sees and the trunk learns from G's images (read in eval mode, with real
+    # images' batch statistics, in D's step as in G's) and wrong captions as fakes. Needs word_trunk=own
+    word_projection: bool = option(False)
 
 
 @register
@@ -187,6 +192,10 @@ class Text2Image(NoiseGAN):
         if o.word_match > 0 and o.word_head == 0:
             raise GanforgeError(f"model.options.word_match: matches the word head's features, so it needs the head "
                                 f"(word_head > 0), got word_match={o.word_match} with word_head=0")
+        if o.word_projection and (o.word_head == 0 or o.word_trunk != "own"):
+            raise GanforgeError(f"model.options.word_projection: reads the word head's own trunk, so it needs "
+                                f"word_head > 0 and word_trunk=own, got word_head={o.word_head}, "
+                                f"word_trunk={o.word_trunk}")
         check_norm(model.g_norm, "model.g_norm")
         if model.d_norm not in ("none", "spectral"):
             raise GanforgeError(f"model.d_norm: text2image's discriminator takes none or spectral, "
@@ -204,7 +213,7 @@ class Text2Image(NoiseGAN):
         self.discriminator = Discriminator(size, o.embed_dim, o.text_dim, o.text_encoder, info.channels,
                                            info.resolution, model.width, model.d_norm, o.projection,
                                            o.word_trunk if o.word_head > 0 else "", o.d_body,
-                                           o.contrastive > 0)
+                                           o.contrastive > 0, o.word_projection)
         if o.g_text == "shared":
             self.share_text()
 
@@ -298,14 +307,16 @@ class Text2Image(NoiseGAN):
             real_right, words = self.judge_words(real, sentence)
         else:
             real_right, words = self.judge(real, sentence), None
-        fake_words = None
-        if o.word_head > 0 and o.word_fake > 0:  # the head reads G's images as in G's step (eval mode)
-            head = self.discriminator.words
+        fake_words, head = None, self.discriminator.words
+        read_as_in_g = o.word_head > 0 and (o.word_fake > 0 or o.word_projection)
+        if read_as_in_g:  # the head reads G's images as in G's step (eval mode)
             head.eval()
+        if o.word_head > 0 and o.word_fake > 0:
             fake_right, fake_words = self.judge_words(fake, sentence)
-            head.train(self.discriminator.training)
         else:
             fake_right = self.judge(fake, sentence)
+        if read_as_in_g:
+            head.train(self.discriminator.training)
         wrong = mismatched(captions)
         keep = wrong >= 0
         wrong_sentence = sentence[wrong.clamp(min=0)]

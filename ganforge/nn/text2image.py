@@ -178,7 +178,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, vocabulary: int, embed_dim: int, text_dim: int, encoder: str, channels: int,
                  resolution: int, width: int, norm: str, projection: bool = False, word_head: str = "",
-                 body: str = "strided", embed: bool = False):
+                 body: str = "strided", embed: bool = False, word_projection: bool = False):
         super().__init__()
         self.text = TextEncoder(vocabulary, embed_dim, text_dim, encoder)
         chans = _widths(resolution, width)[::-1]
@@ -195,6 +195,10 @@ class Discriminator(nn.Module):
         self.words = (nn.Linear(chans[-1], vocabulary) if word_head == "shared" else
                       WordNet(channels, resolution, width, vocabulary) if word_head == "own" else None)
         # with `embed`: a linear map of the pooled features into the sentence space (the contrastive loss's image side)
+        # with `word_projection` (and an own-trunk word head): a second projection term on the word head's features,
+        # so that the matching score reads the shape-aware trunk too (and the trunk learns from G's images as fakes)
+        self.project_words = (spectral(nn.Linear(text_dim, self.words.net[-1].in_features, bias=False), norm)
+                              if word_projection and isinstance(self.words, WordNet) else None)
         self.embed_image = spectral(nn.Linear(chans[-1], text_dim), norm) if embed else None
 
     def encode(self, caption: torch.Tensor) -> torch.Tensor:
@@ -221,9 +225,13 @@ class Discriminator(nn.Module):
         pooled = F.leaky_relu(h, 0.2).sum((2, 3)) if wanted else None
         if self.project is not None:
             out = out + (pooled * self.project(sentence)).sum(1)
-        logits = None
+        logits = features = None
+        if self.project_words is not None:
+            features = self.words.features(images)
+            out = out + (features * self.project_words(sentence)).sum(1)
         if self.words is not None and words:
-            logits = self.words(images) if isinstance(self.words, WordNet) else self.words(pooled)
+            logits = (self.words.net[-1](features) if features is not None else
+                      self.words(images) if isinstance(self.words, WordNet) else self.words(pooled))
         embedded = self.embed_image(pooled) if embed and self.embed_image is not None else None
         return out, logits, embedded
 
