@@ -422,6 +422,35 @@ def test_word_projection_lets_the_matching_score_read_the_word_heads_trunk(train
             "embed_dim": 8, "text_dim": 8, "word_projection": True, "word_trunk": "shared"}}))
 
 
+def test_text_words_keeps_every_word_of_the_caption_in_ds_sentence_vector(trained):
+    family = ganforge.load(trained).family
+    d = family.discriminator
+    assert family.options.text_words == 0 and d.text_words is None  # off by default: no layer, old runs load
+    family.options.text_words = 0.5
+    d.text_words = torch.nn.Linear(family.options.text_dim, len(family.vocabulary))
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    family.zero_grad(set_to_none=True)
+    loss, logs = family.loss("D", batch)
+    expected = word_loss(d.text_words(d.encode(batch["caption"])), batch["caption"])
+    assert logs["d_text_words"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(logs["d_loss"].item() + family.options.word_head * logs["d_words"].item()
+                                        + 0.5 * expected.item(), rel=1e-4)
+    family.zero_grad(set_to_none=True)
+    expected.backward()  # it trains D's caption encoder (which G reads captions with), every caption word's vector
+    words = batch["caption"].unique()
+    grads = d.text.embed.weight.grad[words[words > 1]].abs().sum(1)
+    assert (grads > 0).all()
+    # and learns: after a few steps the words read back from the sentence vectors are the captions' own
+    optimiser = torch.optim.Adam(list(d.text.parameters()) + list(d.text_words.parameters()), 1e-2)
+    for _ in range(30):
+        step = word_loss(d.text_words(d.encode(batch["caption"])), batch["caption"])
+        optimiser.zero_grad()
+        step.backward()
+        optimiser.step()
+    assert step.item() < 0.7 * expected.item()
+
+
 def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):
     run = ganforge.train(quiet=True, **tiny_run(tmp_path, **{"train.ema": 0}))
     earlier, family = ganforge.load(run, "step_000002").family, ganforge.load(run).family

@@ -153,6 +153,11 @@ class Text2ImageOptions(NoiseOptions):
     # caption depends on what that trunk sees and the trunk learns from G's images (read in eval mode, with real
     # images' batch statistics, in D's step as in G's) and wrong captions as fakes. Needs word_trunk=own
     word_projection: bool = option(False)
+    # weight of a word loss on D's caption encoder: a linear layer must read the caption's bag of words back from
+    # its sentence vector (BCE, as the word head's). D's matching loss alone lets shape words fade from the sentence
+    # vectors (captions that differ only in the shape end up at cosine ~0.9, in colour ~0.35), and G reads
+    # captions with that encoder; 0: off
+    text_words: float = option(0.0, interval="[0, inf)")
 
 
 @register
@@ -213,7 +218,7 @@ class Text2Image(NoiseGAN):
         self.discriminator = Discriminator(size, o.embed_dim, o.text_dim, o.text_encoder, info.channels,
                                            info.resolution, model.width, model.d_norm, o.projection,
                                            o.word_trunk if o.word_head > 0 else "", o.d_body,
-                                           o.contrastive > 0, o.word_projection)
+                                           o.contrastive > 0, o.word_projection, o.text_words > 0)
         if o.g_text == "shared":
             self.share_text()
 
@@ -338,6 +343,10 @@ class Text2Image(NoiseGAN):
             d_words = word_loss(words, captions)
             loss = loss + o.word_head * d_words
             logs["d_words"] = d_words.detach()
+        if o.text_words > 0:  # the sentence vector must keep every word of its caption
+            d_text_words = word_loss(self.discriminator.text_words(sentence), captions)
+            loss = loss + o.text_words * d_text_words
+            logs["d_text_words"] = d_text_words.detach()
         if embedded is not None:
             d_contrast = contrastive_loss(embedded, sentence, captions)
             loss = loss + o.contrastive * d_contrast

@@ -178,7 +178,8 @@ class Discriminator(nn.Module):
 
     def __init__(self, vocabulary: int, embed_dim: int, text_dim: int, encoder: str, channels: int,
                  resolution: int, width: int, norm: str, projection: bool = False, word_head: str = "",
-                 body: str = "strided", embed: bool = False, word_projection: bool = False):
+                 body: str = "strided", embed: bool = False, word_projection: bool = False,
+                 text_words: bool = False):
         super().__init__()
         self.text = TextEncoder(vocabulary, embed_dim, text_dim, encoder)
         chans = _widths(resolution, width)[::-1]
@@ -197,6 +198,8 @@ class Discriminator(nn.Module):
         # with `embed`: a linear map of the pooled features into the sentence space (the contrastive loss's image side)
         # with `word_projection` (and an own-trunk word head): a second projection term on the word head's features,
         # so that the matching score reads the shape-aware trunk too (and the trunk learns from G's images as fakes)
+        # with `text_words`: word logits read back from the sentence vector (keeps every word, shape words too, in it)
+        self.text_words = nn.Linear(text_dim, vocabulary) if text_words else None
         self.project_words = (spectral(nn.Linear(text_dim, self.words.net[-1].in_features, bias=False), norm)
                               if word_projection and isinstance(self.words, WordNet) else None)
         self.embed_image = spectral(nn.Linear(chans[-1], text_dim), norm) if embed else None
