@@ -216,6 +216,7 @@ def test_word_head_learns_caption_words_from_real_images_and_scores_the_generato
         assert losses[-1] < 0.7 * losses[0], trunk
     # in the family: D's loss adds the head's loss on real images, G's loss the head's loss on G's images
     family = ganforge.load(trained).family
+    family.options.text_words = 0.0  # D's loss without the default's text term (tested on its own)
     family.options.word_head = 0.5
     family.discriminator.words = torch.nn.Linear(family.discriminator.project.out_features, len(family.vocabulary))
     family.train()
@@ -287,6 +288,7 @@ def test_word_match_pulls_the_generators_head_features_towards_real_ones_per_wor
 
 def test_word_fake_teaches_the_head_that_generated_images_have_none_of_the_words(trained):
     family = ganforge.load(trained).family
+    family.options.text_words = 0.0  # D's loss without the default's text term (tested on its own)
     family.options.word_head, family.options.word_fake = 0.5, 0.1
     family.discriminator.words = WordNet(3, 16, 4, len(family.vocabulary))
     family.train()
@@ -316,6 +318,7 @@ def test_pooled_body_batch_norms_each_judged_batch_and_feeds_the_shared_word_hea
     recipes = ganforge.families.get("text2image")
     assert recipes.Options().d_body == "strided"  # runs saved before the option load with the strided body
     family = ganforge.load(trained).family
+    family.options.text_words = 0.0  # D's loss without the default's text term (tested on its own)
     family.options.word_head, family.options.word_trunk, family.options.d_body = 1.0, "shared", "pooled"
     d = family.discriminator = Discriminator(len(family.vocabulary), 8, 8, "gru", 3, 16, 4, "spectral", True,
                                              "shared", "pooled")
@@ -359,6 +362,7 @@ def test_contrastive_loss_prefers_own_captions_and_trains_both_players(trained):
     # in the family: off by default (no layer, old runs load); on, D's loss and G's loss both add it
     assert ganforge.families.get("text2image").Options().contrastive == 0
     family = ganforge.load(trained).family
+    family.options.text_words = 0.0  # D's loss without the default's text term (tested on its own)
     d = family.discriminator
     assert d.embed_image is None
     family.options.contrastive, family.options.word_head, d.words = 0.5, 0.0, None
@@ -425,9 +429,13 @@ def test_word_projection_lets_the_matching_score_read_the_word_heads_trunk(train
 def test_text_words_keeps_every_word_of_the_caption_in_ds_sentence_vector(trained):
     family = ganforge.load(trained).family
     d = family.discriminator
-    assert family.options.text_words == 0 and d.text_words is None  # off by default: no layer, old runs load
+    assert family.options.text_words == 1 and d.text_words is not None  # the tiny run trains the default
+    recipes = ganforge.families.get("text2image")
+    assert recipes.Options().text_words == 0  # an option absent from a saved run is off: old runs load as they were
+    assert recipes.recipe("default")["model"]["options"]["text_words"] > 0  # the default since session 7
+    assert "text_words" not in recipes.recipe("word-head")["model"]["options"]  # the recipe before it
+    assert "text_words" not in recipes.recipe("paper")["model"]["options"]
     family.options.text_words = 0.5
-    d.text_words = torch.nn.Linear(family.options.text_dim, len(family.vocabulary))
     family.train()
     batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
     family.zero_grad(set_to_none=True)

@@ -7,7 +7,8 @@ only by G's loss, collapsed to one vector for all captions), D adds a projection
 start layer sees the caption too, spectral norm in D replaces MA-GP, and a word head with a small trunk of its own
 learns from real images which words their captions have while G's loss asks it to find its caption's words in G's
 images (an auxiliary classifier as in AC-GAN, for the caption's bag of words: D's matching score alone gave G
-almost no signal about shapes)."""
+almost no signal about shapes), and D's sentence vector must give its caption's words back (else shape words fade
+from the vectors G reads captions with)."""
 
 from __future__ import annotations
 
@@ -171,18 +172,24 @@ class Text2Image(NoiseGAN):
     # Tuned on shapes-captions (issue 16): hinge loss, spectral norm in D instead of MA-GP (a third of a step's
     # CPU time, and with the projection term its p=6 power kept D at chance), Adam(2e-4 G, 4e-4 D, betas 0, 0.9);
     # and the networks (options): G reads captions with D's encoder, D's projection term, caption at G's start,
-    # a word head on its own batch-normed trunk (issue 16, session 4)
+    # a word head on its own batch-normed trunk (issue 16, session 4); and (session 7) D's sentence vector must
+    # give back its caption's words (text_words), so shape words stay in the vectors G reads captions with.
+    # --preset word-head: the recipe before session 7 (no text_words)
     preset = {"model": {"loss": "hinge", "d_norm": "spectral", "g_norm": "batch", "latent_dim": 100,
                         # the option defaults are the networks before issue 16's third session (old runs load)
                         "options": {"magp_weight": 0.0, "g_text": "shared", "projection": True,
-                                    "caption_start": True, "word_head": 1.0, "word_trunk": "own"}},
+                                    "caption_start": True, "word_head": 1.0, "word_trunk": "own",
+                                    "text_words": 1.0}},
               "train": {"lr_g": 2e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9}}
     # --preset paper: DF-GAN's recipe (hinge, Adam 1e-4 G / 4e-4 D, betas 0, 0.9, no norm in D, MA-GP k=2 p=6,
     # z of 100) on the networks as first built here: G trains its own caption encoder, D only concatenates
     presets = {"paper": {"model": {"loss": "hinge", "d_norm": "none", "g_norm": "batch", "latent_dim": 100,
                                    "options": {"magp_weight": 2.0, "g_text": "own", "projection": False,
                                                "caption_start": False}},
-                         "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9}}}
+                         "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9}},
+               "word-head": {"model": preset["model"] | {"options": {
+                   k: v for k, v in preset["model"]["options"].items() if k != "text_words"}},
+                   "train": preset["train"]}}
     tiny = {"data": {"source": "shapes-captions"}, "model": {"options": {"embed_dim": 8, "text_dim": 8}}}
 
     def __init__(self, config, info):
