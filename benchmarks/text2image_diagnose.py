@@ -2,7 +2,8 @@
 
 - D's caption sensitivity: its score of real renders with their own caption vs the same caption with the first
   thing's colour (or shape) changed, and vs another scene's caption (share of images where the right one wins);
-- sentence-vector collapse: mean pairwise cosine of G's and D's sentence vectors over the 24 one-thing captions;
+- sentence-vector collapse: mean pairwise cosine of G's and D's sentence vectors over the 24 one-thing captions,
+  and over the pairs that differ only in the shape (only in the colour);
 - how much G's images change when the caption is swapped vs when the noise is swapped;
 - gradient norms of G's loss reaching G's caption encoder, affine (FiLM) layers, convolutions and start layer;
 - with D's word head (`--opt word_head=W`): how often its highest-scoring shape (colour) word is the first thing's
@@ -56,11 +57,27 @@ def main() -> None:
                   f"own wins for {(own > other).float().mean():.2f}")
         other = d.score(images, d.encode(encode([right[i] for i in torch.randperm(len(right))])))
         print(f"D: another scene's caption {other.mean():.3f}; own wins for {(own > other).float().mean():.2f}")
+        if getattr(d, "embed_image", None) is not None:  # --opt contrastive=W: D's image embedding vs captions
+            mine = d.encode(encode(right))
+            embedded = torch.nn.functional.normalize(d.judge(images, mine, words=False, embed=True)[2], dim=1)
+            cos = (embedded * torch.nn.functional.normalize(mine, dim=1)).sum(1)
+            for kind in ("colour", "shape"):
+                wrong = d.encode(encode([changed(s, kind, rng).caption() for s in scenes]))
+                worse = (embedded * torch.nn.functional.normalize(wrong, dim=1)).sum(1)
+                print(f"D's contrastive embedding: own caption nearer than the first thing's {kind} changed for "
+                      f"{(cos > worse).float().mean():.2f}")
         single = encode([f"a {c} {s}" for c in COLOURS for s in SHAPES])
         for who, text in (("G", g.text), ("D", d.text)):
             v = torch.nn.functional.normalize(text(single), dim=1)
             cos = (v @ v.T)[~torch.eye(len(v), dtype=torch.bool)]
             print(f"{who}'s sentence vectors of the 24 one-thing captions: mean pairwise cosine {cos.mean():.3f}")
+            grid = v.view(len(COLOURS), len(SHAPES), -1)  # does the vector still tell shapes apart (issue 16, s7)?
+            upper_s, upper_c = torch.triu_indices(len(SHAPES), len(SHAPES), 1), torch.triu_indices(len(COLOURS),
+                                                                                                 len(COLOURS), 1)
+            shape_pairs = torch.einsum("csd,ctd->cst", grid, grid)[:, upper_s[0], upper_s[1]]
+            colour_pairs = torch.einsum("csd,esd->sce", grid, grid)[:, upper_c[0], upper_c[1]]
+            print(f"{who}: cosine of captions that differ only in the shape {shape_pairs.mean():.3f}, only in the "
+                  f"colour {colour_pairs.mean():.3f}")
         z = torch.randn(len(single), family.config.model.latent_dim)
         base = g(z, single)
         swap_caption = (base - g(z, single[torch.randperm(len(single))])).abs().mean()

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import ganforge
@@ -14,9 +15,10 @@ from ganforge import media
 from ganforge.data.captions import CaptionSet, Vocabulary, load_captioned, read_captions, tokenize
 from ganforge.data.shapes import HELD_OUT, make_scenes, parse_caption, shapes_captions
 from ganforge.errors import GanforgeError
-from ganforge.families.text2image import (bag_of_words, matching_aware_d_loss, matching_aware_penalty, mismatched,
-                                           word_feature_gap, word_loss, word_swapped)
-from ganforge.nn.text2image import Discriminator, WordNet
+from ganforge.families.text2image import (bag_of_words, contrastive_loss, matching_aware_d_loss,
+                                           matching_aware_penalty, mismatched, word_feature_gap, word_loss,
+                                           word_swapped)
+from ganforge.nn.text2image import Discriminator, PoolBlock, WordNet
 from ganforge.training import checkpoint as ckpt
 
 
@@ -214,6 +216,7 @@ def test_word_head_learns_caption_words_from_real_images_and_scores_the_generato
         assert losses[-1] < 0.7 * losses[0], trunk
     # in the family: D's loss adds the head's loss on real images, G's loss the head's loss on G's images
     family = ganforge.load(trained).family
+    family.options.text_words = 0.0  # D's loss without the default's text term (tested on its own)
     family.options.word_head = 0.5
     family.discriminator.words = torch.nn.Linear(family.discriminator.project.out_features, len(family.vocabulary))
     family.train()
@@ -285,6 +288,7 @@ def test_word_match_pulls_the_generators_head_features_towards_real_ones_per_wor
 
 def test_word_fake_teaches_the_head_that_generated_images_have_none_of_the_words(trained):
     family = ganforge.load(trained).family
+    family.options.text_words = 0.0  # D's loss without the default's text term (tested on its own)
     family.options.word_head, family.options.word_fake = 0.5, 0.1
     family.discriminator.words = WordNet(3, 16, 4, len(family.vocabulary))
     family.train()
@@ -308,6 +312,151 @@ def test_word_fake_teaches_the_head_that_generated_images_have_none_of_the_words
     loss.backward()  # the head learns from it; G gets nothing from D's loss
     assert head.net[0].weight.grad.abs().sum() > 0 and family.generator.to_rgb.weight.grad is None
     assert ganforge.families.get("text2image").Options().word_fake == 0
+
+
+def test_pooled_body_batch_norms_each_judged_batch_and_feeds_the_shared_word_head(trained):
+    recipes = ganforge.families.get("text2image")
+    assert recipes.Options().d_body == "strided"  # runs saved before the option load with the strided body
+    family = ganforge.load(trained).family
+    family.options.text_words = 0.0  # D's loss without the default's text term (tested on its own)
+    family.options.word_head, family.options.word_trunk, family.options.d_body = 1.0, "shared", "pooled"
+    d = family.discriminator = Discriminator(len(family.vocabulary), 8, 8, "gru", 3, 16, 4, "spectral", True,
+                                             "shared", "pooled")
+    assert all(isinstance(b, PoolBlock) for b in d.blocks) and len(d.blocks) == 2  # 16 px -> 8 -> 4
+    assert isinstance(d.words, torch.nn.Linear)  # the head reads the pooled body's features
+    family.train()
+    images = torch.rand(6, 3, 16, 16) * 2 - 1
+    sentence = torch.randn(6, 8)
+    # training mode: each judged batch is normalised by its own statistics, so an image's score depends on the
+    # batch it is judged with (DCGAN's discriminator); the strided body judges each image alone
+    assert not torch.allclose(d.score(images, sentence)[:3], d.score(images[:3], sentence[:3]), atol=1e-4)
+    for body in ("strided", "pooled_instance"):  # these judge each image alone
+        alone = Discriminator(len(family.vocabulary), 8, 8, "gru", 3, 16, 4, "none", True, body=body)
+        assert torch.allclose(alone.score(images, sentence)[:3], alone.score(images[:3], sentence[:3]), atol=1e-5)
+    assert isinstance(alone.blocks[0].norm, torch.nn.InstanceNorm2d)
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    loss, logs = family.loss("D", batch)
+    assert loss.item() == pytest.approx(logs["d_loss"].item() + logs["d_words"].item(), rel=1e-5)
+    family.zero_grad(set_to_none=True)
+    word_loss(d.score_and_words(batch["image"], torch.zeros(8, 8))[1], batch["caption"]).backward()
+    # the word loss trains the body's batch-normed convolutions
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in d.blocks[0].parameters())
+
+
+def test_contrastive_loss_prefers_own_captions_and_trains_both_players(trained):
+    captions = torch.tensor([[3, 4, 0], [3, 5, 0], [6, 4, 0]])
+    sentences = torch.eye(3) * 5 + 0.1
+    assert contrastive_loss(sentences, sentences, captions) < 0.01  # each image on its own caption
+    assert contrastive_loss(sentences.roll(1, 0), sentences, captions) > 3  # each on another's
+    # by hand: InfoNCE both ways over cosine / 0.1, averaged
+    images, text = torch.randn(3, 4), torch.randn(3, 4)
+    cos = F.normalize(images, dim=1) @ F.normalize(text, dim=1).T / 0.1
+    by_hand = (-cos.diag() + cos.logsumexp(1)).mean() / 2 + (-cos.diag() + cos.logsumexp(0)).mean() / 2
+    assert contrastive_loss(images, text, captions).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    # a row with the same caption text is no negative: rows 0 and 2 share a caption, so each leaves the other out
+    same = torch.tensor([[3, 4, 0], [3, 5, 0], [3, 4, 0]])
+    masked = cos.clone()
+    masked[0, 2] = masked[2, 0] = float("-inf")
+    by_hand = (-masked.diag() + masked.logsumexp(1)).mean() / 2 + (-masked.diag() + masked.logsumexp(0)).mean() / 2
+    assert contrastive_loss(images, text, same).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    # in the family: off by default (no layer, old runs load); on, D's loss and G's loss both add it
+    assert ganforge.families.get("text2image").Options().contrastive == 0
+    family = ganforge.load(trained).family
+    family.options.text_words = 0.0  # D's loss without the default's text term (tested on its own)
+    d = family.discriminator
+    assert d.embed_image is None
+    family.options.contrastive, family.options.word_head, d.words = 0.5, 0.0, None
+    d.embed_image = Discriminator(len(family.vocabulary), 8, 8, "gru", 3, 16, 4, "spectral", embed=True).embed_image
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    loss, logs = family.loss("D", batch)
+    sentence = d.encode(batch["caption"])
+    expected = contrastive_loss(d.judge(batch["image"], sentence, embed=True)[2], sentence, batch["caption"])
+    assert logs["d_contrast"].item() == pytest.approx(expected.item(), rel=1e-3)
+    assert loss.item() == pytest.approx(logs["d_loss"].item() + 0.5 * logs["d_contrast"].item(), rel=1e-5)
+    family.zero_grad(set_to_none=True)
+    expected.backward()  # D's encoder and image embedding learn from it
+    assert d.text.embed.weight.grad.abs().sum() > 0 and all(p.grad.abs().sum() > 0 for p in d.embed_image.parameters())
+    torch.manual_seed(7)
+    loss, logs = family.loss("G", batch)
+    torch.manual_seed(7)
+    fake = family.generate(family.generator, family.generator_inputs(batch))
+    expected = contrastive_loss(d.judge(fake, sentence, embed=True)[2], sentence, batch["caption"])
+    assert logs["g_contrast"].item() == pytest.approx(expected.item(), rel=1e-3)
+    assert loss.item() == pytest.approx(logs["g_loss"].item() + 0.5 * logs["g_contrast"].item(), rel=1e-5)
+    family.zero_grad(set_to_none=True)
+    loss.backward()  # G is pushed towards images that match their own captions
+    assert family.generator.to_rgb.weight.grad.abs().sum() > 0
+
+
+def test_word_projection_lets_the_matching_score_read_the_word_heads_trunk(trained, tmp_path):
+    family = ganforge.load(trained).family
+    assert family.options.word_trunk == "own" and not family.options.word_projection  # off by default
+    d = family.discriminator
+    assert d.project_words is None
+    family.options.word_projection = True
+    with_words = Discriminator(len(family.vocabulary), 8, 8, "gru", 3, 16, 4, "spectral", True, "own",
+                               word_projection=True)
+    d.project_words = with_words.project_words
+    torch.nn.init.normal_(d.project_words.parametrizations.weight.original)
+    images, sentence = torch.rand(5, 3, 16, 16) * 2 - 1, torch.randn(5, 8)
+    family.eval()
+    both = d.score(images, sentence)
+    # the score is the strided body's matching score plus <the head's 128 features, a map of the sentence>
+    features = d.words.features(images)
+    projected = (features * d.project_words(sentence)).sum(1)
+    d.project_words = None
+    assert torch.allclose(both, d.score(images, sentence) + projected, atol=1e-5)
+    d.project_words = with_words.project_words
+    # D's step: the head's trunk learns from the matching loss, and reads G's images in eval mode (real images'
+    # statistics), so only real images (own and wrong captions) move its running statistics
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    tracked = d.words.net[1].num_batches_tracked.item()
+    family.zero_grad(set_to_none=True)
+    loss, logs = family.loss("D", batch)
+    assert d.words.net[1].num_batches_tracked.item() == tracked + 2
+    loss.backward()  # the matching loss trains the second projection (and through it the trunk)
+    assert all(p.grad.abs().sum() > 0 for p in d.project_words.parameters())
+    family.zero_grad(set_to_none=True)
+    family.loss("G", batch)[0].backward()
+    assert family.generator.to_rgb.weight.grad.abs().sum() > 0 and d.words.training
+    with pytest.raises(GanforgeError, match="word_projection: .* needs word_head > 0 and word_trunk=own"):
+        ganforge.train(quiet=True, **tiny_run(tmp_path, **{"model.options": {
+            "embed_dim": 8, "text_dim": 8, "word_projection": True, "word_trunk": "shared"}}))
+
+
+def test_text_words_keeps_every_word_of_the_caption_in_ds_sentence_vector(trained):
+    family = ganforge.load(trained).family
+    d = family.discriminator
+    assert family.options.text_words == 1 and d.text_words is not None  # the tiny run trains the default
+    recipes = ganforge.families.get("text2image")
+    assert recipes.Options().text_words == 0  # an option absent from a saved run is off: old runs load as they were
+    assert recipes.recipe("default")["model"]["options"]["text_words"] > 0  # the default since session 7
+    assert "text_words" not in recipes.recipe("word-head")["model"]["options"]  # the recipe before it
+    assert "text_words" not in recipes.recipe("paper")["model"]["options"]
+    family.options.text_words = 0.5
+    family.train()
+    batch = type(family).load_data(family.config).batches(8, torch.device("cpu"), seed=1).next()
+    family.zero_grad(set_to_none=True)
+    loss, logs = family.loss("D", batch)
+    expected = word_loss(d.text_words(d.encode(batch["caption"])), batch["caption"])
+    assert logs["d_text_words"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(logs["d_loss"].item() + family.options.word_head * logs["d_words"].item()
+                                        + 0.5 * expected.item(), rel=1e-4)
+    family.zero_grad(set_to_none=True)
+    expected.backward()  # it trains D's caption encoder (which G reads captions with), every caption word's vector
+    words = batch["caption"].unique()
+    grads = d.text.embed.weight.grad[words[words > 1]].abs().sum(1)
+    assert (grads > 0).all()
+    # and learns: after a few steps the words read back from the sentence vectors are the captions' own
+    optimiser = torch.optim.Adam(list(d.text.parameters()) + list(d.text_words.parameters()), 1e-2)
+    for _ in range(30):
+        step = word_loss(d.text_words(d.encode(batch["caption"])), batch["caption"])
+        optimiser.zero_grad()
+        step.backward()
+        optimiser.step()
+    assert step.item() < 0.7 * expected.item()
 
 
 def test_generator_reads_captions_with_the_discriminators_encoder(tmp_path):

@@ -7,7 +7,8 @@ only by G's loss, collapsed to one vector for all captions), D adds a projection
 start layer sees the caption too, spectral norm in D replaces MA-GP, and a word head with a small trunk of its own
 learns from real images which words their captions have while G's loss asks it to find its caption's words in G's
 images (an auxiliary classifier as in AC-GAN, for the caption's bag of words: D's matching score alone gave G
-almost no signal about shapes)."""
+almost no signal about shapes), and D's sentence vector must give its caption's words back (else shape words fade
+from the vectors G reads captions with)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,20 @@ def word_feature_gap(fake: torch.Tensor, real: torch.Tensor, fake_captions: torc
     return gap.pow(2).sum(1).mean()
 
 
+def contrastive_loss(images: torch.Tensor, sentences: torch.Tensor, captions: torch.Tensor,
+                     temperature: float = 0.1) -> torch.Tensor:
+    """XMC-GAN's image-sentence contrastive loss (Zhang et al. 2021): image i's embedding should be closer (cosine
+    / temperature) to its own caption's sentence vector than to the batch's other captions, and caption i to its own
+    image than to the other images (InfoNCE both ways, averaged). Another row with the same caption text is no
+    negative (left out)."""
+    logits = F.normalize(images, dim=1) @ F.normalize(sentences, dim=1).T / temperature
+    same = (captions.unsqueeze(1) == captions.unsqueeze(0)).all(2)
+    same.fill_diagonal_(False)
+    logits = logits.masked_fill(same, float("-inf"))
+    target = torch.arange(len(captions), device=captions.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
 def matching_aware_d_loss(kind: str, real_right: torch.Tensor, fake_right: torch.Tensor,
                           real_wrong: torch.Tensor, mismatch: float = 0.5) -> torch.Tensor:
     """GAN-CLS's discriminator loss: real images with their captions are real; generated images with their
@@ -125,6 +140,25 @@ class Text2ImageOptions(NoiseOptions):
     # all 0), so the head becomes a per-word real/fake judge (as Omni-GAN's multi-label classifier) and G cannot
     # satisfy it with features it never learnt on real images; 0: the head learns on real images only
     word_fake: float = option(0.0, interval="[0, inf)")
+    # D's body: strided residual blocks without normalisation, or "pooled": per halving a 3x3 conv, batch norm,
+    # LeakyReLU and 2x2 max pool (the word head's trunk's kind of layer, which learns shapes fast), so that D's
+    # realness, matching score and (word_trunk=shared) word head all read shape-aware features; "pooled_instance":
+    # the same with instance norm (no batch statistics: each image is judged alone)
+    d_body: str = option("strided", choices=("strided", "pooled", "pooled_instance"))
+    # weight of XMC-GAN's image-sentence contrastive loss (contrastive_loss) on D's pooled features mapped into
+    # the sentence space: D learns each real image against the other captions of the batch, G's loss asks the same
+    # of G's images; it rewards every word that tells the batch's captions apart (shape words too). 0: off
+    contrastive: float = option(0.0, interval="[0, inf)")
+    # D's matching score adds a second projection term: the inner product of the word head's own-trunk features (its
+    # 128 hidden units, batch-normed, shape-aware) with a linear map of the sentence vector, so realness given the
+    # caption depends on what that trunk sees and the trunk learns from G's images (read in eval mode, with real
+    # images' batch statistics, in D's step as in G's) and wrong captions as fakes. Needs word_trunk=own
+    word_projection: bool = option(False)
+    # weight of a word loss on D's caption encoder: a linear layer must read the caption's bag of words back from
+    # its sentence vector (BCE, as the word head's). D's matching loss alone lets shape words fade from the sentence
+    # vectors (captions that differ only in the shape end up at cosine ~0.9, in colour ~0.35), and G reads
+    # captions with that encoder; 0: off
+    text_words: float = option(0.0, interval="[0, inf)")
 
 
 @register
@@ -138,18 +172,24 @@ class Text2Image(NoiseGAN):
     # Tuned on shapes-captions (issue 16): hinge loss, spectral norm in D instead of MA-GP (a third of a step's
     # CPU time, and with the projection term its p=6 power kept D at chance), Adam(2e-4 G, 4e-4 D, betas 0, 0.9);
     # and the networks (options): G reads captions with D's encoder, D's projection term, caption at G's start,
-    # a word head on its own batch-normed trunk (issue 16, session 4)
+    # a word head on its own batch-normed trunk (issue 16, session 4); and (session 7) D's sentence vector must
+    # give back its caption's words (text_words), so shape words stay in the vectors G reads captions with.
+    # --preset word-head: the recipe before session 7 (no text_words)
     preset = {"model": {"loss": "hinge", "d_norm": "spectral", "g_norm": "batch", "latent_dim": 100,
                         # the option defaults are the networks before issue 16's third session (old runs load)
                         "options": {"magp_weight": 0.0, "g_text": "shared", "projection": True,
-                                    "caption_start": True, "word_head": 1.0, "word_trunk": "own"}},
+                                    "caption_start": True, "word_head": 1.0, "word_trunk": "own",
+                                    "text_words": 1.0}},
               "train": {"lr_g": 2e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9}}
     # --preset paper: DF-GAN's recipe (hinge, Adam 1e-4 G / 4e-4 D, betas 0, 0.9, no norm in D, MA-GP k=2 p=6,
     # z of 100) on the networks as first built here: G trains its own caption encoder, D only concatenates
     presets = {"paper": {"model": {"loss": "hinge", "d_norm": "none", "g_norm": "batch", "latent_dim": 100,
                                    "options": {"magp_weight": 2.0, "g_text": "own", "projection": False,
                                                "caption_start": False}},
-                         "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9}}}
+                         "train": {"lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9}},
+               "word-head": {"model": preset["model"] | {"options": {
+                   k: v for k, v in preset["model"]["options"].items() if k != "text_words"}},
+                   "train": preset["train"]}}
     tiny = {"data": {"source": "shapes-captions"}, "model": {"options": {"embed_dim": 8, "text_dim": 8}}}
 
     def __init__(self, config, info):
@@ -164,6 +204,10 @@ class Text2Image(NoiseGAN):
         if o.word_match > 0 and o.word_head == 0:
             raise GanforgeError(f"model.options.word_match: matches the word head's features, so it needs the head "
                                 f"(word_head > 0), got word_match={o.word_match} with word_head=0")
+        if o.word_projection and (o.word_head == 0 or o.word_trunk != "own"):
+            raise GanforgeError(f"model.options.word_projection: reads the word head's own trunk, so it needs "
+                                f"word_head > 0 and word_trunk=own, got word_head={o.word_head}, "
+                                f"word_trunk={o.word_trunk}")
         check_norm(model.g_norm, "model.g_norm")
         if model.d_norm not in ("none", "spectral"):
             raise GanforgeError(f"model.d_norm: text2image's discriminator takes none or spectral, "
@@ -180,7 +224,8 @@ class Text2Image(NoiseGAN):
                                    info.resolution, model.width, model.g_norm, o.g_text == "shared", o.caption_start)
         self.discriminator = Discriminator(size, o.embed_dim, o.text_dim, o.text_encoder, info.channels,
                                            info.resolution, model.width, model.d_norm, o.projection,
-                                           o.word_trunk if o.word_head > 0 else "")
+                                           o.word_trunk if o.word_head > 0 else "", o.d_body,
+                                           o.contrastive > 0, o.word_projection, o.text_words > 0)
         if o.g_text == "shared":
             self.share_text()
 
@@ -212,7 +257,14 @@ class Text2Image(NoiseGAN):
         """D's logits and word logits (same augmentation) for images paired with sentence vectors."""
         return self.critic(images, {"sentence": sentence, "words": True})
 
+    def judge_embedded(self, images: torch.Tensor, sentence: torch.Tensor,
+                       words: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """D's logits, word logits (with `words` and the head) and image embeddings, same augmentation, one pass."""
+        return self.critic(images, {"sentence": sentence, "words": words, "embed": True})
+
     def discriminate(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if "embed" in batch:
+            return self.discriminator.judge(images, batch["sentence"], batch["words"], embed=True)
         if "words" in batch:
             return self.discriminator.score_and_words(images, batch["sentence"])
         if "sentence" in batch:
@@ -229,39 +281,54 @@ class Text2Image(NoiseGAN):
         captions = inputs["caption"]
         if phase == "G":
             fake = self.generate(self.generator, inputs)
-            if o.word_head > 0:
-                head = self.discriminator.words
+            sentence = self.discriminator.encode(captions)
+            head = self.discriminator.words
+            if head is not None:
                 head.eval()  # G's images are read with the batch statistics of real images (own trunk)
-                scores, words = self.judge_words(fake, self.discriminator.encode(captions))
-                loss = losses.generator_loss(model.loss, scores)
+            if o.contrastive > 0:
+                scores, words, embedded = self.judge_embedded(fake, sentence, o.word_head > 0)
+            elif o.word_head > 0:
+                (scores, words), embedded = self.judge_words(fake, sentence), None
+            else:
+                scores, words, embedded = self.judge(fake, sentence), None, None
+            loss = losses.generator_loss(model.loss, scores)
+            total, logs = loss, {"g_loss": loss.detach()}
+            if words is not None:
                 g_words = word_loss(words, captions)
-                total, logs = loss + o.word_head * g_words, {"g_loss": loss.detach(), "g_words": g_words.detach()}
+                total, logs["g_words"] = total + o.word_head * g_words, g_words.detach()
                 if o.word_match > 0:
                     with torch.no_grad():
                         real = self.discriminator.word_features(self.augmented(batch["image"]))
                     g_match = word_feature_gap(self.discriminator.word_features(self.augmented(fake)), real,
                                                captions, captions, len(self.vocabulary))
                     total, logs["g_match"] = total + o.word_match * g_match, g_match.detach()
+            if embedded is not None:  # G's images should match their own captions over the batch's others
+                g_contrast = contrastive_loss(embedded, sentence, captions)
+                total, logs["g_contrast"] = total + o.contrastive * g_contrast, g_contrast.detach()
+            if head is not None:
                 head.train(self.discriminator.training)
-                return total, logs
-            loss = losses.generator_loss(model.loss, self.judge(fake, self.discriminator.encode(captions)))
-            return loss, {"g_loss": loss.detach()}
+            return total, logs
         with torch.no_grad():
             fake = self.generate(self.generator, inputs)
         real = batch["image"].detach().requires_grad_(o.magp_weight > 0)
         sentence = self.discriminator.encode(captions)
-        if o.word_head > 0:
+        embedded = None
+        if o.contrastive > 0:
+            real_right, words, embedded = self.judge_embedded(real, sentence, o.word_head > 0)
+        elif o.word_head > 0:
             real_right, words = self.judge_words(real, sentence)
         else:
             real_right, words = self.judge(real, sentence), None
-        fake_words = None
-        if o.word_head > 0 and o.word_fake > 0:  # the head reads G's images as in G's step (eval mode)
-            head = self.discriminator.words
+        fake_words, head = None, self.discriminator.words
+        read_as_in_g = o.word_head > 0 and (o.word_fake > 0 or o.word_projection)
+        if read_as_in_g:  # the head reads G's images as in G's step (eval mode)
             head.eval()
+        if o.word_head > 0 and o.word_fake > 0:
             fake_right, fake_words = self.judge_words(fake, sentence)
-            head.train(self.discriminator.training)
         else:
             fake_right = self.judge(fake, sentence)
+        if read_as_in_g:
+            head.train(self.discriminator.training)
         wrong = mismatched(captions)
         keep = wrong >= 0
         wrong_sentence = sentence[wrong.clamp(min=0)]
@@ -283,6 +350,14 @@ class Text2Image(NoiseGAN):
             d_words = word_loss(words, captions)
             loss = loss + o.word_head * d_words
             logs["d_words"] = d_words.detach()
+        if o.text_words > 0:  # the sentence vector must keep every word of its caption
+            d_text_words = word_loss(self.discriminator.text_words(sentence), captions)
+            loss = loss + o.text_words * d_text_words
+            logs["d_text_words"] = d_text_words.detach()
+        if embedded is not None:
+            d_contrast = contrastive_loss(embedded, sentence, captions)
+            loss = loss + o.contrastive * d_contrast
+            logs["d_contrast"] = d_contrast.detach()
         if fake_words is not None:
             d_fake_words = word_loss(fake_words, torch.zeros_like(captions))
             loss = loss + o.word_head * o.word_fake * d_fake_words
