@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ganforge.errors import GanforgeError
 from ganforge.nn.resblocks import ProjectionHead
+from ganforge.nn.style import MinibatchStd
 
 KERNEL = 25
 # clip length -> (length after the dense layer, upsampling strides); 16384 is the paper's, 32768/65536 its
@@ -213,25 +214,20 @@ class MinibatchStd1d(nn.Module):
         super().__init__()
         if mode not in MINIBATCH_STD[1:]:
             raise GanforgeError(f"model.options.minibatch_std must be one of {', '.join(MINIBATCH_STD)}, got '{mode}'")
-        self.mode, self.group = mode, group
+        self.mode, self.batch = mode, MinibatchStd(group, 1)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.mode == "batch":
+            return self.batch(x)  # ProGAN's, on clips
+        if labels is None:
+            raise ValueError("minibatch_std='class' needs the labels")
         n, _, length = x.shape
-        if self.mode == "class":
-            if labels is None:
-                raise ValueError("minibatch_std='class' needs the labels")
-            onehot = F.one_hot(labels, int(labels.max()) + 1).to(x.dtype)  # (N, K)
-            counts = onehot.sum(0).clamp(min=1)  # clips per class
-            flat = x.flatten(1)
-            means = (onehot.t() @ flat) / counts[:, None]  # (K, C*L) class means
-            variance = (onehot.t() @ (flat - means[labels]).square()) / counts[:, None]
-            std = (variance + 1e-8).sqrt().mean(1)[labels]  # (N,): the std of each clip's class
-        else:
-            group = min(self.group, n)
-            while n % group:
-                group -= 1
-            y = x.reshape(group, -1, *x.shape[1:])  # clip i is in group i % (n / group)
-            std = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean((1, 2)).repeat(group)
+        onehot = F.one_hot(labels, int(labels.max()) + 1).to(x.dtype)  # (N, K)
+        counts = onehot.sum(0).clamp(min=1)  # clips per class
+        flat = x.flatten(1)
+        means = (onehot.t() @ flat) / counts[:, None]  # (K, C*L) class means
+        variance = (onehot.t() @ (flat - means[labels]).square()) / counts[:, None]
+        std = (variance + 1e-8).sqrt().mean(1)[labels]  # (N,): the std of each clip's class
         return torch.cat([x, std.view(n, 1, 1).expand(n, 1, length)], 1)
 
 

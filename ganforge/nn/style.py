@@ -51,22 +51,23 @@ class PixelNorm(nn.Module):
 
 
 class MinibatchStd(nn.Module):
-    """Append the mean over features of the per-group standard deviation as extra channels (ProGAN sec. 3)."""
+    """Append the mean over features of the per-group standard deviation as extra channels (ProGAN sec. 3), for
+    (N, C, *positions): images (N, C, H, W) or clips (N, C, L); sample i is in group i % (N / group)."""
 
     def __init__(self, group_size: int = 4, num_channels: int = 1):
         super().__init__()
         self.group_size, self.num_channels = group_size, num_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+        n, c, *positions = x.shape
         group = min(self.group_size, n)
         while n % group:
             group -= 1
         f = self.num_channels
-        y = x.reshape(group, -1, f, c // f, h, w)
+        y = x.reshape(group, -1, f, c // f, *positions)
         y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt()  # std over the group
-        y = y.mean(dim=(2, 3, 4)).reshape(-1, f, 1, 1).repeat(group, 1, h, w)
-        return torch.cat([x, y], 1)
+        y = y.mean(dim=tuple(range(2, y.dim()))).reshape(-1, f, *[1] * len(positions))
+        return torch.cat([x, y.repeat(group, 1, *positions)], 1)
 
 
 class MappingNetwork(nn.Module):
