@@ -317,3 +317,30 @@ def test_minibatch_std_option_trains_and_class_mode_needs_a_conditional_run(tmp_
     with pytest.raises(GanforgeError, match="minibatch_std"):
         ganforge.train(quiet=True, **run_config(tmp_path, {"minibatch_std": "group"}, **{"train.steps": 1,
                                                                                          "name": "bad"}))
+
+
+def test_lazy_r1_runs_every_n_critic_steps_with_its_weight_times_n(tmp_path):
+    torch.manual_seed(0)
+    options = {"aux_weight": 1.0, "aux_fake_class": True, "phase_shuffle": 0, "r1_every": 3}
+    run = ganforge.train(quiet=True, **run_config(tmp_path, options, **{"train.steps": 1, "model.penalty": "r1",
+                                                                        "model.penalty_weight": 0.5}))
+    family = ganforge.load(run).family
+    family.train()
+    assert family.r1_interval() == 3
+    batch = {"audio": 0.1 * torch.randn(6, 1, 8192), "label": torch.tensor([0, 1, 2, 3, 4, 5])}
+    due = []
+    for step in range(7):
+        family.on_step(step)
+        torch.manual_seed(step)
+        loss, logs = family.loss("D", batch)
+        family._pending = None
+        due.append("r1" in logs)
+        if step == 3:  # the same call without R1: the difference is 0.5 x weight x 3 x E||grad D(real)||^2
+            family.config.model.penalty = "none"
+            family.on_step(step)
+            torch.manual_seed(step)
+            plain, _ = family.loss("D", batch)
+            family._pending, family.config.model.penalty = None, "r1"
+            assert logs["r1"] > 0
+            assert torch.allclose(loss - plain, 0.5 * 0.5 * logs["r1"], rtol=1e-4)
+    assert due == [True, False, False, True, False, False, True]

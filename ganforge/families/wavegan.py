@@ -26,6 +26,8 @@ class WaveGANOptions(AudioOptions):
     minibatch_std: str = option("off", choices=MINIBATCH_STD)  # a minibatch standard-deviation channel before the
     # critic's last convolution (ProGAN): batch (groups of 4 clips) or class (the clips of one class in the batch;
     # conditional runs: against a generator that makes one clip per class); off
+    r1_every: int = option(1, interval="[1, inf)")  # with model.penalty r1: lazy R1 (StyleGAN2 sec. 3.1), evaluated
+    # every N D steps with its weight times N; 1: every D step
     init: str = option("he", choices=INITS)  # convolution weights: he (keeps the activations' scale), glorot (the
     # released WaveGAN code's TensorFlow default) or torch (PyTorch's default, which shrinks them ~2x per layer)
     # conditional runs only (unconditional ones ignore them, like embed_dim):
@@ -143,6 +145,9 @@ class WaveGAN(AudioGAN):
         self._generated: tuple[torch.Tensor, torch.Tensor] | None = None  # (clips, noise) of the latest fake call
         self._mismatched: torch.Tensor | None = None  # D's logits of real clips with wrong classes (mismatch)
         self._phase: str | None = None  # the phase whose loss is being computed
+
+    def r1_interval(self) -> int:
+        return self.options.r1_every
 
     def generator_inputs(self, batch: Batch) -> Batch:
         """The training batch's noise and labels; with `mode_seeking`, the second half of the batch repeats the
