@@ -88,11 +88,17 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
         return resolve_config(None, {"model.name": "wavegan", "model.preset": preset, "data.source": "tones",
                                      "model.options": {"conditional": True}})
 
-    default, paper, s6 = resolved("default"), resolved("paper"), resolved("s6")
+    default, paper, s6, s7 = resolved("default"), resolved("paper"), resolved("s6"), resolved("s7")
     assert (default.model.loss, default.train.n_critic, default.model.width) == ("hinge", 1, 12)
-    # --preset s6: the session-6 default, the same recipe at width 8
-    assert s6.model.width == 8 and s6.model.options == default.model.options and s6.train == default.train
-    assert dataclasses.replace(s6.model, width=12, preset="default") == default.model
+    # lazy R1 in the critic (session 8): gamma 0.05 every 4 critic steps
+    assert (default.model.penalty, default.model.penalty_weight, default.model.options["r1_every"]) == ("r1", 0.05, 4)
+    # --preset s7: the session-7 default, the same recipe without R1; --preset s6: s7 at width 8
+    assert s7.model.penalty == "none" and s7.train == default.train
+    assert s7.model.options == {k: v for k, v in default.model.options.items() if k != "r1_every"}
+    assert dataclasses.replace(s7.model, penalty="r1", penalty_weight=0.05, preset="default",
+                               options=default.model.options) == default.model
+    assert s6.model.width == 8 and s6.model.options == s7.model.options and s6.train == default.train
+    assert dataclasses.replace(s6.model, width=12, preset="s7") == s7.model
     assert default.model.options["aux_weight"] == 1.0 and default.model.options["class_norm"] is True
     assert (default.model.options["lr_decay"], default.train.steps) == (0.5, 3000)  # decay over the second half
     assert default.model.options["aux_fake_class"] is True
@@ -317,3 +323,30 @@ def test_minibatch_std_option_trains_and_class_mode_needs_a_conditional_run(tmp_
     with pytest.raises(GanforgeError, match="minibatch_std"):
         ganforge.train(quiet=True, **run_config(tmp_path, {"minibatch_std": "group"}, **{"train.steps": 1,
                                                                                          "name": "bad"}))
+
+
+def test_lazy_r1_runs_every_n_critic_steps_with_its_weight_times_n(tmp_path):
+    torch.manual_seed(0)
+    options = {"aux_weight": 1.0, "aux_fake_class": True, "phase_shuffle": 0, "r1_every": 3}
+    run = ganforge.train(quiet=True, **run_config(tmp_path, options, **{"train.steps": 1, "model.penalty": "r1",
+                                                                        "model.penalty_weight": 0.5}))
+    family = ganforge.load(run).family
+    family.train()
+    assert family.r1_interval() == 3
+    batch = {"audio": 0.1 * torch.randn(6, 1, 8192), "label": torch.tensor([0, 1, 2, 3, 4, 5])}
+    due = []
+    for step in range(7):
+        family.on_step(step)
+        torch.manual_seed(step)
+        loss, logs = family.loss("D", batch)
+        family._pending = None
+        due.append("r1" in logs)
+        if step == 3:  # the same call without R1: the difference is 0.5 x weight x 3 x E||grad D(real)||^2
+            family.config.model.penalty = "none"
+            family.on_step(step)
+            torch.manual_seed(step)
+            plain, _ = family.loss("D", batch)
+            family._pending, family.config.model.penalty = None, "r1"
+            assert logs["r1"] > 0
+            assert torch.allclose(loss - plain, 0.5 * 0.5 * logs["r1"], rtol=1e-4)
+    assert due == [True, False, False, True, False, False, True]
