@@ -2,8 +2,8 @@
 its checkpoints with the shipped attribute classifier (colour, shape, relative position on seen and held-out
 colour/shape pairs), the image-caption matcher (R-precision) and the Fréchet distance; write a JSON and a figure.
 
-    OMP_NUM_THREADS=1 python benchmarks/text2image_shapes.py train --out runs-bench --steps 1500 --every 250
-    OMP_NUM_THREADS=1 python benchmarks/text2image_shapes.py evaluate --run runs-bench/t2i-shapes --n 300
+    OMP_NUM_THREADS=1 python benchmarks/text2image_shapes.py train --out runs-bench --steps 2500 --every 250
+    OMP_NUM_THREADS=1 python benchmarks/text2image_shapes.py evaluate --run runs-bench/t2i-shapes --n 600
 
 `train --preset paper` trains DF-GAN's recipe instead; `--opt KEY=VALUE` / `--set KEY=VALUE` change one option or
 setting (pilots).
@@ -144,7 +144,7 @@ def main() -> None:
     t = sub.add_parser("train")
     t.add_argument("--out", default="runs-bench")
     t.add_argument("--name", default="t2i-shapes")
-    t.add_argument("--steps", type=int, default=1500)
+    t.add_argument("--steps", type=int, default=2500)  # issue 16: the 3-seed mean meets the target at 2500
     t.add_argument("--every", type=int, default=100)
     t.add_argument("--images", type=int, default=10000)
     t.add_argument("--width", type=int, default=16)
