@@ -88,17 +88,19 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
         return resolve_config(None, {"model.name": "wavegan", "model.preset": preset, "data.source": "tones",
                                      "model.options": {"conditional": True}})
 
-    default, paper, s6, s7 = resolved("default"), resolved("paper"), resolved("s6"), resolved("s7")
+    default, paper, s6, r1 = resolved("default"), resolved("paper"), resolved("s6"), resolved("r1")
     assert (default.model.loss, default.train.n_critic, default.model.width) == ("hinge", 1, 12)
-    # lazy R1 in the critic (session 8): gamma 0.05 every 4 critic steps
-    assert (default.model.penalty, default.model.penalty_weight, default.model.options["r1_every"]) == ("r1", 0.05, 4)
-    # --preset s7: the session-7 default, the same recipe without R1; --preset s6: s7 at width 8
-    assert s7.model.penalty == "none" and s7.train == default.train
-    assert s7.model.options == {k: v for k, v in default.model.options.items() if k != "r1_every"}
-    assert dataclasses.replace(s7.model, penalty="r1", penalty_weight=0.05, preset="default",
-                               options=default.model.options) == default.model
-    assert s6.model.width == 8 and s6.model.options == s7.model.options and s6.train == default.train
-    assert dataclasses.replace(s6.model, width=12, preset="s7") == s7.model
+    assert default.model.penalty == "none" and resolved("s7") == dataclasses.replace(
+        default, model=dataclasses.replace(default.model, preset="s7"))
+    # --preset r1 (session 8): the default plus lazy R1 in the critic, gamma 0.05 every 4 critic steps
+    assert (r1.model.penalty, r1.model.penalty_weight, r1.model.options["r1_every"]) == ("r1", 0.05, 4)
+    assert r1.train == default.train
+    assert r1.model.options == default.model.options | {"r1_every": 4}
+    assert dataclasses.replace(r1.model, penalty="none", penalty_weight=default.model.penalty_weight,
+                               preset="default", options=default.model.options) == default.model
+    # --preset s6: the session-6 default, the same recipe at width 8
+    assert s6.model.width == 8 and s6.model.options == default.model.options and s6.train == default.train
+    assert dataclasses.replace(s6.model, width=12, preset="default") == default.model
     assert default.model.options["aux_weight"] == 1.0 and default.model.options["class_norm"] is True
     assert (default.model.options["lr_decay"], default.train.steps) == (0.5, 3000)  # decay over the second half
     assert default.model.options["aux_fake_class"] is True
