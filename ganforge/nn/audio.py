@@ -211,9 +211,7 @@ class MinibatchStd1d(nn.Module):
     batches hold the same labels, so that bias is the same on both sides)."""
 
     def __init__(self, mode: str = "batch", group: int = 4):
-        super().__init__()
-        if mode not in MINIBATCH_STD[1:]:
-            raise GanforgeError(f"model.options.minibatch_std must be one of {', '.join(MINIBATCH_STD)}, got '{mode}'")
+        super().__init__()  # the mode is checked by WaveDiscriminator (and the option's choices)
         self.mode, self.batch = mode, MinibatchStd(group, 1)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
