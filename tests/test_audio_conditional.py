@@ -111,7 +111,7 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
 
 
 def test_tail_decay_factor_values():
-    from ganforge.families.kinds.audio import tail_decay
+    from ganforge.training.schedule import tail_decay
 
     assert [tail_decay(s, 10, 0.5) for s in range(12)] == pytest.approx(
         [1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2, 0.0, 0.0, 0.0])  # linear from step 5, 0 at the last step and after

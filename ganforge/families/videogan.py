@@ -29,6 +29,7 @@ from ganforge.nn import init_dcgan_weights
 from ganforge.nn.dcgan import Discriminator, Generator, widths
 from ganforge.nn.layers import check_norm
 from ganforge.nn.transform_motion import LAYERS, TRANSFORMS, TransformMotionGenerator
+from ganforge.training.schedule import tail_decay
 
 
 @dataclass
@@ -54,6 +55,8 @@ class VideoOptions:
     # collapsed into the background: frozen clips)
     shift: float = option(0.6, interval="(0, 2]")  # motion=transform: farthest translation, in half-frames
     speed: float = option(0.25, interval="(0, 2]")  # motion=transform: fastest translation, half-frames per frame
+    lr_decay: float = option(1.0, interval="[0, 1]")  # from this fraction of train.steps on, every learning rate
+    # falls linearly to 0 at the last step; 1: constant rates
     whole_pixels: bool = option(False)  # motion=transform, translate: move by whole pixels (sharp frames; for
     # sprites pasted at integer places such as moving digits), straight-through gradient
     digits: str = option("1-2", check=parse_per_clip)  # moving digits: digits per clip (1, 2 or 1-2)
@@ -227,6 +230,9 @@ class VideoGAN(Family):
 
     def sample_info(self) -> dict:
         return {"fps": float(self.info.facts.get("fps", self.options.fps))}
+
+    def lr_factor(self, step: int) -> float:
+        return tail_decay(step, self.config.train.steps, self.options.lr_decay)
 
     # --- training --------------------------------------------------------------------------------------
     def _noise(self, n: int, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:

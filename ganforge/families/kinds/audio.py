@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +14,7 @@ from ganforge.data.audio import NORMALIZE, load_audio
 from ganforge.errors import GanforgeError
 from ganforge.families.base import Batch, DataInfo
 from ganforge.families.kinds.noise import NoiseGAN, NoiseOptions
+from ganforge.training.schedule import tail_decay
 
 
 @dataclass
@@ -31,18 +31,6 @@ class AudioOptions(NoiseOptions):
     # this fraction of train.steps on, the rates fall to lr_floor x their value at the last step; 1: no decay
     lr_decay_shape: str = option("linear", choices=("linear", "cosine"))  # straight or half-cosine fall
     lr_floor: float = option(0.0, interval="[0, 1]")  # the factor reached at the last step (lr_decay < 1)
-
-
-def tail_decay(step: int, total: int, start: float, shape: str = "linear", floor: float = 0.0) -> float:
-    """Learning-rate factor at `step` (0-based, the step about to run) of `total`: 1 before step round(start x
-    total), then falling linearly (or along a half cosine) to `floor` at step `total` - 1 and staying there (a
-    resumed run with more steps than its schedule)."""
-    begin = int(round(start * total))
-    if step < begin or begin >= total:
-        return 1.0
-    progress = min(1.0, (step - begin + 1) / max(1, total - begin))
-    fall = progress if shape == "linear" else 0.5 * (1.0 - math.cos(math.pi * progress))
-    return 1.0 - (1.0 - floor) * fall
 
 
 class AudioGAN(NoiseGAN):
