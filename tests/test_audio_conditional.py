@@ -352,3 +352,62 @@ def test_lazy_r1_runs_every_n_critic_steps_with_its_weight_times_n(tmp_path):
             assert logs["r1"] > 0
             assert torch.allclose(loss - plain, 0.5 * 0.5 * logs["r1"], rtol=1e-4)
     assert due == [True, False, False, True, False, False, True]
+
+
+def test_spectral_gap_is_zero_for_equal_spectra_and_differentiable_otherwise():
+    from ganforge.families.wavegan import spectral_gap
+
+    torch.manual_seed(0)
+    clips, labels = 0.3 * torch.randn(6, 1, 2048), torch.tensor([0, 0, 1, 1, 2, 2])
+    assert spectral_gap(clips, clips).item() == 0
+    swapped = clips[[1, 0, 3, 2, 5, 4]]  # other clips, the same class means
+    assert spectral_gap(swapped, clips, labels, labels).item() < 1e-10
+    t = torch.arange(2048) / 8000
+    tones = torch.stack([torch.sin(2 * math.pi * f * t) for f in (300, 300, 2000, 2000, 3500, 3500)])[:, None]
+    assert spectral_gap(tones, tones[[2, 3, 4, 5, 0, 1]]).item() < 1e-10  # the batch: the same six tones
+    assert spectral_gap(tones, tones[[2, 3, 4, 5, 0, 1]], labels, labels).item() > 1  # per class: other tones
+    quiet = (0.1 * tones).requires_grad_(True)
+    gap = spectral_gap(quiet, tones, labels, labels)
+    gap.backward()
+    assert gap.item() > 1 and torch.isfinite(quiet.grad).all() and quiet.grad.abs().sum() > 0
+    assert spectral_gap(tones[:4], tones[2:], labels[:4], labels[2:]).item() < 1e-10  # only the shared class 1
+
+
+def test_spectral_match_pulls_the_generators_spectrum_towards_the_real_one_and_off_changes_nothing(tmp_path):
+    torch.manual_seed(0)
+    config = run_config(tmp_path, {"aux_weight": 1.0, "class_norm": True, "spectral_match": 1.0},
+                        **{"train.steps": 2, "train.log_every": 1})
+    run = ganforge.train(quiet=True, **config)
+    last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
+    assert float(last["spectral_gap"]) > 0
+    family = ganforge.load(run).family
+    family.train()
+    t = torch.arange(8192) / 8000
+    hiss = torch.stack([torch.sin(2 * math.pi * (2500 + 100 * i) * t) for i in range(8)])[:, None]  # > 1 kHz
+    batch = {"audio": 0.8 * hiss, "label": torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])}
+    torch.manual_seed(1)
+    loss, logs = family.loss("G", batch)
+    family.options.spectral_match = 0.0  # off: no term, nothing logged, the rest of G's loss as it was
+    torch.manual_seed(1)
+    plain, plain_logs = family.loss("G", batch)
+    assert "spectral_gap" not in plain_logs
+    assert torch.allclose(loss - plain, logs["spectral_gap"], rtol=1e-4)
+    family.options.spectral_match = 1.0
+    family.discriminator.requires_grad_(False)
+    optimizer = torch.optim.Adam(family.generator.parameters(), 1e-2)
+    gaps = []
+    for _ in range(10):  # G's own phase against a fixed critic: its clips take the real batch's spectrum
+        loss, logs = family.loss("G", batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        gaps.append(logs["spectral_gap"].item())
+    assert gaps[-1] < 0.5 * gaps[0], gaps
+    # a run with the option at 0 trains exactly as one without it
+    weights = []
+    for name, options in (("off", {"spectral_match": 0.0}), ("absent", {})):
+        torch.manual_seed(0)
+        folder = ganforge.train(quiet=True, **run_config(tmp_path, {"aux_weight": 1.0, **options},
+                                                         **{"train.steps": 2, "name": name}))
+        weights.append(ganforge.load(folder).family.generator.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -14,7 +14,7 @@ from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, Capabilities
 from ganforge.families.kinds.audio import AudioGAN, AudioOptions
-from ganforge.nn.audio import INITS, MINIBATCH_STD, WaveDiscriminator, WaveGenerator, layout
+from ganforge.nn.audio import INITS, MINIBATCH_STD, WaveDiscriminator, WaveGenerator, layout, stft_power
 
 
 @dataclass
@@ -57,6 +57,11 @@ class WaveGANOptions(AudioOptions):
     # with the same class and different noise, and G minimises weight / (d_x / d_z + 1e-5), d_x the mean absolute
     # difference of a pair's clips relative to their mean absolute amplitude (loudness does not count as diversity),
     # d_z that of their noise; logged as `mode_spread` (d_x / d_z); 0 off
+    spectral_match: float = option(0.0, interval="[0, inf)")  # spectral realism term in G's loss, this weight:
+    # the mean squared difference, over STFT bins (n_fft 256, hop 128), of the log mean power spectrum of G's clips
+    # and of the real batch's clips, class by class in conditional runs (the classes in both); G's clips lacked
+    # the real clips' energy above 1 kHz where fricatives live (docs/results.md, audio, session 4); logged as
+    # `spectral_gap`; 0 off
 
 
 def fake_side(kind: str, logits: torch.Tensor) -> torch.Tensor:
@@ -77,6 +82,28 @@ def mode_spread(clips: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     a, b = clips[:half], clips[half:2 * half]
     relative = (a - b).abs().mean() / (0.5 * (a.abs().mean() + b.abs().mean()) + 1e-8)
     return relative / (noise[:half] - noise[half:2 * half]).abs().mean()
+
+
+SPECTRUM_FFT, SPECTRUM_HOP = 256, 128  # 32 ms frames at 8 kHz, as the scorer's and the AC classifier's STFT
+SPECTRUM_FLOOR = 1e-3  # power floor of the log: under every real FSDD class's mean power in any bin (>= 4e-3),
+# so that it bounds the gradient on near-empty bins without hiding a bin the real clips fill
+
+
+def spectral_gap(fake: torch.Tensor, real: torch.Tensor, fake_labels: torch.Tensor | None = None,
+                 real_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over frequency bins (and over the classes both batches hold, when labels are given) of the squared
+    difference of log(mean power spectrum + floor) of `fake` and `real` (N, 1, L) clips; 0 for equal spectra."""
+    window = torch.hann_window(SPECTRUM_FFT, device=fake.device)
+    spectra = [stft_power(x, SPECTRUM_FFT, SPECTRUM_HOP, window).mean(-1) for x in (fake, real)]  # (N, bins)
+    if fake_labels is None:
+        means = [s.mean(0, keepdim=True) for s in spectra]
+    else:
+        classes = max(int(fake_labels.max()), int(real_labels.max())) + 1
+        onehots = [F.one_hot(y, classes).float() for y in (fake_labels, real_labels)]
+        shared = (onehots[0].sum(0) > 0) & (onehots[1].sum(0) > 0)
+        means = [(h.t() @ s)[shared] / h.sum(0)[shared, None] for h, s in zip(onehots, spectra)]
+    fake_log, real_log = (torch.log(m + SPECTRUM_FLOOR) for m in means)
+    return (fake_log - real_log).square().mean()
 
 
 # the session-6 default (--preset s6): a recipe for a CPU budget (issue 15; docs/results.md "Audio"): hinge loss
@@ -152,7 +179,7 @@ class WaveGAN(AudioGAN):
                                                fake_class=o.aux_fake_class, aux_input=o.aux_input,
                                                minibatch_std=o.minibatch_std)
         self._class_logits: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._generated: tuple[torch.Tensor, torch.Tensor] | None = None  # (clips, noise) of the latest fake call
+        self._generated: tuple[torch.Tensor, Batch] | None = None  # (clips, inputs) of the latest fake call
         self._mismatched: torch.Tensor | None = None  # D's logits of real clips with wrong classes (mismatch)
         self._phase: str | None = None  # the phase whose loss is being computed
 
@@ -171,7 +198,7 @@ class WaveGAN(AudioGAN):
 
     def discriminate(self, x: torch.Tensor, batch: Batch) -> torch.Tensor:
         if "noise" in batch:
-            self._generated = (x, batch["noise"])
+            self._generated = (x, batch)
         mismatch = self.conditional and self.options.mismatch and self._phase == "D" and "noise" not in batch
         if not self.aux_weight and not mismatch:
             return super().discriminate(x, batch)
@@ -200,9 +227,15 @@ class WaveGAN(AudioGAN):
             logs["d_mismatch"] = self._mismatched.detach().mean()
             self._mismatched = None
         if phase == "G" and self.options.mode_seeking and self._generated is not None:
-            spread = mode_spread(*self._generated)
+            clips, inputs = self._generated
+            spread = mode_spread(clips, inputs["noise"])
             loss = loss + self.options.mode_seeking / (spread + 1e-5)
             logs["mode_spread"] = spread.detach()
+        if phase == "G" and self.options.spectral_match and self._generated is not None:
+            clips, inputs = self._generated
+            gap = spectral_gap(clips, batch[self.real_key], self.labels(inputs), self.labels(batch))
+            loss = loss + self.options.spectral_match * gap
+            logs["spectral_gap"] = gap.detach()
         self._generated = None
         if self.aux_weight:
             classes, labels = self._class_logits[0]
