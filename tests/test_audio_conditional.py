@@ -53,6 +53,20 @@ def run_config(tmp_path, options: dict, **extra) -> dict:
             "train.checkpoint_every": 1000, "train.ema": 0.0, "out": str(tmp_path), "name": "run", **extra}
 
 
+def generator_phase_alone(family, batch, key: str, steps: int = 10) -> list[float]:
+    """`steps` Adam steps of G's own phase against the family's frozen critic; the logged `key` at each."""
+    family.discriminator.requires_grad_(False)
+    optimizer = torch.optim.Adam(family.generator.parameters(), 1e-2)
+    values = []
+    for _ in range(steps):
+        loss, logs = family.loss("G", batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        values.append(logs[key].item())
+    return values
+
+
 def test_aux_term_is_logged_and_pushes_the_generator_towards_the_class_asked_for(tmp_path):
     torch.manual_seed(0)
     run = ganforge.train(quiet=True, **run_config(tmp_path, {"aux_weight": 10.0, "class_norm": True},
@@ -62,17 +76,10 @@ def test_aux_term_is_logged_and_pushes_the_generator_towards_the_class_asked_for
         assert last.get(key, "") != "", key
     family = ganforge.load(run).family
     family.train()
-    family.discriminator.requires_grad_(False)
-    family.discriminator.classify.weight.mul_(30)  # a critic whose classes differ between clips (a trained one's)
-    optimizer = torch.optim.Adam(family.generator.parameters(), 1e-2)
+    with torch.no_grad():
+        family.discriminator.classify.weight.mul_(30)  # a critic whose classes differ between clips (a trained one's)
     batch = {"audio": torch.zeros(20, 1, 8192), "label": torch.arange(20) % 10}
-    fake_ce = []
-    for _ in range(10):  # G's own phase against a fixed critic: the AC-GAN term falls
-        loss, logs = family.loss("G", batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        fake_ce.append(logs["aux_fake"].item())
+    fake_ce = generator_phase_alone(family, batch, "aux_fake")  # against a fixed critic: the AC-GAN term falls
     assert fake_ce[-1] < 0.5 * fake_ce[0], fake_ce
 
 
@@ -189,18 +196,9 @@ def test_mode_seeking_pairs_labels_and_pushes_the_generator_to_use_its_noise(tmp
     inputs = family.generator_inputs(batch)
     assert inputs["label"].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]  # pairs (i, i + 4): same class, other noise
     assert not torch.equal(inputs["noise"][:4], inputs["noise"][4:])
-    generator = family.generator
     with torch.no_grad():  # a generator that ignores its noise: the dense layer's noise columns at zero
-        generator.dense.weight[:, :8].zero_()
-    family.discriminator.requires_grad_(False)
-    optimizer = torch.optim.Adam(generator.parameters(), 1e-2)
-    spreads = []
-    for _ in range(8):  # G's own phase against a fixed critic: the term makes clips of one class differ
-        loss, logs = family.loss("G", batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        spreads.append(logs["mode_spread"].item())
+        family.generator.dense.weight[:, :8].zero_()
+    spreads = generator_phase_alone(family, batch, "mode_spread", 8)  # the term makes clips of one class differ
     assert spreads[0] < 1e-3 and spreads[-1] > 10 * max(spreads[0], 1e-4), spreads
     family.options.mode_seeking = 0.0  # off: the batch keeps the real batch's labels and no spread is logged
     assert torch.equal(family.generator_inputs(batch)["label"], batch["label"])
@@ -393,15 +391,7 @@ def test_spectral_match_pulls_the_generators_spectrum_towards_the_real_one_and_o
     assert "spectral_gap" not in plain_logs
     assert torch.allclose(loss - plain, logs["spectral_gap"], rtol=1e-4)
     family.options.spectral_match = 1.0
-    family.discriminator.requires_grad_(False)
-    optimizer = torch.optim.Adam(family.generator.parameters(), 1e-2)
-    gaps = []
-    for _ in range(10):  # G's own phase against a fixed critic: its clips take the real batch's spectrum
-        loss, logs = family.loss("G", batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        gaps.append(logs["spectral_gap"].item())
+    gaps = generator_phase_alone(family, batch, "spectral_gap")  # G's clips take the real batch's spectrum
     assert gaps[-1] < 0.5 * gaps[0], gaps
     # a run with the option at 0 trains exactly as one without it
     weights = []
