@@ -76,8 +76,8 @@ def test_aux_term_is_logged_and_pushes_the_generator_towards_the_class_asked_for
         assert last.get(key, "") != "", key
     family = ganforge.load(run).family
     family.train()
-    with torch.no_grad():
-        family.discriminator.classify.weight.mul_(30)  # a critic whose classes differ between clips (a trained one's)
+    with torch.no_grad():  # a critic whose classes differ between clips (a trained one's)
+        family.discriminator.classify.weight.mul_(30)
     batch = {"audio": torch.zeros(20, 1, 8192), "label": torch.arange(20) % 10}
     fake_ce = generator_phase_alone(family, batch, "aux_fake")  # against a fixed critic: the AC-GAN term falls
     assert fake_ce[-1] < 0.5 * fake_ce[0], fake_ce
@@ -96,18 +96,23 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
                                      "model.options": {"conditional": True}})
 
     default, paper, s6, r1 = resolved("default"), resolved("paper"), resolved("s6"), resolved("r1")
+    s7 = resolved("s7")
     assert (default.model.loss, default.train.n_critic, default.model.width) == ("hinge", 1, 12)
-    assert default.model.penalty == "none" and resolved("s7") == dataclasses.replace(
-        default, model=dataclasses.replace(default.model, preset="s7"))
-    # --preset r1 (session 8): the default plus lazy R1 in the critic, gamma 0.05 every 4 critic steps
+    assert default.model.penalty == "none" and resolved("s9") == dataclasses.replace(
+        default, model=dataclasses.replace(default.model, preset="s9"))
+    # the default (session 9) is --preset s7 plus the spectral realism term at weight 5
+    assert default.model.options["spectral_match"] == 5.0 and "spectral_match" not in s7.model.options
+    assert default.train == s7.train and dataclasses.replace(
+        s7.model, preset="default", options=s7.model.options | {"spectral_match": 5.0}) == default.model
+    # --preset r1 (session 8): s7 plus lazy R1 in the critic, gamma 0.05 every 4 critic steps
     assert (r1.model.penalty, r1.model.penalty_weight, r1.model.options["r1_every"]) == ("r1", 0.05, 4)
-    assert r1.train == default.train
-    assert r1.model.options == default.model.options | {"r1_every": 4}
-    assert dataclasses.replace(r1.model, penalty="none", penalty_weight=default.model.penalty_weight,
-                               preset="default", options=default.model.options) == default.model
-    # --preset s6: the session-6 default, the same recipe at width 8
-    assert s6.model.width == 8 and s6.model.options == default.model.options and s6.train == default.train
-    assert dataclasses.replace(s6.model, width=12, preset="default") == default.model
+    assert r1.train == s7.train
+    assert r1.model.options == s7.model.options | {"r1_every": 4}
+    assert dataclasses.replace(r1.model, penalty="none", penalty_weight=s7.model.penalty_weight,
+                               preset="s7", options=s7.model.options) == s7.model
+    # --preset s6: the session-6 default, the s7 recipe at width 8
+    assert s6.model.width == 8 and s6.model.options == s7.model.options and s6.train == s7.train
+    assert dataclasses.replace(s6.model, width=12, preset="s7") == s7.model
     assert default.model.options["aux_weight"] == 1.0 and default.model.options["class_norm"] is True
     assert (default.model.options["lr_decay"], default.train.steps) == (0.5, 3000)  # decay over the second half
     assert default.model.options["aux_fake_class"] is True
@@ -115,6 +120,7 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
     assert (paper.train.n_critic, paper.model.width, paper.train.batch_size, paper.train.lr_g) == (5, 64, 64, 1e-4)
     assert paper.model.options["aux_weight"] == 0.0 and paper.model.options["conditional"] is True
     assert paper.model.options["lr_decay"] == 1.0 and paper.model.options["aux_fake_class"] is False
+    assert paper.model.options.get("spectral_match", 0.0) == 0.0
 
 
 def test_tail_decay_factor_values():
@@ -393,11 +399,12 @@ def test_spectral_match_pulls_the_generators_spectrum_towards_the_real_one_and_o
     family.options.spectral_match = 1.0
     gaps = generator_phase_alone(family, batch, "spectral_gap")  # G's clips take the real batch's spectrum
     assert gaps[-1] < 0.5 * gaps[0], gaps
-    # a run with the option at 0 trains exactly as one without it
+    # the default with the option at 0 trains exactly as --preset s7 (the recipe before the term)
     weights = []
-    for name, options in (("off", {"spectral_match": 0.0}), ("absent", {})):
+    for preset, options in (("default", {"spectral_match": 0.0}), ("s7", {})):
         torch.manual_seed(0)
         folder = ganforge.train(quiet=True, **run_config(tmp_path, {"aux_weight": 1.0, **options},
-                                                         **{"train.steps": 2, "name": name}))
+                                                         **{"train.steps": 2, "name": preset,
+                                                            "model.preset": preset}))
         weights.append(ganforge.load(folder).family.generator.state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
