@@ -140,7 +140,7 @@ class WaveGAN(AudioGAN):
     name = "wavegan"
     Options = WaveGANOptions
     capabilities = Capabilities(modality="audio")  # conditional with --opt conditional=true
-    # the default: the s9 recipe (above; the s7 recipe at width 12 plus spectral_match 5). `--preset r1` is s7 with
+    # the default: the s9 recipe (above; the s7 recipe plus spectral_match 5). `--preset r1` is s7 with
     # lazy R1 in the critic (gamma 0.05 every 4 critic steps): D's real logits stay at ~2-4 instead of climbing to
     # ~30, and no seed made near-silent clips, but over seeds 0-3 its requested-digit accuracy (58.4 / 48.6 / 50.2 /
     # 62.6%, mean 55.0%) is level with s7's (52.2 / 70.0 / 60.2 / 40.0%, mean 55.6%) at ~1.15x the CPU per step:
