@@ -53,6 +53,20 @@ def run_config(tmp_path, options: dict, **extra) -> dict:
             "train.checkpoint_every": 1000, "train.ema": 0.0, "out": str(tmp_path), "name": "run", **extra}
 
 
+def generator_phase_alone(family, batch, key: str, steps: int = 10) -> list[float]:
+    """`steps` Adam steps of G's own phase against the family's frozen critic; the logged `key` at each."""
+    family.discriminator.requires_grad_(False)
+    optimizer = torch.optim.Adam(family.generator.parameters(), 1e-2)
+    values = []
+    for _ in range(steps):
+        loss, logs = family.loss("G", batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        values.append(logs[key].item())
+    return values
+
+
 def test_aux_term_is_logged_and_pushes_the_generator_towards_the_class_asked_for(tmp_path):
     torch.manual_seed(0)
     run = ganforge.train(quiet=True, **run_config(tmp_path, {"aux_weight": 10.0, "class_norm": True},
@@ -62,17 +76,10 @@ def test_aux_term_is_logged_and_pushes_the_generator_towards_the_class_asked_for
         assert last.get(key, "") != "", key
     family = ganforge.load(run).family
     family.train()
-    family.discriminator.requires_grad_(False)
-    family.discriminator.classify.weight.mul_(30)  # a critic whose classes differ between clips (a trained one's)
-    optimizer = torch.optim.Adam(family.generator.parameters(), 1e-2)
+    with torch.no_grad():  # a critic whose classes differ between clips (a trained one's)
+        family.discriminator.classify.weight.mul_(30)
     batch = {"audio": torch.zeros(20, 1, 8192), "label": torch.arange(20) % 10}
-    fake_ce = []
-    for _ in range(10):  # G's own phase against a fixed critic: the AC-GAN term falls
-        loss, logs = family.loss("G", batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        fake_ce.append(logs["aux_fake"].item())
+    fake_ce = generator_phase_alone(family, batch, "aux_fake")  # against a fixed critic: the AC-GAN term falls
     assert fake_ce[-1] < 0.5 * fake_ce[0], fake_ce
 
 
@@ -89,18 +96,23 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
                                      "model.options": {"conditional": True}})
 
     default, paper, s6, r1 = resolved("default"), resolved("paper"), resolved("s6"), resolved("r1")
+    s7 = resolved("s7")
     assert (default.model.loss, default.train.n_critic, default.model.width) == ("hinge", 1, 12)
-    assert default.model.penalty == "none" and resolved("s7") == dataclasses.replace(
-        default, model=dataclasses.replace(default.model, preset="s7"))
-    # --preset r1 (session 8): the default plus lazy R1 in the critic, gamma 0.05 every 4 critic steps
+    assert default.model.penalty == "none" and resolved("s9") == dataclasses.replace(
+        default, model=dataclasses.replace(default.model, preset="s9"))
+    # the default (session 9) is --preset s7 plus the spectral realism term at weight 5
+    assert default.model.options["spectral_match"] == 5.0 and "spectral_match" not in s7.model.options
+    assert default.train == s7.train and dataclasses.replace(
+        s7.model, preset="default", options=s7.model.options | {"spectral_match": 5.0}) == default.model
+    # --preset r1 (session 8): s7 plus lazy R1 in the critic, gamma 0.05 every 4 critic steps
     assert (r1.model.penalty, r1.model.penalty_weight, r1.model.options["r1_every"]) == ("r1", 0.05, 4)
-    assert r1.train == default.train
-    assert r1.model.options == default.model.options | {"r1_every": 4}
-    assert dataclasses.replace(r1.model, penalty="none", penalty_weight=default.model.penalty_weight,
-                               preset="default", options=default.model.options) == default.model
-    # --preset s6: the session-6 default, the same recipe at width 8
-    assert s6.model.width == 8 and s6.model.options == default.model.options and s6.train == default.train
-    assert dataclasses.replace(s6.model, width=12, preset="default") == default.model
+    assert r1.train == s7.train
+    assert r1.model.options == s7.model.options | {"r1_every": 4}
+    assert dataclasses.replace(r1.model, penalty="none", penalty_weight=s7.model.penalty_weight,
+                               preset="s7", options=s7.model.options) == s7.model
+    # --preset s6: the session-6 default, the s7 recipe at width 8
+    assert s6.model.width == 8 and s6.model.options == s7.model.options and s6.train == s7.train
+    assert dataclasses.replace(s6.model, width=12, preset="s7") == s7.model
     assert default.model.options["aux_weight"] == 1.0 and default.model.options["class_norm"] is True
     assert (default.model.options["lr_decay"], default.train.steps) == (0.5, 3000)  # decay over the second half
     assert default.model.options["aux_fake_class"] is True
@@ -108,6 +120,7 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
     assert (paper.train.n_critic, paper.model.width, paper.train.batch_size, paper.train.lr_g) == (5, 64, 64, 1e-4)
     assert paper.model.options["aux_weight"] == 0.0 and paper.model.options["conditional"] is True
     assert paper.model.options["lr_decay"] == 1.0 and paper.model.options["aux_fake_class"] is False
+    assert paper.model.options.get("spectral_match", 0.0) == 0.0
 
 
 def test_tail_decay_factor_values():
@@ -189,18 +202,9 @@ def test_mode_seeking_pairs_labels_and_pushes_the_generator_to_use_its_noise(tmp
     inputs = family.generator_inputs(batch)
     assert inputs["label"].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]  # pairs (i, i + 4): same class, other noise
     assert not torch.equal(inputs["noise"][:4], inputs["noise"][4:])
-    generator = family.generator
     with torch.no_grad():  # a generator that ignores its noise: the dense layer's noise columns at zero
-        generator.dense.weight[:, :8].zero_()
-    family.discriminator.requires_grad_(False)
-    optimizer = torch.optim.Adam(generator.parameters(), 1e-2)
-    spreads = []
-    for _ in range(8):  # G's own phase against a fixed critic: the term makes clips of one class differ
-        loss, logs = family.loss("G", batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        spreads.append(logs["mode_spread"].item())
+        family.generator.dense.weight[:, :8].zero_()
+    spreads = generator_phase_alone(family, batch, "mode_spread", 8)  # the term makes clips of one class differ
     assert spreads[0] < 1e-3 and spreads[-1] > 10 * max(spreads[0], 1e-4), spreads
     family.options.mode_seeking = 0.0  # off: the batch keeps the real batch's labels and no spread is logged
     assert torch.equal(family.generator_inputs(batch)["label"], batch["label"])
@@ -352,3 +356,55 @@ def test_lazy_r1_runs_every_n_critic_steps_with_its_weight_times_n(tmp_path):
             assert logs["r1"] > 0
             assert torch.allclose(loss - plain, 0.5 * 0.5 * logs["r1"], rtol=1e-4)
     assert due == [True, False, False, True, False, False, True]
+
+
+def test_spectral_gap_is_zero_for_equal_spectra_and_differentiable_otherwise():
+    from ganforge.families.wavegan import spectral_gap
+
+    torch.manual_seed(0)
+    clips, labels = 0.3 * torch.randn(6, 1, 2048), torch.tensor([0, 0, 1, 1, 2, 2])
+    assert spectral_gap(clips, clips).item() == 0
+    swapped = clips[[1, 0, 3, 2, 5, 4]]  # other clips, the same class means
+    assert spectral_gap(swapped, clips, labels, labels).item() < 1e-10
+    t = torch.arange(2048) / 8000
+    tones = torch.stack([torch.sin(2 * math.pi * f * t) for f in (300, 300, 2000, 2000, 3500, 3500)])[:, None]
+    assert spectral_gap(tones, tones[[2, 3, 4, 5, 0, 1]]).item() < 1e-10  # the batch: the same six tones
+    assert spectral_gap(tones, tones[[2, 3, 4, 5, 0, 1]], labels, labels).item() > 1  # per class: other tones
+    quiet = (0.1 * tones).requires_grad_(True)
+    gap = spectral_gap(quiet, tones, labels, labels)
+    gap.backward()
+    assert gap.item() > 1 and torch.isfinite(quiet.grad).all() and quiet.grad.abs().sum() > 0
+    assert spectral_gap(tones[:4], tones[2:], labels[:4], labels[2:]).item() < 1e-10  # only the shared class 1
+
+
+def test_spectral_match_pulls_the_generators_spectrum_towards_the_real_one_and_off_changes_nothing(tmp_path):
+    torch.manual_seed(0)
+    config = run_config(tmp_path, {"aux_weight": 1.0, "class_norm": True, "spectral_match": 1.0},
+                        **{"train.steps": 2, "train.log_every": 1})
+    run = ganforge.train(quiet=True, **config)
+    last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
+    assert float(last["spectral_gap"]) > 0
+    family = ganforge.load(run).family
+    family.train()
+    t = torch.arange(8192) / 8000
+    hiss = torch.stack([torch.sin(2 * math.pi * (2500 + 100 * i) * t) for i in range(8)])[:, None]  # > 1 kHz
+    batch = {"audio": 0.8 * hiss, "label": torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])}
+    torch.manual_seed(1)
+    loss, logs = family.loss("G", batch)
+    family.options.spectral_match = 0.0  # off: no term, nothing logged, the rest of G's loss as it was
+    torch.manual_seed(1)
+    plain, plain_logs = family.loss("G", batch)
+    assert "spectral_gap" not in plain_logs
+    assert torch.allclose(loss - plain, logs["spectral_gap"], rtol=1e-4)
+    family.options.spectral_match = 1.0
+    gaps = generator_phase_alone(family, batch, "spectral_gap")  # G's clips take the real batch's spectrum
+    assert gaps[-1] < 0.5 * gaps[0], gaps
+    # the default with the option at 0 trains exactly as --preset s7 (the recipe before the term)
+    weights = []
+    for preset, options in (("default", {"spectral_match": 0.0}), ("s7", {})):
+        torch.manual_seed(0)
+        folder = ganforge.train(quiet=True, **run_config(tmp_path, {"aux_weight": 1.0, **options},
+                                                         **{"train.steps": 2, "name": preset,
+                                                            "model.preset": preset}))
+        weights.append(ganforge.load(folder).family.generator.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -162,6 +162,12 @@ class WaveGenerator(nn.Module):
         return wave if self.post_filter is None else self.post_filter(wave).clamp(-1, 1)
 
 
+def stft_power(wave: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
+    """(N, 1, L) clips -> (N, bins, frames) power |STFT|^2 (centred frames), differentiable."""
+    spec = torch.stft(wave.flatten(0, 1).float(), n_fft, hop, window=window, center=True, return_complex=True)
+    return spec.real.square() + spec.imag.square()
+
+
 class SpectrogramClassifier(nn.Module):
     """Class logits of clips read from their log-magnitude STFT (n_fft 256, hop 128: frequency bins as channels)
     by three strided 1-D convolutions over time and a linear layer: a classifier of what the clip sounds like
@@ -190,9 +196,7 @@ class SpectrogramClassifier(nn.Module):
 
     def log_magnitude(self, wave: torch.Tensor) -> torch.Tensor:
         """(N, 1, L) clips -> (N, bins, frames) log-magnitude spectrogram, roughly in [-0.7, 2.5]."""
-        spec = torch.stft(wave.flatten(0, 1).float(), self.N_FFT, self.HOP, window=self.window, center=True,
-                          return_complex=True)
-        magnitude = (spec.real.square() + spec.imag.square() + 1e-10).sqrt()
+        magnitude = (stft_power(wave, self.N_FFT, self.HOP, self.window) + 1e-10).sqrt()
         return (torch.log(magnitude + self.FLOOR) + 1.0) / 2.0
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
