@@ -6,7 +6,7 @@ statistics of generated clips next to real ones, CPU time of training, and an an
     OMP_NUM_THREADS=1 python benchmarks/video_moving_digits.py evaluate runs/bench-video/videogan --n 300 --seed 2
         [--checkpoint step_000750] [--pilot]
 
-`train` trains the recipe's own steps (videogan's default: 1,000) unless --steps says otherwise.
+`train` trains the recipe's own steps (videogan's default: 4,000) unless --steps says otherwise.
 
 `train` runs single-threaded and records its CPU time (resource.getrusage) at every checkpoint (250 steps) in
 RUN/cpu_time.json, adding up the CPU time of every invocation (a stopped run resumed with the same command keeps
