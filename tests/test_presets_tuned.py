@@ -109,9 +109,10 @@ def test_paper_preset_trains_as_the_code_before_issue_19(tmp_path, name):
     torch.set_num_threads(1)
     old = OLD_CODE[name]
     paper = weight_sums(tmp_path / "paper", name, **{"model.preset": "paper"})
-    # BigGAN's self-attention runs in PyTorch's fused kernel since the GPU run of issue 19 (same formula, another
-    # order of the float sums: 3e-7 relative after 3 steps); the other families' arithmetic is unchanged to 1e-7
-    assert paper == pytest.approx(old, rel=1e-6 if name == "biggan" else 1e-7)
+    # the sums were recorded on one machine: another CPU's kernels (AVX2 vs AVX512) order float sums differently
+    # (sngan's G: 5e-6 relative after 3 steps on an AVX512 machine; BigGAN's fused attention kernel: 3e-7), while
+    # the new arithmetic below moves D by 7.5e-5 (stylegan) to 4e-3 (sngan): 1e-5 tells the two apart
+    assert paper == pytest.approx(old, rel=1e-5)
     if name in NEW_MATHS:  # the comparison can fail: the new arithmetic moves D's state measurably in 3 steps
         new = weight_sums(tmp_path / "new", name, **NEW_MATHS[name])
         assert abs(new[1] - old[1]) / old[1] > 2e-5
