@@ -66,16 +66,3 @@ def tiled(net: Net, image: torch.Tensor, tile: int, overlap: int, stride: int = 
             out[..., top * scale:bottom * scale, left * scale:right * scale] = \
                 piece[..., (top - y0) * scale:(bottom - y0) * scale, (left - x0) * scale:(right - x0) * scale]
     return out
-
-
-def dihedral(images: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
-    """The k-th of the 8 flips/transposes of (..., H, W) images (0: as they are; 1: mirrored; 2: upside down; 3:
-    both; 4-7: the same after a transpose), or its inverse."""
-    flip = [(), (-1,), (-2,), (-2, -1)][k % 4]
-    if k < 4:
-        return images.flip(flip) if flip else images
-    if inverse:
-        images = images.flip(flip) if flip else images
-        return images.transpose(-1, -2)
-    images = images.transpose(-1, -2)
-    return images.flip(flip) if flip else images

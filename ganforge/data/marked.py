@@ -25,7 +25,6 @@ from ganforge.data.paired import PAIRED_DIRS, PairedBatches, PairedImages, _read
 from ganforge.data.pairs import file_rng, watermark_with_mask
 from ganforge.errors import GanforgeError
 from ganforge.media import from_uint8
-from ganforge.tiling import dihedral
 
 MARK_WINDOW = 256  # largest side marks are sized to (and drawn on) around a crop: 10 ms a 128 px window,
 # 20 ms at 256 px (single-threaded), against about 200 ms of a training step at batch 4
@@ -61,17 +60,17 @@ class MarkedImages(PairedImages):
     per image (seed 0, by name) for sample grids and centre crops."""
 
     def __init__(self, clean: list[torch.Tensor], names: list[str], resolution: int, name: str,
-                 clean_share: float = 0.0, dihedral: bool = False):
+                 clean_share: float = 0.0):
         fixed = [mark(image, file_rng(0, key))[0] for image, key in zip(clean, names)]
         super().__init__(fixed, clean, names, resolution, name=name, paired=True)
-        self.clean_share, self.dihedral = clean_share, dihedral
+        self.clean_share = clean_share
 
     def batches(self, batch_size: int, device: torch.device, seed: int, flip: bool = False) -> "MarkedBatches":
         return MarkedBatches(self, batch_size, device, seed, flip)
 
 
 def load_marked(source: str, resolution: int | None, channels: int | None, limit: int | None,
-                clean_share: float = 0.0, crop_cap: int = 0, dihedral: bool = False) -> MarkedImages:
+                clean_share: float = 0.0, crop_cap: int = 0) -> MarkedImages:
     """The clean images below `source` (see clean_folder) at their own size; resolution None: the largest power of
     two that fits them (crop_resolution), capped at `crop_cap` when that is set."""
     folder = clean_folder(source)
@@ -85,7 +84,7 @@ def load_marked(source: str, resolution: int | None, channels: int | None, limit
         resolution = crop_resolution([min(image.shape[-2:]) for image in images])
         if crop_cap:
             resolution = min(resolution, crop_resolution([crop_cap]))
-    return MarkedImages(images, names, resolution, name=source, clean_share=clean_share, dihedral=dihedral)
+    return MarkedImages(images, names, resolution, name=source, clean_share=clean_share)
 
 
 class MarkedBatches(PairedBatches):
@@ -111,13 +110,8 @@ class MarkedBatches(PairedBatches):
             else:
                 damaged, _, opacity = mark(window, marks)
                 damaged, opacity = damaged[:, y:y + r, x:x + r], opacity[:, y:y + r, x:x + r]
-            if self.data.dihedral:  # one of the 8 flips/transposes (square crops), the same for the pair and its marks
-                k = int(torch.randint(0, 8, (1,), generator=rng))
-                damaged, clean, opacity = (dihedral(x, k) for x in (damaged, clean, opacity))
-            elif flip:
-                damaged, clean, opacity = damaged.flip(-1), clean.flip(-1), opacity.flip(-1)
-            crops_a.append(damaged)
-            crops_b.append(clean)
-            opacities.append(opacity)
+            crops_a.append(damaged.flip(-1) if flip else damaged)
+            crops_b.append(clean.flip(-1) if flip else clean)
+            opacities.append(opacity.flip(-1) if flip else opacity)
         return {"a": from_uint8(torch.stack(crops_a)), "b": from_uint8(torch.stack(crops_b)),
                 "opacity": torch.stack(opacities).float() / 255}

@@ -35,7 +35,6 @@ from ganforge.nn import init_dcgan_weights
 from ganforge.nn.patchgan import PatchDiscriminator, min_input_size
 from ganforge.nn.perceptual import KINDS as PERCEPTUAL_KINDS
 from ganforge.nn.unet import UNetGenerator
-from ganforge.tiling import dihedral
 
 PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 MASK_LOSSES = ("bce", "dice", "focal")
@@ -74,9 +73,6 @@ class RestoreOptions:
     marks: str = option("pairs", choices=("pairs", "fresh"))  # pairs: the data's A/B pairs as made; fresh: new
     # `make-pairs watermark` marks on the clean images (B/, or a plain folder) every batch (ganforge.data.marked)
     clean_share: float = option(0.0, interval="[0, 1)")  # marks=fresh: share of training crops left unmarked
-    dihedral: bool = option(False)  # marks=fresh: each training crop also turned by one of the 8 flips/transposes
-    # (drawn per crop), so every copy the inference ensemble makes is one the network trained on (data.flip alone:
-    # mirrored copies only)
     repair: str = option("residual", choices=REPAIRS)  # residual: the head outputs the change (x + m r);
     # unblend: it outputs the mark's opacity a and colour c per pixel and inverts the alpha blend,
     # r = a (x - c) / (1 - a) (a mark drawn over x = (1 - a) y + a c is exactly undone; ALPHA_MAX caps a)
@@ -173,6 +169,19 @@ def seeded_regions(logit: torch.Tensor, seed: float) -> torch.Tensor:
     return kept.float()
 
 
+def dihedral(images: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
+    """The k-th of the 8 flips/transposes of (..., H, W) images (0: as they are; 1: mirrored; 2: upside down; 3:
+    both; 4-7: the same after a transpose), or its inverse."""
+    flip = [(), (-1,), (-2,), (-2, -1)][k % 4]
+    if k < 4:
+        return images.flip(flip) if flip else images
+    if inverse:
+        images = images.flip(flip) if flip else images
+        return images.transpose(-1, -2)
+    images = images.transpose(-1, -2)
+    return images.flip(flip) if flip else images
+
+
 def window_starts(length: int, side: int) -> list[int]:
     """Starts of windows of `side` every side // 2 along `length`, the last one ending at the border."""
     if length <= side:
@@ -231,8 +240,7 @@ class Restore(ImageToImage):
             if options.direction != "AtoB":
                 raise GanforgeError("model.options.marks=fresh marks the clean images (B) and learns A to B: "
                                     f"direction must be AtoB, got {options.direction}")
-            data = load_marked(d.source, d.resolution, d.channels, d.limit, options.clean_share, options.crop,
-                               options.dihedral)
+            data = load_marked(d.source, d.resolution, d.channels, d.limit, options.clean_share, options.crop)
         else:
             data = open_paired(d, options.load_size or None, native=True)
             if d.resolution is None and options.crop:  # the data's own crop, capped: native-scale patches
