@@ -1,9 +1,9 @@
 """Data-parallel training under torchrun on CPU (gloo, 2 processes)."""
 
 import json
-import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -63,32 +63,41 @@ def test_ddp_ranks_agree_match_single_process_and_resume(tmp_path, cli_env):
         assert torch.allclose(resumed[key], rank0[key], atol=1e-6), key
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def wait_all(processes, timeout, grace):
+    """Exit codes of all processes (None for one killed): each gets `timeout` seconds in all, and once one has failed
+    the others only `grace` more (a node whose peer died waits at its next collective)."""
+    deadline = time.monotonic() + timeout
+    while any(process.poll() is None for process in processes) and time.monotonic() < deadline:
+        if any(process.poll() not in (None, 0) for process in processes):
+            deadline = min(deadline, time.monotonic() + grace)
+        time.sleep(0.2)
+    return [process.poll() for process in processes]
 
 
 @pytest.mark.cpu_only
 def test_two_nodes_on_loopback_train_as_one_group(tmp_path, cli_env):
     # the multi-node form: two torchrun launches (one process each) meet at a c10d rendezvous, so RANK differs
-    # from LOCAL_RANK on the second node; together they must match the single-node run of the same global batch
-    port = free_port()
+    # from LOCAL_RANK on the second node; together they must match the single-node run of the same global batch.
+    # The rendezvous store lives in this test, not in one of the agents (`is_host=false`): when the agent that hosts
+    # it exits, the other agent's next check of the store fails with "Broken pipe" (CI, session 9), whatever its
+    # workers did. Both nodes' logs are shown when either fails.
+    store = torch.distributed.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
     overrides = json.dumps(settings(tmp_path, "nodes", 6))
     logs = [tmp_path / f"node{i}.log" for i in range(2)]
     outputs = [log.open("w") for log in logs]
     launches = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "ganforge-test",
-         str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path), overrides],
+         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{store.port}", "--rdzv-id", "ganforge-test",
+         "--rdzv-conf", "is_host=false", str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path), overrides],
         stdout=output, stderr=subprocess.STDOUT, env=cli_env) for output in outputs]
     try:
-        for launch, log in zip(launches, logs):
-            assert launch.wait(timeout=600) == 0, log.read_text()[-3000:]
+        codes = wait_all(launches, timeout=600, grace=60)
     finally:  # a failed node leaves the other waiting at the rendezvous
         for launch, output in zip(launches, outputs):
             launch.kill()
             output.close()
+    assert codes == [0, 0], "\n".join(f"--- node {i} (exit {code}) ---\n{log.read_text()[-3000:]}"
+                                      for i, (code, log) in enumerate(zip(codes, logs)))
     rank0, rank1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
     saved, meta = ckpt.load(tmp_path / "nodes" / "checkpoints" / "last.safetensors")
     assert meta["step"] == 6 and len(list((tmp_path / "nodes" / "tb").iterdir())) == 1
