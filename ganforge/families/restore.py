@@ -219,12 +219,14 @@ class Restore(ImageToImage):
         # (statistics of each image, not of a batch of 4), a 4x4 bottleneck, fresh marks every batch on the clean
         # images (B/) with a fifth of the crops left unmarked
         # (window, ensemble: at inference the mean change over 64 px windows every 32 px and the 8 flips/transposes);
-        # 7,000 steps: +2.92 dB held-out, 25.6 training CPU-minutes (issue 21, session 5; 6,000: +2.77, 21.9;
-        # 4,000: +2.30); an EMA of G and Adam beta1 0.9 were measured worse in 2,000-step pilots
+        # 10,000 steps: +3.02 / +3.20 / +3.01 dB held-out over training seeds 0-2 (mean +3.08), 19-20 training
+        # CPU-minutes on an AMD EPYC (issue 21, session 10); 7,000 steps (sessions 5-9): +2.92 / +3.04 / +2.85 (mean
+        # +2.94), 20-26 minutes on slower machines; 6,000: +2.77; 4,000: +2.30. An EMA of G, Adam beta1 0.9, a
+        # repair weight, tolerance 8 and dihedral training crops were measured worse (docs/results.md)
         "photos": {**preset, "model": {**preset["model"], "g_norm": "instance",
                                        "options": {"crop": 64, "bottleneck": 4, "marks": "fresh",
                                                    "clean_share": 0.2, "window": 64, "ensemble": 8}},
-                   "train": {**preset["train"], "batch_size": 4, "steps": 7000}},
+                   "train": {**preset["train"], "batch_size": 4, "steps": 10000}},
     }
 
     @classmethod
