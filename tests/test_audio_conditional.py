@@ -102,7 +102,8 @@ def test_default_is_the_cpu_recipe_and_paper_preset_keeps_donahue_et_al():
         default, model=dataclasses.replace(default.model, preset="s10"))
     # the default (session 10) is --preset s9 without its learning-rate decay; s9 is s7 plus the spectral realism term
     s9 = resolved("s9")
-    assert s9.model == dataclasses.replace(default.model, preset="s9", options=default.model.options | {"lr_decay": 0.5})
+    decayed = default.model.options | {"lr_decay": 0.5}
+    assert s9.model == dataclasses.replace(default.model, preset="s9", options=decayed)
     assert s9.train == default.train and default.train.steps == 3000
     assert default.model.options["spectral_match"] == 5.0 and "spectral_match" not in s7.model.options
     assert s9.train == s7.train and dataclasses.replace(
