@@ -36,7 +36,7 @@ from ganforge.api import resolve_config, resume_config
 from ganforge.config import validate
 from ganforge.families import get as get_family
 from ganforge.media import Audio
-from ganforge.nn.audio import stft_power
+from ganforge.nn.audio import SpectrogramClassifier, stft_power
 from ganforge.metrics.audio import at_rate, near_silent_share, resolve_audio_extractor
 from ganforge.training.ema import EMA, refresh_norm_stats
 from ganforge.training.trainer import Trainer
@@ -86,8 +86,9 @@ def within_class_spread(clips: torch.Tensor, labels: torch.Tensor) -> float:
 def share_above(clips: torch.Tensor, sample_rate: int, cutoff: float = 1000.0) -> float:
     """Mean over clips of the share of each clip's STFT power (n_fft 256, hop 128) above `cutoff` Hz: session 4's
     measure of the missing high band (all 2,500 real FSDD clips: 11.8%)."""
-    power = stft_power(clips, 256, 128, torch.hann_window(256)).sum(-1)  # (N, bins)
-    high = torch.arange(power.shape[1]) * sample_rate / 256 > cutoff
+    n_fft, hop = SpectrogramClassifier.N_FFT, SpectrogramClassifier.HOP
+    power = stft_power(clips, n_fft, hop, torch.hann_window(n_fft)).sum(-1)  # (N, bins)
+    high = torch.arange(power.shape[1]) * sample_rate / n_fft > cutoff
     return (power[:, high].sum(1) / power.sum(1).clamp_min(1e-12)).mean().item()
 
 

@@ -14,7 +14,8 @@ from ganforge.errors import GanforgeError
 from ganforge.families import register
 from ganforge.families.base import Batch, Capabilities
 from ganforge.families.kinds.audio import AudioGAN, AudioOptions
-from ganforge.nn.audio import INITS, MINIBATCH_STD, WaveDiscriminator, WaveGenerator, layout, stft_power
+from ganforge.nn.audio import (INITS, MINIBATCH_STD, SpectrogramClassifier, WaveDiscriminator, WaveGenerator, layout,
+                               stft_power)
 
 
 @dataclass
@@ -84,7 +85,8 @@ def mode_spread(clips: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return relative / (noise[:half] - noise[half:2 * half]).abs().mean()
 
 
-SPECTRUM_FFT, SPECTRUM_HOP = 256, 128  # 32 ms frames at 8 kHz, as the scorer's and the AC classifier's STFT
+# 32 ms frames at 8 kHz: the STFT of the scorer and of the AC classifier
+SPECTRUM_FFT, SPECTRUM_HOP = SpectrogramClassifier.N_FFT, SpectrogramClassifier.HOP
 SPECTRUM_FLOOR = 1e-3  # power floor of the log: under every real FSDD class's mean power in any bin (>= 4e-3),
 # so that it bounds the gradient on near-empty bins without hiding a bin the real clips fill
 
